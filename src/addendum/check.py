@@ -1,0 +1,203 @@
+"""Checking a policy: every problem at once, each with file:line, section id and how to fix it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import PolicyFormatError, Problem
+from .markup import PREAMBLE_ID
+from .policy import Document, Policy, load_policy
+from .resolve import resolve
+
+INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200b-\u200d\u2060\ufeff]")
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+REGULAR_REVIEW_PHRASES = {
+    "en": ["check this page regularly", "review this page regularly", "regularly check this page",
+           "regularly review this page", "regularly view this page", "check back regularly", "periodically review"],
+    "nl": ["regelmatig deze pagina", "deze pagina regelmatig", "regelmatig te raadplegen"],
+}
+LANGUAGE_NAMES = {"en": "English", "nl": "Dutch", "fr": "French", "de": "German"}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    policy_id: str
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+def _language(code: str) -> str:
+    return f"{LANGUAGE_NAMES[code]} ({code})" if code in LANGUAGE_NAMES else code
+
+
+def _lines(document: Document) -> Iterator[tuple[str, int, str]]:
+    """(section id, line number, line text) for every line of a document."""
+    for section in document.sections:
+        start = section.location.line
+        text = section.heading_line + section.body
+        for offset, line in enumerate(text.splitlines()):
+            yield section.id, start + offset, line
+
+
+def _documents(policy: Policy) -> Iterator[Document]:
+    yield from policy.documents.values()
+    for site in policy.sites.values():
+        yield from site.overrides.values()
+
+
+def _translations(policy: Policy) -> Iterator[Problem]:
+    default = policy.documents[policy.default_language]
+    for language, document in policy.documents.items():
+        if language == policy.default_language:
+            continue
+        for section in default.sections:
+            if section.id == PREAMBLE_ID and not section.body.strip():
+                continue
+            other = document.get(section.id)
+            if other is None:
+                yield Problem("warning", section.location.file, section.location.line,
+                              f"no {_language(language)} text; readers in {language} see the {policy.default_language} text, marked as such",
+                              f"translate it into {document.file} with the same id {{#{section.id}}}",
+                              section=section.id, rule="missing-translation")
+            elif other.path != section.path or other.level != section.level:
+                yield Problem("warning", other.location.file, other.location.line,
+                              f"placed at {'.'.join(other.path)} (level {other.level}) but at {'.'.join(section.path)} (level {section.level}) in {default.file}",
+                              "give the section the same heading level and parent in every language",
+                              section=section.id, rule="structure-mismatch")
+        for section in document.sections:
+            if default.get(section.id) is None and section.body.strip():
+                yield Problem("warning", section.location.file, section.location.line,
+                              f"not in the default language ({policy.default_language})",
+                              f"add it to {default.file}, or check the id for a typo", section=section.id, rule="missing-in-default")
+
+
+def _overrides(policy: Policy) -> Iterator[Problem]:
+    known = set(policy.all_section_ids())
+    for site in policy.sites.values():
+        for language, document in site.overrides.items():
+            for section in document.sections:
+                if section.id == PREAMBLE_ID:
+                    if section.body.strip():
+                        yield Problem("error", document.file, 1, "text before the first heading in a site override",
+                                      "an override file holds only whole sections: start it with the heading of the section it replaces",
+                                      rule="override-preamble")
+                    continue
+                if section.id not in known:
+                    yield Problem("error", section.location.file, section.location.line,
+                                  f"site {site.id} overrides a section that the policy does not have",
+                                  f"use the id of an existing section ({', '.join(sorted(known)[:6])}, …)",
+                                  section=section.id, rule="unknown-override")
+                    continue
+                for other_language, base in policy.documents.items():
+                    if other_language in site.overrides and site.overrides[other_language].get(section.id):
+                        continue
+                    if base.get(section.id) is not None:
+                        yield Problem("warning", section.location.file, section.location.line,
+                                      f"site {site.id} overrides this section in {language} but not in {other_language}; "
+                                      f"{other_language} readers of {site.id} see the {language} override",
+                                      f"add the section to {policy.directory}/sites/{site.id}/{other_language}.md",
+                                      section=section.id, rule="override-missing-language")
+
+
+def _pending(policy: Policy) -> Iterator[Problem]:
+    for site in policy.sites.values():
+        for key in site.pending:
+            yield Problem("warning", site.location.file, site.location.line,
+                          f"site {site.id} does not provide {key} yet; the text shows a visible placeholder there",
+                          f"set {key} under [sites.{site.id}] and remove it from pending",
+                          rule="pending-variable")
+
+
+def _placeholders(policy: Policy) -> Iterator[Problem]:
+    seen: set[tuple[str, int, str]] = set()
+    for site_id in policy.sites:
+        for language in policy.languages:
+            try:
+                resolve(policy, site_id, language)
+            except PolicyFormatError as exc:
+                for problem in exc.problems:
+                    key = (problem.file, problem.line, problem.message)
+                    if key not in seen:
+                        seen.add(key)
+                        yield problem
+
+
+def _text_rules(policy: Policy) -> Iterator[Problem]:
+    declared = {policy.controller.email.lower()}
+    for site in policy.sites.values():
+        declared.update(v.lower() for v in _strings(site.variables) if EMAIL.fullmatch(v))
+    extra = policy.settings.get("check", {}).get("regular_review_phrases", {})
+    for document in _documents(policy):
+        phrases = [p.lower() for p in REGULAR_REVIEW_PHRASES.get(document.language, []) + list(extra.get(document.language, []))]
+        for section_id, line_no, line in _lines(document):
+            for match in INVISIBLE.finditer(line):
+                yield Problem("error", document.file, line_no,
+                              f"invisible character U+{ord(match[0]):04X} at column {match.start() + 1}",
+                              "delete it: bidi controls and zero-width characters can hide text from a reviewer",
+                              section=section_id, rule="invisible-character")
+            for match in EMAIL.finditer(line):
+                if match[0].lower() not in declared:
+                    yield Problem("error", document.file, line_no,
+                                  f"e-mail address {match[0]} is not a declared contact",
+                                  "personal data must not enter git: use a placeholder such as {{ site.contact.email }} "
+                                  "and declare the address in policy.toml",
+                                  section=section_id, rule="undeclared-email")
+            lowered = line.lower()
+            for phrase in phrases:
+                if phrase in lowered:
+                    yield Problem("warning", document.file, line_no,
+                                  f"asks readers to check the page regularly ({phrase!r}); a notice of change must be active, "
+                                  "not left to the reader (WP260 rev.01 ¶29)",
+                                  "say instead how readers will be told of material changes (e.g. by e-mail before they take effect)",
+                                  section=section_id, rule="regular-review")
+                    break
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _tags(policy: Policy) -> Iterator[Problem]:
+    known = set(policy.all_section_ids())
+    for section_id in policy.tags:
+        if section_id not in known:
+            yield Problem("error", policy.config_file, policy.config_lines.get(f"tags.{section_id}", 1),
+                          f"tags name section {section_id!r}, which no language has",
+                          "use an existing section id, or remove the line", section=section_id, rule="unknown-tagged-section")
+
+
+def check_policy(policy: Policy) -> list[Problem]:
+    problems: list[Problem] = []
+    for rule in (_translations, _overrides, _pending, _placeholders, _text_rules, _tags):
+        problems.extend(rule(policy))
+    return problems
+
+
+def check(repo_root: Path, policy_id: str) -> CheckResult:
+    """Load and check one policy; a policy that cannot be loaded raises PolicyFormatError."""
+    policy = load_policy(repo_root, policy_id)
+    return CheckResult(policy_id, tuple(check_policy(policy)))
+
+
+def require_valid(policy: Policy) -> None:
+    """Refuse a policy with errors, as `check` would print them."""
+    errors = [p for p in check_policy(policy) if p.severity == "error"]
+    if errors:
+        raise PolicyFormatError(errors)

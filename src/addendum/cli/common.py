@@ -1,0 +1,87 @@
+"""What every command shares: the repository option, and the one place errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..config import Repo, open_repo
+from ..errors import AddendumError, PolicyFormatError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class State:
+    repo_path: Path | None = None
+    debug: bool = False
+    _repo: Repo | None = None
+
+    @property
+    def repo(self) -> Repo:
+        if self._repo is None:
+            self._repo = open_repo(self.repo_path)
+        return self._repo
+
+
+class AddendumGroup(click.Group):
+    """Turns every AddendumError into `error: …` on stderr and its exit code; a traceback only with --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AddendumError as exc:
+            state = ctx.find_object(State)
+            if state is not None and state.debug:
+                raise
+            click.echo(exc.format(), err=True)
+            if isinstance(exc, PolicyFormatError):
+                click.echo(f"{len([p for p in exc.problems if p.severity == 'error'])} error(s); "
+                           "run `addendum check` for warnings too", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+pass_state = click.make_pass_decorator(State, ensure=True)
+
+
+def with_repo(func: F) -> F:
+    """Pass the opened repository as the first argument."""
+
+    @pass_state
+    @functools.wraps(func)
+    def wrapper(state: State, *args: Any, **kwargs: Any) -> Any:
+        return func(state.repo, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def policy_argument(func: F) -> F:
+    return click.argument("policy_id", metavar="POLICY")(func)
+
+
+def site_option(required: bool = False) -> Callable[[F], F]:
+    return click.option("--site", "site_id", metavar="SITE", required=required,
+                        help="Site id, as declared in policy.toml (default: the policy's default site).")
+
+
+def lang_option(required: bool = False) -> Callable[[F], F]:
+    return click.option("--lang", "language", metavar="LANG", required=required,
+                        help="Language code, e.g. en or nl (default: the policy's default language).")
+
+
+def output_option(func: F) -> F:
+    return click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+                        help="Write to this file (atomically) instead of standard output.")(func)
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,320 @@
+"""The policy model: frozen dataclasses loaded from policy.toml and one Markdown file per language."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PolicyFormatError, Problem, UsageError
+from .ids import ID_PATTERN, LANGUAGE_PATTERN, require_id
+from .markup import RawSection, split_sections
+
+DEFAULT_LOCALES = {"en": "en_GB", "nl": "nl_BE", "fr": "fr_BE", "de": "de_DE"}
+TOP_LEVEL_KEYS = {"id", "default_language", "languages", "default_site", "notice_days", "title",
+                  "controller", "sites", "tags", "check", "locales", "materiality", "supervisory_authority"}
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One heading and its own text; `path` is the chain of ids from the outermost section down."""
+
+    id: str
+    heading: str
+    level: int
+    body: str
+    path: tuple[str, ...]
+    location: Location
+    heading_line: str
+
+    @property
+    def parent(self) -> str | None:
+        return self.path[-2] if len(self.path) > 1 else None
+
+    @property
+    def ref(self) -> str:
+        return "§" + ".".join(self.path)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One Markdown file: a policy's text in one language, or a site's overrides in one language."""
+
+    language: str
+    file: str
+    sections: tuple[Section, ...]
+
+    def get(self, section_id: str) -> Section | None:
+        return next((s for s in self.sections if s.id == section_id), None)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(s.id for s in self.sections)
+
+    def text(self) -> str:
+        return "".join(s.heading_line + s.body for s in self.sections)
+
+
+@dataclass(frozen=True)
+class Site:
+    id: str
+    name: str
+    variables: Mapping[str, Any]
+    pending: tuple[str, ...]
+    overrides: Mapping[str, Document]
+    location: Location
+
+
+@dataclass(frozen=True)
+class Controller:
+    name: str
+    address: str
+    email: str
+    phone: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    id: str
+    directory: str
+    titles: Mapping[str, str]
+    languages: tuple[str, ...]
+    default_language: str
+    default_site: str
+    sites: Mapping[str, Site]
+    controller: Controller
+    notice_days: int
+    tags: Mapping[str, tuple[str, ...]]
+    documents: Mapping[str, Document]
+    config_file: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    config_lines: Mapping[str, int] = field(default_factory=dict)
+
+    def title(self, language: str) -> str:
+        return self.titles.get(language) or self.titles[self.default_language]
+
+    def locale(self, language: str) -> str:
+        locales = self.settings.get("locales", {})
+        return str(locales.get(language) or DEFAULT_LOCALES.get(language, language.replace("-", "_")))
+
+    def site(self, site_id: str) -> Site:
+        if site_id not in self.sites:
+            raise UsageError(f"policy {self.id} has no site {site_id!r}", f"its sites are: {', '.join(self.sites)}")
+        return self.sites[site_id]
+
+    def require_language(self, language: str) -> str:
+        if language not in self.languages:
+            raise UsageError(f"policy {self.id} has no language {language!r}", f"its languages are: {', '.join(self.languages)}")
+        return language
+
+    def all_section_ids(self) -> list[str]:
+        ids: list[str] = []
+        for document in self.documents.values():
+            ids.extend(i for i in document.ids if i not in ids)
+        return ids
+
+    def files(self) -> dict[str, str]:
+        """Every Markdown file of the policy as text, keyed by path relative to the policy folder."""
+        out = {f"{lang}.md": doc.text() for lang, doc in self.documents.items()}
+        for site in self.sites.values():
+            for lang, doc in site.overrides.items():
+                out[f"sites/{site.id}/{lang}.md"] = doc.text()
+        return out
+
+
+def _sections(raw: list[RawSection], file: str) -> tuple[Section, ...]:
+    stack: list[tuple[int, str]] = []
+    out = []
+    for section in raw:
+        while stack and stack[-1][0] >= section.level:
+            stack.pop()
+        path = tuple(i for _, i in stack) + (section.id,)
+        if section.level:
+            stack.append((section.level, section.id))
+        out.append(Section(section.id, section.heading, section.level, section.body, path,
+                           Location(file, section.line), section.heading_line))
+    return tuple(out)
+
+
+def parse_document(text: str, language: str, file: str) -> tuple[Document, list[Problem]]:
+    raw, problems = split_sections(text, file)
+    return Document(language, file, _sections(raw, file)), problems
+
+
+def _key_line(text: str, key: str) -> int:
+    """Best-effort line of a TOML key or table, so schema errors can cite file:line."""
+    last = key.split(".")[-1]
+    patterns = [rf"^\s*\[\s*{re.escape(key)}\s*\]", rf"^\s*{re.escape(last)}\s*="]
+    for pattern in patterns:
+        match = re.search(pattern, text, re.MULTILINE)
+        if match:
+            return text.count("\n", 0, match.start()) + 1
+    return 1
+
+
+class _Schema:
+    """Collects every policy.toml problem instead of stopping at the first."""
+
+    def __init__(self, text: str, file: str) -> None:
+        self.text, self.file = text, file
+        self.problems: list[Problem] = []
+
+    def error(self, key: str, message: str, hint: str = "") -> None:
+        self.problems.append(Problem("error", self.file, _key_line(self.text, key), message, hint, rule="policy-toml"))
+
+    def get(self, data: Mapping[str, Any], key: str, kind: type, default: Any = None, required: bool = True) -> Any:
+        name = key.split(".")[-1]
+        if name not in data:
+            if required:
+                self.error(key, f"'{key}' is missing", f"add {key} = … to policy.toml (see docs/format.md)")
+            return default
+        value = data[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.error(key, f"'{key}' must be {kind.__name__}, got {value!r}")
+            return default
+        return value
+
+
+def _site(sch: _Schema, site_id: str, data: Any, overrides: dict[str, Document]) -> Site | None:
+    if not ID_PATTERN.fullmatch(site_id):
+        sch.error(f"sites.{site_id}", f"site id {site_id!r} is not a valid id", "site ids are lowercase letters, digits and hyphens")
+        return None
+    if not isinstance(data, dict):
+        sch.error(f"sites.{site_id}", f"'sites.{site_id}' must be a table")
+        return None
+    name = sch.get(data, f"sites.{site_id}.name", str, site_id, required=False)
+    pending = sch.get(data, f"sites.{site_id}.pending", list, [], required=False)
+    variables = {k: v for k, v in data.items() if k != "pending"}
+    variables.setdefault("name", name)
+    variables["id"] = site_id
+    return Site(site_id, name, variables, tuple(str(p) for p in pending), overrides,
+                Location(sch.file, _key_line(sch.text, f"sites.{site_id}")))
+
+
+def load_policy_files(policy_id: str, files: Mapping[str, str], directory: str) -> Policy:
+    """Build a Policy from its files (paths relative to the policy folder); raise with every problem found."""
+    config_file = f"{directory}/policy.toml"
+    text = files.get("policy.toml")
+    if text is None:
+        raise PolicyFormatError([Problem("error", config_file, 0, "policy.toml is missing", "every policy folder needs a policy.toml (see docs/format.md)", rule="policy-toml")])
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise PolicyFormatError([Problem("error", config_file, int(match[1]) if match else 1, f"invalid TOML: {exc}",
+                                         "fix the syntax at that line (strings need quotes, tables [brackets])", rule="toml-syntax")]) from None
+    sch = _Schema(text, config_file)
+    for key in sorted(set(data) - TOP_LEVEL_KEYS):
+        sch.error(key, f"unknown key '{key}'", f"known keys: {', '.join(sorted(TOP_LEVEL_KEYS))}")
+    declared_id = sch.get(data, "id", str, policy_id)
+    if declared_id != policy_id:
+        sch.error("id", f"id {declared_id!r} does not match the folder name {policy_id!r}", f"set id = \"{policy_id}\"")
+    languages = sch.get(data, "languages", list, [])
+    for lang in languages:
+        if not isinstance(lang, str) or not LANGUAGE_PATTERN.fullmatch(lang):
+            sch.error("languages", f"language {lang!r} is not a language code", "use codes like en, nl or pt-BR")
+    languages = [lang for lang in languages if isinstance(lang, str) and LANGUAGE_PATTERN.fullmatch(lang)]
+    default_language = sch.get(data, "default_language", str, languages[0] if languages else "en")
+    if languages and default_language not in languages:
+        sch.error("default_language", f"default_language {default_language!r} is not in languages", f"use one of {languages}")
+    titles = sch.get(data, "title", dict, {})
+    for lang in languages:
+        if not isinstance(titles.get(lang), str):
+            sch.error("title", f"no title for language {lang!r}", f'add {lang} = "…" under [title]')
+    notice_days = sch.get(data, "notice_days", int, 30, required=False)
+    if isinstance(notice_days, int) and notice_days < 0:
+        sch.error("notice_days", "notice_days cannot be negative")
+    controller_data = sch.get(data, "controller", dict, {})
+    controller = Controller(*(str(controller_data.get(k, "")) for k in ("name", "address", "email", "phone")))
+    for key in ("name", "address", "email"):
+        if controller_data and not controller_data.get(key):
+            sch.error(f"controller.{key}", f"'controller.{key}' is missing", "the controller's identity and contact must be stated (GDPR Art. 13(1)(a))")
+
+    problems: list[Problem] = []
+    documents: dict[str, Document] = {}
+    for lang in languages:
+        name = f"{lang}.md"
+        if name not in files:
+            sch.error("languages", f"languages lists {lang!r} but {directory}/{name} does not exist", f"create {name} or remove {lang!r} from languages")
+            continue
+        documents[lang], found = parse_document(files[name], lang, f"{directory}/{name}")
+        problems.extend(found)
+
+    sites_data = sch.get(data, "sites", dict, {})
+    sites: dict[str, Site] = {}
+    for site_id, site_data in sites_data.items():
+        overrides: dict[str, Document] = {}
+        for lang in languages:
+            name = f"sites/{site_id}/{lang}.md"
+            if name in files:
+                overrides[lang], found = parse_document(files[name], lang, f"{directory}/{name}")
+                problems.extend(found)
+        site = _site(sch, site_id, site_data, overrides)
+        if site:
+            sites[site_id] = site
+    for name in sorted(files):
+        parts = name.split("/")
+        if len(parts) == 3 and parts[0] == "sites" and parts[1] not in sites_data:
+            problems.append(Problem("error", f"{directory}/{name}", 0, f"site {parts[1]!r} has overrides but is not declared",
+                                    f"add [sites.{parts[1]}] to policy.toml, or remove the folder", rule="unknown-site"))
+    default_site = sch.get(data, "default_site", str, next(iter(sites), ""))
+    if sites and default_site not in sites:
+        sch.error("default_site", f"default_site {default_site!r} is not one of the sites", f"use one of {list(sites)}")
+    if not sites_data:
+        sch.error("sites", "no sites declared", "add at least one [sites.<id>] table")
+
+    tags_data = sch.get(data, "tags", dict, {}, required=False)
+    tags: dict[str, tuple[str, ...]] = {}
+    for section_id, section_tags in tags_data.items():
+        if not isinstance(section_tags, list) or not all(isinstance(t, str) for t in section_tags):
+            sch.error(f"tags.{section_id}", f"tags of {section_id!r} must be a list of strings")
+            continue
+        tags[section_id] = tuple(section_tags)
+
+    problems = sch.problems + problems
+    if any(p.severity == "error" for p in problems):
+        raise PolicyFormatError(problems)
+    config_lines = {f"tags.{k}": _key_line(text, k) for k in tags}
+    return Policy(
+        id=policy_id, directory=directory, titles=titles, languages=tuple(languages), default_language=default_language,
+        default_site=default_site, sites=sites, controller=controller, notice_days=notice_days, tags=tags,
+        documents=documents, config_file=config_file,
+        settings={k: data[k] for k in ("check", "locales", "materiality", "supervisory_authority") if k in data},
+        config_lines=config_lines,
+    )
+
+
+def read_policy_files(folder: Path) -> dict[str, str]:
+    """policy.toml and every Markdown file under a policy folder, as text."""
+    files: dict[str, str] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and (path.suffix == ".md" or path.name == "policy.toml"):
+            relative = path.relative_to(folder).as_posix()
+            try:
+                files[relative] = path.read_bytes().decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise PolicyFormatError([Problem("error", str(path), 0, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                                                 "save the file as UTF-8", rule="encoding")]) from None
+    return files
+
+
+def load_policy(repo_root: Path, policy_id: str) -> Policy:
+    require_id(policy_id, "policy")
+    folder = repo_root / "policies" / policy_id
+    if not (folder / "policy.toml").is_file():
+        known = sorted(p.parent.name for p in (repo_root / "policies").glob("*/policy.toml"))
+        raise UsageError(f"no policy {policy_id!r} in {repo_root / 'policies'}",
+                         f"known policies: {', '.join(known)}" if known else "create policies/<id>/policy.toml")
+    return load_policy_files(policy_id, read_policy_files(folder), f"policies/{policy_id}")

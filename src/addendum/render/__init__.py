@@ -1,0 +1,58 @@
+"""Rendering a resolved policy as HTML, Markdown or plain text through the templates."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from ..markup import to_html, to_plain
+from ..resolve import ResolvedPolicy
+from ..templates import assets_dir, render_template, strings
+
+Format = Literal["html", "md", "text"]
+TEMPLATE_FOR = {"html": "policy.html", "md": "policy.md", "text": "policy.txt"}
+
+
+def stylesheet(name: str = "policy.css") -> str:
+    return (assets_dir() / name).read_text(encoding="utf-8")
+
+
+def section_context(resolved: ResolvedPolicy) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": s.id,
+            "ref": s.ref,
+            "heading": s.heading,
+            "level": s.level,
+            "heading_level": min(s.level + 1, 6) if s.level else 0,
+            "text": s.text,
+            "html": to_html(s.text),
+            "plain": to_plain(s.text),
+            "fallback_language": s.language if s.fallback else "",
+        }
+        for s in resolved.sections
+    ]
+
+
+def policy_context(resolved: ResolvedPolicy, last_changed: date | None, repo_templates: Path | None = None,
+                   fonts_css: str = "") -> dict[str, Any]:
+    return {
+        "title": resolved.title,
+        "language": resolved.language,
+        "locale": resolved.locale,
+        "site": {"id": resolved.site, "name": resolved.site_name},
+        "sections": section_context(resolved),
+        "last_changed": last_changed,
+        "t": strings(resolved.language, repo_templates),
+        "css": stylesheet(),
+        "fonts_css": fonts_css,
+    }
+
+
+def render_policy(resolved: ResolvedPolicy, fmt: Format, last_changed: date | None,
+                  repo_templates: Path | None = None) -> str:
+    context = policy_context(resolved, last_changed, repo_templates)
+    name = TEMPLATE_FOR[fmt]
+    specific = name.replace("policy.", f"policy-{resolved.policy_id}.")
+    return render_template([specific, name], context, repo_templates)

@@ -1,0 +1,163 @@
+"""Resolving a policy for one site and language: overrides, fallbacks and placeholders applied."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .errors import PolicyFormatError, Problem
+from .markup import PREAMBLE_ID
+from .policy import Location, Policy, Section
+
+PENDING_MARKER = {"en": "[to be provided: {key}]", "nl": "[nog aan te vullen: {key}]"}
+
+
+@dataclass(frozen=True)
+class ResolvedSection:
+    id: str
+    heading: str
+    level: int
+    path: tuple[str, ...]
+    text: str
+    language: str
+    fallback: bool
+    site_override: bool
+    location: Location
+
+    @property
+    def ref(self) -> str:
+        return "§" + ".".join(self.path)
+
+
+@dataclass(frozen=True)
+class ResolvedPolicy:
+    """The text a reader of one site in one language sees."""
+
+    policy_id: str
+    title: str
+    site: str
+    site_name: str
+    language: str
+    locale: str
+    sections: tuple[ResolvedSection, ...]
+
+    def get(self, section_id: str) -> ResolvedSection | None:
+        return next((s for s in self.sections if s.id == section_id), None)
+
+    def canonical_text(self) -> str:
+        return canonical_text(self.sections)
+
+    def content_hash(self) -> str:
+        return content_hash(self.canonical_text())
+
+
+def normalise(text: str) -> str:
+    """The one normalisation used for hashing and diffing: Unicode NFC, LF line ends."""
+    return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def canonical_text(sections: tuple[ResolvedSection, ...]) -> str:
+    parts = []
+    for section in sections:
+        head = f"{'#' * section.level} {section.heading} {{#{section.id}}}\n\n" if section.level else ""
+        parts.append(head + section.text.strip("\n") + "\n")
+    return normalise("\n".join(parts))
+
+
+def content_hash(text: str) -> str:
+    return "sha256:" + hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _sandbox() -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+def _nested(flat_or_nested: Mapping[str, Any], pending: tuple[str, ...], marker: str) -> dict[str, Any]:
+    """Site variables with every pending key filled by a visible marker."""
+    result: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in flat_or_nested.items()}
+    for key in pending:
+        node = result
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node.setdefault(last, marker.format(key=key))
+    return result
+
+
+def fill_placeholders(text: str, context: Mapping[str, Any]) -> str:
+    if "{{" not in text and "{%" not in text:
+        return text
+    return _sandbox().from_string(text).render(**context)
+
+
+def section_order(policy: Policy, language: str) -> list[Section]:
+    """Sections in the default language's order, plus any only the requested language has, after their predecessor."""
+    base = list(policy.documents[policy.default_language].sections)
+    known = {s.id for s in base}
+    other = policy.documents.get(language)
+    if other is not None and language != policy.default_language:
+        for index, section in enumerate(other.sections):
+            if section.id in known:
+                continue
+            previous = other.sections[index - 1].id if index else None
+            position = next((i + 1 for i, s in enumerate(base) if s.id == previous), 0)
+            base.insert(position, section)
+            known.add(section.id)
+    return base
+
+
+def context_for(policy: Policy, site_id: str, language: str) -> dict[str, Any]:
+    site = policy.site(site_id)
+    marker = PENDING_MARKER.get(language, PENDING_MARKER["en"])
+    controller = {"name": policy.controller.name, "address": policy.controller.address,
+                  "email": policy.controller.email, "phone": policy.controller.phone}
+    return {"site": _nested(site.variables, site.pending, marker), "controller": controller}
+
+
+def resolve(policy: Policy, site_id: str, language: str) -> ResolvedPolicy:
+    """Resolve every section; raise PolicyFormatError listing every placeholder that cannot be filled."""
+    site = policy.site(site_id)
+    policy.require_language(language)
+    context = context_for(policy, site_id, language)
+    default = policy.default_language
+    problems: list[Problem] = []
+    resolved = []
+    for skeleton in section_order(policy, language):
+        candidates = [
+            (site.overrides.get(language), True, False),
+            (site.overrides.get(default), True, True),
+            (policy.documents.get(language), False, False),
+            (policy.documents.get(default), False, True),
+        ]
+        for document, from_site, fallback in candidates:
+            section = document.get(skeleton.id) if document is not None else None
+            if section is not None:
+                break
+        assert section is not None and document is not None
+        try:
+            text = fill_placeholders(section.body, context)
+            heading = fill_placeholders(section.heading, context)
+        except (UndefinedError, TemplateError) as exc:
+            line = section.location.line + (getattr(exc, "lineno", None) or 0)
+            problems.append(Problem("error", section.location.file, line,
+                                    f"placeholder cannot be filled for site {site_id}: {exc}",
+                                    f"define it under [sites.{site_id}] in policy.toml, or list it in that site's pending",
+                                    section=section.id, rule="undefined-placeholder"))
+            continue
+        if section.id == PREAMBLE_ID and not text.strip():
+            continue
+        resolved.append(ResolvedSection(section.id, heading, skeleton.level, skeleton.path, text,
+                                        document.language, fallback and document.language != language,
+                                        from_site, section.location))
+    if problems:
+        raise PolicyFormatError(problems)
+    return ResolvedPolicy(policy.id, policy.title(language), site_id, site.name, language,
+                          policy.locale(language), tuple(resolved))

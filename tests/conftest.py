@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from addendum.cli import cli
+from tests_support import MINIMAL_EN, MINIMAL_NL, MINIMAL_POLICY_TOML
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -39,3 +40,24 @@ def shipped(tmp_path: Path) -> Path:
         if (PROJECT / folder).exists():
             shutil.copytree(PROJECT / folder, root / folder)
     return root
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Callable[..., Path]:
+    """A policy repository in tmp_path holding one policy `terms`; `files` replaces or adds its files."""
+
+    def build(files: dict[str, str] | None = None, policy_id: str = "terms") -> Path:
+        root = tmp_path / "repo"
+        (root / "policies" / policy_id).mkdir(parents=True, exist_ok=True)
+        (root / "addendum.toml").write_text("", encoding="utf-8")
+        defaults = {"policy.toml": MINIMAL_POLICY_TOML, "en.md": MINIMAL_EN, "nl.md": MINIMAL_NL}
+        for name, text in {**defaults, **(files or {})}.items():
+            path = root / "policies" / policy_id / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(text, encoding="utf-8")
+        return root
+
+    return build

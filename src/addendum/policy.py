@@ -156,7 +156,7 @@ def parse_document(text: str, language: str, file: str) -> tuple[Document, list[
 def _key_line(text: str, key: str) -> int:
     """Best-effort line of a TOML key or table, so schema errors can cite file:line."""
     last = key.split(".")[-1]
-    patterns = [rf"^\s*\[\s*{re.escape(key)}\s*\]", rf"^\s*{re.escape(last)}\s*="]
+    patterns = [rf"^[ \t]*\[[ \t]*{re.escape(key)}[ \t]*\]", rf"^[ \t]*{re.escape(last)}[ \t]*="]
     for pattern in patterns:
         match = re.search(pattern, text, re.MULTILINE)
         if match:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from .errors import PolicyFormatError, Problem
 from .markup import PREAMBLE_ID
 from .policy import Location, Policy, Section
 
+PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
 PENDING_MARKER = {"en": "[to be provided: {key}]", "nl": "[nog aan te vullen: {key}]"}
 
 
@@ -98,6 +100,27 @@ def fill_placeholders(text: str, context: Mapping[str, Any]) -> str:
     return _sandbox().from_string(text).render(**context)
 
 
+def _placeholder_problem(section: Section, site_id: str, context: Mapping[str, Any], exc: TemplateError) -> Problem:
+    """Pin a failed placeholder to its line and expression by filling the section one line at a time."""
+    line, expression = section.location.line, ""
+    for offset, text in enumerate((section.heading_line + section.body).splitlines()):
+        for candidate in PLACEHOLDER.findall(text):
+            try:
+                fill_placeholders(candidate, context)
+            except TemplateError:
+                line, expression = section.location.line + offset, candidate
+                break
+        if expression:
+            break
+    if isinstance(exc, UndefinedError) and expression:
+        message = f"placeholder {expression} is not defined for site {site_id}"
+        hint = f"define it under [sites.{site_id}] in policy.toml, or list it in that site's pending"
+    else:
+        message = f"placeholder {expression or ''} cannot be filled: {exc.message or exc}".replace("  ", " ")
+        hint = "placeholders look like {{ site.contact.email }}"
+    return Problem("error", section.location.file, line, message, hint, section=section.id, rule="undefined-placeholder")
+
+
 def section_order(policy: Policy, language: str) -> list[Section]:
     """Sections in the default language's order, plus any only the requested language has, after their predecessor."""
     base = list(policy.documents[policy.default_language].sections)
@@ -145,12 +168,8 @@ def resolve(policy: Policy, site_id: str, language: str) -> ResolvedPolicy:
         try:
             text = fill_placeholders(section.body, context)
             heading = fill_placeholders(section.heading, context)
-        except (UndefinedError, TemplateError) as exc:
-            line = section.location.line + (getattr(exc, "lineno", None) or 0)
-            problems.append(Problem("error", section.location.file, line,
-                                    f"placeholder cannot be filled for site {site_id}: {exc}",
-                                    f"define it under [sites.{site_id}] in policy.toml, or list it in that site's pending",
-                                    section=section.id, rule="undefined-placeholder"))
+        except TemplateError as exc:
+            problems.append(_placeholder_problem(section, site_id, context, exc))
             continue
         if section.id == PREAMBLE_ID and not text.strip():
             continue

@@ -6,6 +6,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+from markupsafe import Markup
+
 from ..markup import to_html, to_plain
 from ..resolve import ResolvedPolicy
 from ..templates import assets_dir, render_template, strings
@@ -19,15 +21,17 @@ def stylesheet(name: str = "policy.css") -> str:
 
 
 def section_context(resolved: ResolvedPolicy) -> list[dict[str, Any]]:
+    """Sections for templates; `html` is markdown-it output (it escapes all text) marked safe for autoescaping."""
+    top = min((s.level for s in resolved.sections if s.level), default=1)
     return [
         {
             "id": s.id,
             "ref": s.ref,
             "heading": s.heading,
             "level": s.level,
-            "heading_level": min(s.level + 1, 6) if s.level else 0,
+            "heading_level": min(s.level - top + 2, 6) if s.level else 0,
             "text": s.text,
-            "html": to_html(s.text),
+            "html": Markup(to_html(s.text)),
             "plain": to_plain(s.text),
             "fallback_language": s.language if s.fallback else "",
         }

@@ -71,7 +71,8 @@ def _translations(policy: Policy) -> Iterator[Problem]:
                               section=section.id, rule="missing-translation")
             elif other.path != section.path or other.level != section.level:
                 yield Problem("warning", other.location.file, other.location.line,
-                              f"placed at {'.'.join(other.path)} (level {other.level}) but at {'.'.join(section.path)} (level {section.level}) in {default.file}",
+                              f"placed at {'.'.join(other.path)} (level {other.level}) "
+                              f"but at {'.'.join(section.path)} (level {section.level}) in {default.file}",
                               "give the section the same heading level and parent in every language",
                               section=section.id, rule="structure-mismatch")
         for section in document.sections:

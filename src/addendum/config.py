@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -33,12 +34,22 @@ SCHEMA: tuple[Option, ...] = (
     Option("notify.unsubscribe_url", str, "", "HTTPS URL that takes ?token=… and unsubscribes (RFC 8058 one-click)."),
     Option("notify.unsubscribe_mailto", str, "", "Address that unsubscribes the sender of a mail to it."),
     Option("notify.list_id", str, "", "List-Id of the subscription list, e.g. policy-changes.example.org."),
-    Option("notify.rate_per_second", float, 50.0, "Messages sent per second at most."),
+    Option("notify.rate_per_second", float, 50.0, "Messages sent per second at most (0: no limit)."),
+    Option("notify.key_file", str, ".addendum/notify-keys",
+           "File (mode 0600, created when missing) of the keys for unsubscribe tokens and erasure hashes; "
+           "the environment variable ADDENDUM_NOTIFY_KEYS takes precedence."),
+    Option("notify.max_attempts", int, 8, "Attempts per message before a temporary failure counts as failed."),
+    Option("notify.retry_delay", float, 300.0, "Seconds before the first retry; doubled at each attempt, with jitter."),
+    Option("notify.error_window", int, 20, "How many recent attempts the error rate is measured over."),
+    Option("notify.error_threshold", float, 0.5, "Pause the run when this share of the recent attempts failed."),
     Option("notify.smtp.host", str, "localhost", "SMTP server (environment: ADDENDUM_SMTP_HOST)."),
     Option("notify.smtp.port", int, 25, "SMTP port (environment: ADDENDUM_SMTP_PORT)."),
     Option("notify.smtp.security", str, "starttls", "Transport security.", ("starttls", "tls", "none")),
     Option("notify.smtp.user", str, "", "SMTP user name (environment: ADDENDUM_SMTP_USER); the password only from the environment."),
     Option("notify.smtp.timeout", float, 30.0, "Seconds every socket operation may take."),
+    Option("notify.smtp.password_file", str, "",
+           "File (mode 0600) holding the SMTP password; ADDENDUM_SMTP_PASSWORD takes precedence."),
+    Option("notify.smtp.connections", int, 1, "SMTP connections used side by side, each reused for many messages."),
 )
 
 
@@ -124,12 +135,10 @@ def parse_settings(data: dict[str, Any], source: str) -> dict[str, Any]:
         env = "ADDENDUM_" + option.key.removeprefix("notify.").replace(".", "_").upper()
         if option.key.startswith("notify.smtp.") and env in os.environ:
             raw = os.environ[env]
-            value: Any = raw
-            try:
-                value = option.type(raw)
-            except ValueError:
-                pass
-            coerced, message = _coerce(option, value)
+            typed: Any = raw
+            with contextlib.suppress(ValueError):
+                typed = option.type(raw)
+            coerced, message = _coerce(option, typed)
             if message:
                 errors.append(f"environment {env}: {message}")
             else:

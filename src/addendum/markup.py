@@ -98,7 +98,7 @@ def is_blank_preamble(section: RawSection) -> bool:
 
 def to_html(text: str) -> str:
     """Section text as HTML; markdown-it escapes everything that is not Markdown syntax."""
-    return markdown().render(text)
+    return str(markdown().render(text))
 
 
 def to_plain(text: str) -> str:

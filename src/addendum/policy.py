@@ -208,7 +208,8 @@ def load_policy_files(policy_id: str, files: Mapping[str, str], directory: str) 
     config_file = f"{directory}/policy.toml"
     text = files.get("policy.toml")
     if text is None:
-        raise PolicyFormatError([Problem("error", config_file, 0, "policy.toml is missing", "every policy folder needs a policy.toml (see docs/format.md)", rule="policy-toml")])
+        raise PolicyFormatError([Problem("error", config_file, 0, "policy.toml is missing",
+                                         "every policy folder needs a policy.toml (see docs/format.md)", rule="policy-toml")])
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

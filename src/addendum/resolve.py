@@ -15,7 +15,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import PolicyFormatError, Problem
 from .markup import PREAMBLE_ID
-from .policy import Location, Policy, Section
+from .policy import Document, Location, Policy, Section
 
 PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
 PENDING_MARKER = {"en": "[to be provided: {key}]", "nl": "[nog aan te vullen: {key}]"}
@@ -137,6 +137,18 @@ def section_order(policy: Policy, language: str) -> list[Section]:
     return base
 
 
+def _source_of(policy: Policy, site_id: str, language: str, section_id: str) -> tuple[Document, Section, bool, bool]:
+    """The first of: the site's override in the language, in the default language; the section in the language, in the default."""
+    site, default = policy.site(site_id), policy.default_language
+    candidates = [(site.overrides.get(language), True), (site.overrides.get(default), True),
+                  (policy.documents.get(language), False), (policy.documents.get(default), False)]
+    for document, from_site in candidates:
+        section = document.get(section_id) if document is not None else None
+        if document is not None and section is not None:
+            return document, section, from_site, document.language != language
+    raise AssertionError(f"section {section_id} is in no document")  # section_order only yields ids some document has
+
+
 def context_for(policy: Policy, site_id: str, language: str) -> dict[str, Any]:
     site = policy.site(site_id)
     marker = PENDING_MARKER.get(language, PENDING_MARKER["en"])
@@ -150,21 +162,10 @@ def resolve(policy: Policy, site_id: str, language: str) -> ResolvedPolicy:
     site = policy.site(site_id)
     policy.require_language(language)
     context = context_for(policy, site_id, language)
-    default = policy.default_language
     problems: list[Problem] = []
     resolved = []
     for skeleton in section_order(policy, language):
-        candidates = [
-            (site.overrides.get(language), True, False),
-            (site.overrides.get(default), True, True),
-            (policy.documents.get(language), False, False),
-            (policy.documents.get(default), False, True),
-        ]
-        for document, from_site, fallback in candidates:
-            section = document.get(skeleton.id) if document is not None else None
-            if section is not None:
-                break
-        assert section is not None and document is not None
+        document, section, from_site, fallback = _source_of(policy, site_id, language, skeleton.id)
         try:
             text = fill_placeholders(section.body, context)
             heading = fill_placeholders(section.heading, context)
@@ -174,7 +175,7 @@ def resolve(policy: Policy, site_id: str, language: str) -> ResolvedPolicy:
         if section.id == PREAMBLE_ID and not text.strip():
             continue
         resolved.append(ResolvedSection(section.id, heading, skeleton.level, skeleton.path, text,
-                                        document.language, fallback and document.language != language,
+                                        document.language, fallback,
                                         from_site, section.location))
     if problems:
         raise PolicyFormatError(problems)

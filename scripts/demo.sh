@@ -16,3 +16,46 @@ for site in selentic cavallo equihealth; do
   done
 done
 echo "done: open $out/render/selentic-nl.html in a browser"
+
+echo "== addendum archive: every published version as HTML, PDF/A and JSON, in a copy of the repository"
+if [ ! -d "$out/repo" ]; then
+  mkdir -p "$out/repo"
+  cp -r policies history templates addendum.toml "$out/repo/"
+fi
+addendum --repo "$out/repo" archive
+echo "== addendum verify"
+addendum --repo "$out/repo" verify
+echo "archive: open $out/repo/history/privacy/index.html in a browser"
+
+echo "== change notices: a local SMTP server, example.org subscribers, addendum notify"
+mail="$out/mail"
+rm -rf "$mail" "$out/state.db"* "$out/smtp-port" && mkdir -p "$mail"
+python scripts/mail_sink.py --folder "$mail" --port-file "$out/smtp-port" &
+sink=$!
+trap 'kill "$sink" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$out/smtp-port" ] && break; sleep 0.1; done
+# Subscribers and keys live in build/demo/, never in the repository or its .addendum/.
+export ADDENDUM_DATABASE_URL="sqlite:///$PWD/$out/state.db"
+export ADDENDUM_NOTIFY_KEYS="1:$(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+export ADDENDUM_SMTP_HOST=127.0.0.1 ADDENDUM_SMTP_PORT="$(cat "$out/smtp-port")" ADDENDUM_SMTP_SECURITY=none
+cat > "$out/subscribers.csv" <<'CSV'
+email,name,language,sites,audience,consent_source
+anna@example.org,Anna Jansen,nl,selentic,subscriber,demo sign-up form
+ben@example.org,Ben Smith,en,selentic,subscriber,demo sign-up form
+carla@example.org,Carla Peeters,nl,cavallo,account,demo account
+dev@example.org,Dev Patel,en,cavallo,account,demo account
+CSV
+addendum subscribers import "$out/subscribers.csv"
+revision=$(addendum log privacy --json | python -c '
+import json, sys
+versions = json.load(sys.stdin)["versions"]  # newest first
+print(next(v["id"] for v in versions[:-1] if v["classification"] == "material"))')
+echo "-- addendum notify privacy $revision --yes"
+addendum notify privacy "$revision" --yes 2>/dev/null
+echo "-- again: nothing is sent twice"
+addendum notify privacy "$revision" --yes 2>/dev/null
+addendum notices privacy "$revision" | cut -c1-110
+kill "$sink" && wait "$sink" 2>/dev/null || true
+trap - EXIT
+echo "mail: $(ls "$mail" | wc -l) message(s) received, copies in $mail/"
+ls "$mail" | sed 's/^/  /'

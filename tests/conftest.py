@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shutil
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from addendum.cli import cli
+from smtp_server import SmtpServer
 from tests_support import MINIMAL_EN, MINIMAL_NL, MINIMAL_POLICY_TOML
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -61,3 +62,234 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return build
+
+
+def _invoke_ok(*args: str | Path) -> Result:
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
+    if result.exit_code != 0:
+        tb = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info and result.exception else ""
+        raise AssertionError(f"addendum {' '.join(map(str, args))}: exit {result.exit_code}\n{result.output}\n{tb}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def shipped_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of this project's policy repository, its shipped history archived once by `addendum archive`.
+    Read it, never change it: tests that change files take `archived_copy`."""
+    root = tmp_path_factory.mktemp("shipped-archive") / "repo"
+    root.mkdir()
+    shutil.copy(PROJECT / "addendum.toml", root / "addendum.toml")
+    for folder in ("policies", "history"):
+        shutil.copytree(PROJECT / folder, root / folder)
+    _invoke_ok("--repo", root, "archive")
+    return root
+
+
+@pytest.fixture
+def archived_copy(shipped_archive: Path, tmp_path: Path) -> Path:
+    """A private copy of `shipped_archive`, to tamper with."""
+    root = tmp_path / "archived"
+    shutil.copytree(shipped_archive, root)
+    return root
+
+
+def git_in(root: Path, *args: str) -> str:
+    """Run git in `root` (tests build real repositories; the library reaches git only through history.py)."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Test Editor", "GIT_AUTHOR_EMAIL": "editor@example.org",
+           "GIT_COMMITTER_NAME": "Test Editor", "GIT_COMMITTER_EMAIL": "editor@example.org"}
+    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def published_terms(make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Callable[[int], Path]:
+    """A git repository with policy `terms` published `count` times by the real `addendum publish`
+    (version n takes effect on 2024-0n-01; every version after the first rewords §scope in both languages)."""
+    for name, value in {"GIT_AUTHOR_NAME": "Test Editor", "GIT_AUTHOR_EMAIL": "editor@example.org",
+                        "GIT_COMMITTER_NAME": "Test Editor", "GIT_COMMITTER_EMAIL": "editor@example.org"}.items():
+        monkeypatch.setenv(name, value)
+
+    def build(count: int = 2) -> Path:
+        root = make_repo()
+        git_in(root, "init", "-q")
+        git_in(root, "add", "-A")
+        git_in(root, "commit", "-q", "-m", "Terms")
+        for n in range(1, count + 1):
+            publish_terms(root, n)
+        return root
+
+    return build
+
+
+def publish_terms(root: Path, n: int) -> None:
+    """Publish version n of `terms`: after the first, §scope gains the sentence "Revision n." in en and nl."""
+    import re
+
+    if n > 1:
+        for language, line in (("en", "These terms apply to {{ site.name }}."), ("nl", "Deze voorwaarden gelden voor {{ site.name }}.")):
+            path = root / "policies" / "terms" / f"{language}.md"
+            text = path.read_text(encoding="utf-8")
+            path.write_text(re.sub(f"^{re.escape(line)}.*$", f"{line} Revision {n}.", text, count=1, flags=re.MULTILINE), encoding="utf-8")
+        git_in(root, "commit", "-q", "-am", f"Revision {n}")
+    _invoke_ok("--repo", root, "publish", "terms", "--effective", f"2024-{n:02d}-01", "--published", f"2023-{n:02d}-01",
+               "--summary", f"Version {n}.", "--summary-nl", f"Versie {n}.", "--material")
+
+
+@pytest.fixture
+def git_at(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """`git_at(root, *args, date="2019-05-01")`: run git in `root` as a fixed editor, optionally on a fixed date.
+    The same identity is set for the library's own git calls; user and system git config are not read."""
+    import os
+    import subprocess
+
+    identity = {"GIT_AUTHOR_NAME": "Test Editor", "GIT_AUTHOR_EMAIL": "editor@example.org",
+                "GIT_COMMITTER_NAME": "Test Editor", "GIT_COMMITTER_EMAIL": "editor@example.org",
+                "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    for name, value in identity.items():
+        monkeypatch.setenv(name, value)
+
+    def run_git(root: Path, *args: str, date: str | None = None) -> str:
+        env = {**os.environ, **identity, "GIT_CONFIG_PARAMETERS": "'init.defaultbranch=main'"}
+        if date is not None:
+            env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = f"{date}T12:00:00+02:00"
+        done = subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    return run_git
+
+
+NOTIFY_VERSIONS = ("privacy@2018-05-19", "privacy@2020-09-01", "privacy@2020-10-01")
+
+
+def set_config(root: Path, tables: dict[str, dict[str, object]]) -> None:
+    """Merge settings into a repository's addendum.toml."""
+    import tomllib
+
+    import tomli_w
+
+    path = root / "addendum.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    for table, values in tables.items():
+        node = data
+        for part in table.split("."):
+            node = node.setdefault(part, {})
+        node.update(values)
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def notify_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped policy in a git repository, published three times by the real `addendum publish`: the seed,
+    a material revision (Privacy Shield replaced; a Dutch sentence reworded) and an editorial typo fix."""
+    root = tmp_path_factory.mktemp("notify-template") / "repo"
+    root.mkdir()
+    shutil.copy(PROJECT / "addendum.toml", root / "addendum.toml")
+    shutil.copytree(PROJECT / "policies", root / "policies")
+    set_config(root, {"notify": {"retry_delay": 0.0}})  # retries are due at once in tests
+    git_in(root, "init", "-q", "-b", "main")
+    git_in(root, "add", "-A")
+    git_in(root, "commit", "-q", "-m", "Policy")
+    _invoke_ok("--repo", root, "publish", "privacy", "--effective", "2018-05-19", "--published", "2018-05-19",
+               "--summary", "First version.", "--summary-nl", "Eerste versie.", "--material")
+    en, nl = root / "policies/privacy/en.md", root / "policies/privacy/nl.md"
+    en.write_text(en.read_text(encoding="utf-8").replace(
+        "is certified in the EU-U.S. Privacy Shield Framework",
+        "transfers it to the United States under the European Commission's standard contractual clauses"), encoding="utf-8")
+    text = nl.read_text(encoding="utf-8")
+    first_line = next(line for line in text.splitlines()[1:] if line.strip())
+    nl.write_text(text.replace(first_line, first_line + " Wij delen uw gegevens nooit zonder reden.", 1), encoding="utf-8")
+    git_in(root, "commit", "-q", "-am", "Replace the Privacy Shield")
+    _invoke_ok("--repo", root, "publish", "privacy", "--effective", "2020-09-01", "--published", "2020-08-01",
+               "--summary", "MailChimp now relies on standard contractual clauses instead of the invalidated Privacy Shield.",
+               "--summary-nl", "MailChimp steunt nu op standaardcontractbepalingen in plaats van het ongeldige Privacy Shield.",
+               "--material")
+    en.write_text(en.read_text(encoding="utf-8").replace("no longer which to receive", "no longer wish to receive"),
+                  encoding="utf-8")
+    git_in(root, "commit", "-q", "-am", "Fix a typo")
+    _invoke_ok("--repo", root, "publish", "privacy", "--effective", "2020-10-01", "--published", "2020-10-01",
+               "--summary", "A typo fixed.", "--editorial")
+    return root
+
+
+@pytest.fixture
+def notify_repo(notify_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of `notify_template`; the state store and keys come from its own .addendum/."""
+    root = tmp_path / "notify-repo"
+    shutil.copytree(notify_template, root, symlinks=True)
+    for name in ("ADDENDUM_DATABASE_URL", "ADDENDUM_NOTIFY_KEYS", "ADDENDUM_SMTP_PASSWORD", "ADDENDUM_SMTP_USER"):
+        monkeypatch.delenv(name, raising=False)
+    return root
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1, which the repository's notify settings point at."""
+    server = SmtpServer().start()
+    monkeypatch.setenv("ADDENDUM_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ADDENDUM_SMTP_PORT", str(server.port))
+    monkeypatch.setenv("ADDENDUM_SMTP_SECURITY", "none")
+    monkeypatch.setenv("ADDENDUM_SMTP_TIMEOUT", "10")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Path]:
+    """A private PostgreSQL server (initdb into a temporary folder), listening only on a Unix socket in it.
+    As root it runs as `nobody`, since postgres refuses to run as root. Yields the socket folder."""
+    import os
+    import signal
+    import subprocess
+    import tempfile
+    import time
+
+    import psycopg
+
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3].split(".")[0]))
+    assert found, "PostgreSQL is not installed (Debian: apt-get install postgresql)"
+    bindir = found[-1].parent
+    base = Path(tempfile.mkdtemp(prefix="addendum-pg-"))
+    run_as: dict[str, object] = {}
+    if os.geteuid() == 0:
+        os.chown(base, 65534, 65534)
+        run_as = {"user": 65534, "group": 65534, "extra_groups": []}
+    data, socket_dir = base / "data", base / "socket"
+    subprocess.run([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "addendum", "--no-sync", "-E", "UTF8",
+                    "--locale=C"], check=True, capture_output=True, cwd=base, **run_as)  # type: ignore[call-overload]
+    socket_dir.mkdir()
+    if run_as:
+        os.chown(socket_dir, 65534, 65534)
+    server = subprocess.Popen([str(bindir / "postgres"), "-D", str(data), "-k", str(socket_dir), "-c", "listen_addresses=",
+                               "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"],
+                              cwd=base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **run_as)  # type: ignore[call-overload]
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                psycopg.connect(host=str(socket_dir), user="addendum", dbname="postgres").close()
+                break
+            except psycopg.OperationalError:
+                assert time.monotonic() < deadline and server.poll() is None, "PostgreSQL did not start"
+                time.sleep(0.1)
+        yield socket_dir
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(30)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Path, request: pytest.FixtureRequest) -> str:
+    """The SQLAlchemy URL of a new, empty database on the private PostgreSQL server."""
+    import re
+
+    import psycopg
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + f"_{id(request) % 100000}"
+    with psycopg.connect(host=str(postgres_server), user="addendum", dbname="postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://addendum@/{name}?host={postgres_server}"

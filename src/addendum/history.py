@@ -1,12 +1,70 @@
-"""Git: the only module that talks to it. Reads policy files at any revision and records published versions."""
+"""Git: the only module that talks to it. Reads files at any revision and a file's history, and commits atomically."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 import git
 
-from .errors import HistoryError
+from .errors import HistoryError, UsageError
+from .files import write_atomic
+
+# A policy file is text of some kilobytes; anything this large is not one, and is not read into memory.
+MAX_BLOB_BYTES = 16 * 1024 * 1024
+GIT_TIMEOUT_SECONDS = 600
+ZERO_OID = "0" * 40
+
+# Branches, tags, HEAD, hashes, with ~n/^n steps: no option, no range, no reflog or path syntax.
+REVISION_PATTERN = re.compile(
+    r"^(?!.*\.\.)(?!.*//)(?!.*/\.)(?!.*\.lock(?:[/~^]|$))(?!.*/(?:[~^]|$))"
+    r"[A-Za-z0-9_][A-Za-z0-9._/+@-]{0,199}(?:[~^][0-9]{0,3}){0,8}$"
+)
+TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}@\d{4}-\d{2}-\d{2}(?:\.[0-9]{1,4})?$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
+
+# Variables that point git at another repository, index or object store than the one we mean.
+_LOCATION_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
+                       "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX", "GIT_SHALLOW_FILE",
+                       "GIT_GRAFT_FILE", "GIT_REPLACE_REF_BASE", "GIT_QUARANTINE_PATH")
+_LOG_FORMAT = "--format=%x1e%H%x1f%P%x1f%cI%x1f%an <%ae>%x1f%s"
+# Options that fix the output of `git log` whatever a repository's configuration says.
+_LOG_OPTIONS = ("--no-decorate", "--no-color", "--no-show-signature", "--no-relative", "--no-ext-diff", "--no-textconv",
+                "--encoding=UTF-8", "--no-abbrev", "--raw", "-z", "-M", "--first-parent", "--diff-merges=first-parent")
+
+
+def require_revision(value: str) -> str:
+    """A git revision a user typed, refused unless it is plainly a branch, tag, hash or HEAD~n."""
+    if not REVISION_PATTERN.fullmatch(value):
+        raise UsageError(f"{value!r} is not a git revision this command accepts",
+                         "give a branch, tag or commit hash, optionally with ~N or ^N (e.g. main, HEAD~2, 3f2a1c9)")
+    return value
+
+
+def require_tag_name(value: str) -> str:
+    if not TAG_PATTERN.fullmatch(value):
+        raise UsageError(f"{value!r} is not a version id", "version ids look like privacy@2018-05-19 or privacy@2018-05-19.2")
+    return value
+
+
+def require_repository_path(value: str) -> str:
+    """A path inside a repository, as git names it: relative, forward slashes, no `..`, no control characters."""
+    parts = value.split("/")
+    if (not value or len(value) > 1000 or value.startswith(("-", ":")) or _CONTROL.search(value)
+            or any(part in ("", ".", "..") for part in parts)):
+        raise UsageError(f"{value!r} is not a path inside the repository",
+                         "give the file's path relative to the repository's top folder, e.g. docs/privacy.md")
+    return value
 
 
 def init_repository(path: Path) -> bool:
@@ -19,3 +77,483 @@ def init_repository(path: Path) -> bool:
         return True
     except git.NoSuchPathError as exc:
         raise HistoryError(f"{path} does not exist", "create the folder first") from exc
+
+
+class GitFailed(HistoryError):
+    """A git command exited with an error."""
+
+
+class NothingToCommit(HistoryError):
+    """The files to commit are exactly as HEAD has them."""
+
+
+@dataclass(frozen=True)
+class Git:
+    """How to run git for one repository: the folder commands run in, and their environment."""
+
+    cwd: Path
+    env: Mapping[str, str]
+
+    def command(self, args: Sequence[str]) -> list[str]:
+        return ["git", *args]
+
+    def run(self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None) -> bytes:
+        try:
+            done = subprocess.run(self.command(args), cwd=self.cwd, env={**self.env, **(env or {})}, input=input,
+                                  capture_output=True, timeout=GIT_TIMEOUT_SECONDS, check=False)
+        except FileNotFoundError:
+            raise HistoryError("git is not installed", "install git (e.g. apt-get install git)") from None
+        if done.returncode != 0:
+            message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise GitFailed(f"git {args[0]} failed: {message[-1] if message else f'exit {done.returncode}'}")
+        return done.stdout
+
+    def text(self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None) -> str:
+        return self.run(*args, input=input, env=env).decode("utf-8", "replace").strip()
+
+    def ok(self, *args: str) -> bool:
+        try:
+            self.run(*args)
+            return True
+        except GitFailed:
+            return False
+
+    def resolve_commit(self, revision: str) -> str:
+        """The full hash of the commit a validated revision names."""
+        require_revision(revision)
+        try:
+            return self.text("rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}")
+        except GitFailed:
+            raise HistoryError(f"unknown revision {revision!r}",
+                               "check the name with `git log --oneline`; a shallow clone or one without tags lacks "
+                               "old commits — use a version id or a date, which the ledger answers on its own") from None
+
+
+def _base_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARIABLES}
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_LITERAL_PATHSPECS="1", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
+    return env
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading objects and history
+
+
+def read_blobs(repository: Git, object_ids: Sequence[str], limit: int = MAX_BLOB_BYTES) -> dict[str, bytes]:
+    """The contents of blobs through one `git cat-file --batch`; a blob over `limit` bytes is refused unread."""
+    wanted = list(dict.fromkeys(object_ids))
+    if not wanted:
+        return {}
+    process = subprocess.Popen(repository.command(["cat-file", "--batch"]), cwd=repository.cwd, env=dict(repository.env),
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert process.stdin is not None and process.stdout is not None
+    # A separate writer, so a long request list never deadlocks against git's full output pipe.
+    writer = threading.Thread(target=_feed, args=(process.stdin, wanted), daemon=True)
+    writer.start()
+    blobs: dict[str, bytes] = {}
+    try:
+        for object_id in wanted:
+            header = process.stdout.readline().split()
+            if len(header) != 3:
+                raise HistoryError(f"git object {object_id} is missing from the repository",
+                                   "the repository is incomplete (shallow or partial clone); fetch its full history")
+            kind, size = header[1].decode(), int(header[2])
+            if kind != "blob":
+                raise HistoryError(f"git object {object_id} is a {kind}, not a file")
+            if size > limit:
+                raise HistoryError(f"a version of the file is {size:,} bytes; the limit is {limit:,}",
+                                   "a policy file this large is not text a reader sees; check the path")
+            blobs[object_id] = process.stdout.read(size)
+            process.stdout.read(1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        writer.join()
+    return blobs
+
+
+def _feed(stream: IO[bytes], object_ids: list[str]) -> None:
+    try:
+        stream.write("".join(f"{oid}\n" for oid in object_ids).encode())
+        stream.close()
+    except (BrokenPipeError, ValueError):
+        pass  # the reader stopped early (an error or an oversized blob) and killed git
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One commit of a file's history: what the commit did to the file, as `git log --raw` reports it."""
+
+    commit: str
+    parents: tuple[str, ...]
+    committed: datetime
+    author: str
+    subject: str
+    status: str  # A added, M modified, R renamed, D deleted, T type changed, C copied
+    path: str  # the file's name after the commit
+    old_path: str  # its name before (differs on a rename)
+    blob: str  # the new content's object id ("" when deleted)
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """The content of a file as one commit left it."""
+
+    commit: str
+    parents: tuple[str, ...]
+    committed: datetime
+    author: str
+    subject: str
+    path: str
+    content: bytes
+
+
+def file_log(repository: Git, commit: str, path: str) -> list[FileChange]:
+    """Every first-parent commit that changed `path` (following renames), newest first, from one `git log`."""
+    output = repository.run("log", *_LOG_OPTIONS, "--follow", _LOG_FORMAT, "--end-of-options", commit, "--", path)
+    changes = []
+    for record in output.split(b"\x1e")[1:]:
+        header, _, raw = record.partition(b"\x00")
+        sha, parents, committed, author, subject = header.decode("utf-8", "replace").split("\x1f", 4)
+        tokens = raw.lstrip(b"\n").split(b"\x00")
+        index = 0
+        while index < len(tokens) and tokens[index].startswith(b":"):
+            fields = tokens[index].decode().split()
+            status = fields[4][0]
+            names = [t.decode("utf-8", "surrogateescape") for t in tokens[index + 1:index + (3 if status in "RC" else 2)]]
+            index += 1 + len(names)
+            changes.append(FileChange(sha, tuple(parents.split()), datetime.fromisoformat(committed), author, subject,
+                                      status, names[-1], names[0], "" if status == "D" else fields[3]))
+    return changes
+
+
+def _history_chain(repository: Git, commit: str, paths: Sequence[str]) -> list[FileChange]:
+    """The changes to a file under its current name and, where it was added anew, under its earlier names."""
+    changes: list[FileChange] = []
+    names = list(paths)
+    current = names.pop(0)
+    start = commit
+    while True:
+        origin = None
+        for change in file_log(repository, start, current):
+            changes.append(change)
+            if change.status == "A" and names:
+                origin = change  # added here: the text may have lived under an earlier name before
+                break
+        if origin is None or not origin.parents:
+            return changes
+        start, current = origin.parents[0], names.pop(0)
+        while names and not file_log(repository, start, current):
+            current = names.pop(0)
+
+
+def read_file_history(repository: Git, paths: Sequence[str], revision: str = "HEAD") -> list[FileVersion]:
+    """Every version of one file on the first-parent line of `revision`, oldest first (deletions left out).
+
+    `paths[0]` is the file's current name; further names are earlier ones, for a replacement git does not detect
+    as a rename. One `git log` per name and one `git cat-file --batch` for all contents.
+    """
+    for path in paths:
+        require_repository_path(path)
+    commit = repository.resolve_commit(revision)
+    changes = [c for c in _history_chain(repository, commit, paths) if c.blob]
+    contents = read_blobs(repository, [c.blob for c in changes])
+    return [FileVersion(c.commit, c.parents, c.committed, c.author, c.subject, c.path, contents[c.blob])
+            for c in reversed(changes)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A repository read from outside: no hook, no configuration of it, nothing written to it
+
+
+def _git_folders(source: Path) -> tuple[Path, Path]:
+    """(the repository's git folder, its common folder) for a work tree, a linked work tree or a bare repository."""
+    dot_git = source / ".git"
+    if dot_git.is_dir():
+        git_dir = dot_git
+    elif dot_git.is_file():
+        pointer = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+        if not pointer.startswith("gitdir:"):
+            raise HistoryError(f"{dot_git} is not a git pointer file")
+        git_dir = (source / pointer.removeprefix("gitdir:").strip()).resolve()
+    elif (source / "HEAD").is_file() and (source / "objects").is_dir():
+        git_dir = source
+    else:
+        raise HistoryError(f"{source} is not a git repository", "give the top folder of the repository (the one holding .git)")
+    common = git_dir
+    if (git_dir / "commondir").is_file():
+        common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    if (common / "reftable").exists():
+        raise HistoryError(f"{source} stores its references as a reftable, which this command cannot read safely",
+                           "clone it into a plain repository first: git clone --no-local SOURCE COPY")
+    return git_dir, common
+
+
+def _copy_refs(git_dir: Path, common: Path, shadow: Path) -> None:
+    shutil.copyfile(git_dir / "HEAD", shadow / "HEAD")
+    for name in ("packed-refs", "shallow"):
+        if (common / name).is_file():
+            shutil.copyfile(common / name, shadow / name)
+    refs = common / "refs"
+    for folder, _, files in os.walk(refs):
+        for name in files:
+            origin = Path(folder) / name
+            if origin.is_file() and not origin.is_symlink():
+                target = shadow / "refs" / origin.relative_to(refs)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(origin, target)
+
+
+def _object_format(common: Path, outside: Git) -> str:
+    """sha1, or what the repository's config declares (read as a plain file: no include, nothing run)."""
+    config = common / "config"
+    if not config.is_file() or "objectformat" not in config.read_text(encoding="utf-8", errors="replace").lower():
+        return "sha1"
+    value = outside.text("config", "--file", str(config), "--default", "sha1", "--get", "extensions.objectformat")
+    if value not in ("sha1", "sha256"):
+        raise HistoryError(f"the repository uses object format {value!r}, which this command does not know")
+    return value
+
+
+def _make_git_folder(shadow: Path, object_format: str) -> None:
+    """The smallest git folder git accepts, written directly (`git init` would copy templates and hooks)."""
+    (shadow / "refs").mkdir(parents=True)
+    (shadow / "objects").mkdir()
+    config = f"[core]\n\trepositoryformatversion = {0 if object_format == 'sha1' else 1}\n\tbare = true\n"
+    if object_format != "sha1":
+        config += f"[extensions]\n\tobjectformat = {object_format}\n"
+    (shadow / "config").write_text(config, encoding="utf-8")
+
+
+@contextmanager
+def read_only(source: Path) -> Iterator[Git]:
+    """Git pointed at another repository's objects and refs, with a throw-away git folder of our own.
+
+    Git reads the configuration, hooks and attributes of the git folder it runs in; here that folder is a
+    temporary one, so nothing the source repository configures (a gpg program, an fsmonitor, hooks, aliases,
+    replace refs) runs, and the source is only read.
+    """
+    source = source.resolve()
+    if not source.is_dir():
+        raise HistoryError(f"{source} is not a folder", "give the path of a git repository")
+    git_dir, common = _git_folders(source)
+    with tempfile.TemporaryDirectory(prefix="addendum-read-") as folder:
+        shadow = Path(folder) / "git"
+        home = Path(folder) / "home"
+        home.mkdir()
+        env = {k: v for k, v in _base_environment().items() if not k.startswith("GIT_CONFIG")}
+        env.update(HOME=str(home), XDG_CONFIG_HOME=str(home), GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull,
+                   GIT_NO_REPLACE_OBJECTS="1", GIT_ATTR_NOSYSTEM="1", GIT_CEILING_DIRECTORIES=folder)
+        _make_git_folder(shadow, _object_format(common, Git(Path(folder), env)))
+        _copy_refs(git_dir, common, shadow)
+        yield Git(shadow, {**env, "GIT_DIR": str(shadow), "GIT_OBJECT_DIRECTORY": str(common / "objects")})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The policy repository's own git
+
+
+@dataclass(frozen=True)
+class NewTag:
+    """An annotated tag to create with a commit, in the same reference transaction."""
+
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class WorkTree:
+    """The git work tree that holds a policy repository, which may sit in a sub-folder of it."""
+
+    git: Git
+    prefix: str  # the policy repository's folder relative to the work tree's top, "" or ending in "/"
+
+    def path(self, relative: str) -> str:
+        """A path relative to the policy repository, as git names it from the top of the work tree."""
+        return self.prefix + require_repository_path(relative)
+
+    def head(self) -> str | None:
+        """The commit HEAD points at; None before the first commit."""
+        try:
+            return self.git.text("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+        except GitFailed:
+            return None
+
+    def is_shallow(self) -> bool:
+        return self.git.text("rev-parse", "--is-shallow-repository") == "true"
+
+    def resolve_commit(self, revision: str) -> str:
+        return self.git.resolve_commit(revision)
+
+    def files_at(self, commit: str, folder: str) -> dict[str, bytes]:
+        """Every regular file under `folder` at `commit`, keyed by its path relative to `folder`."""
+        top = self.path(folder).rstrip("/") + "/"
+        listing = self.git.run("ls-tree", "-r", "-z", "--full-tree", "--end-of-options", commit, "--", top)
+        entries: dict[str, str] = {}
+        for line in listing.split(b"\x00"):
+            if not line:
+                continue
+            meta, _, name = line.partition(b"\t")
+            mode, kind, object_id = meta.decode().split()
+            if kind == "blob" and mode in ("100644", "100755"):
+                entries[name.decode("utf-8", "surrogateescape").removeprefix(top)] = object_id
+        blobs = read_blobs(self.git, list(entries.values()))
+        return {name: blobs[object_id] for name, object_id in entries.items()}
+
+    def file_at(self, commit: str, path: str) -> bytes | None:
+        """One file's content at `commit`; None when it does not exist there."""
+        listing = self.git.run("ls-tree", "-z", "--full-tree", "--end-of-options", commit, "--", self.path(path))
+        meta = listing.split(b"\t", 1)[0].split()
+        if len(meta) != 3 or meta[1] != b"blob":
+            return None
+        object_id = meta[2].decode()
+        return read_blobs(self.git, [object_id])[object_id]
+
+    def last_commit_touching(self, folder: str) -> str | None:
+        head = self.head()
+        if head is None:
+            return None
+        found = self.git.text("log", "-1", "--format=%H", "--end-of-options", head, "--", self.path(folder))
+        return found or head
+
+    def identity(self) -> str:
+        """`Name <email>` of the author git would record; a clear error when none is configured."""
+        try:
+            ident = self.git.text("var", "GIT_AUTHOR_IDENT")
+            self.git.text("var", "GIT_COMMITTER_IDENT")
+        except GitFailed:
+            raise HistoryError("git does not know who you are", 'run: git config --global user.name "Your Name" && '
+                               'git config --global user.email you@example.org') from None
+        return ident.rsplit(" ", 2)[0]
+
+    def tag_target(self, name: str) -> str | None:
+        """The commit a version tag points at; None when there is no such tag."""
+        require_tag_name(name)
+        try:
+            return self.git.text("rev-parse", "--verify", "--quiet", f"refs/tags/{name}^{{commit}}")
+        except GitFailed:
+            return None
+
+    def first_commit_adding(self, path: str) -> str | None:
+        head = self.head()
+        if head is None:
+            return None
+        found = self.git.text("log", "--diff-filter=A", "--format=%H", "--end-of-options", head, "--", self.path(path))
+        return found.splitlines()[-1] if found else None
+
+    def commit(self, message: str, *, write: Mapping[str, bytes] | None = None, add: Sequence[str] = (),
+               tags: Sequence[NewTag] = ()) -> str:
+        """Commit on HEAD only the given files, and create tags, all in one reference transaction.
+
+        `write` maps paths (relative to the policy repository) to their new contents; `add` names folders whose
+        work-tree state is taken as it is. The commit is built in a temporary index, so whatever else is changed
+        or staged in the work tree stays out of it. HEAD moves only if it still points where it did, and the tags
+        are created in the same transaction: both happen, or neither. The written files are then put into the work
+        tree and the index. Returns the new commit.
+        """
+        write = dict(write or {})
+        self._require_new_tags(tags)
+        self.identity()
+        head = self.head()
+        with tempfile.TemporaryDirectory(prefix="addendum-commit-") as folder:
+            index = {"GIT_INDEX_FILE": str(Path(folder) / "index")}
+            self.git.run("read-tree", *(["--end-of-options", head] if head else ["--empty"]), env=index)
+            if write:
+                self._stage(write, index)
+            if add:
+                self.git.run("add", "--all", "--", *(self.path(p) for p in add), env=index)
+            tree = self.git.text("write-tree", env=index)
+        if head is not None and tree == self.git.text("rev-parse", f"{head}^{{tree}}"):
+            raise NothingToCommit("nothing to commit: the files are as HEAD has them")
+        parents = ["-p", head] if head else []
+        commit = self.git.text("commit-tree", tree, *parents, "-F", "-", input=message.encode("utf-8"))
+        updates = self._tag_updates([(tag, commit) for tag in tags]) + [f"update HEAD {commit} {head or ZERO_OID}"]
+        self._transaction(updates, message)
+        self._sync_work_tree(write, add)
+        return commit
+
+    def create_tags(self, targets: Sequence[tuple[NewTag, str]]) -> None:
+        """Create annotated tags on existing commits, all or none."""
+        self._require_new_tags([tag for tag, _ in targets])
+        if targets:
+            self.identity()
+            self._transaction(self._tag_updates(targets), "recreate version tags")
+
+    def _require_new_tags(self, tags: Sequence[NewTag]) -> None:
+        for tag in tags:
+            require_tag_name(tag.name)
+        existing = set(self.git.text("for-each-ref", "--format=%(refname:strip=2)", "refs/tags/").splitlines()) if tags else set()
+        for tag in tags:
+            if tag.name in existing:
+                raise HistoryError(f"tag {tag.name} exists already", f"look at it with: git show {tag.name}")
+
+    def _tag_updates(self, targets: Sequence[tuple[NewTag, str]]) -> list[str]:
+        """Annotated tag objects for (tag, commit) pairs, stored at once; the ref updates that create them."""
+        if not targets:
+            return []
+        tagger = self.git.text("var", "GIT_COMMITTER_IDENT")
+        bodies = [f"object {commit}\ntype commit\ntag {tag.name}\ntagger {tagger}\n\n{tag.message}\n".encode()
+                  for tag, commit in targets]
+        object_ids = _store_objects(self.git, "tag", bodies)
+        return [f"create refs/tags/{tag.name} {oid}" for (tag, _), oid in zip(targets, object_ids, strict=True)]
+
+    def _transaction(self, updates: Sequence[str], reason: str) -> None:
+        transaction = "start\n" + "".join(f"{line}\n" for line in updates) + "prepare\ncommit\n"
+        try:
+            self.git.run("update-ref", "-m", f"addendum: {reason.splitlines()[0][:200]}", "--stdin", input=transaction.encode())
+        except GitFailed as exc:
+            raise HistoryError(f"nothing was changed in git: {exc.message}",
+                               "HEAD or a tag moved while this ran (another commit landed?); run the command again") from None
+
+    def _stage(self, files: Mapping[str, bytes], index: Mapping[str, str]) -> None:
+        """Store the contents as blobs and enter them in the temporary index."""
+        object_ids = _store_objects(self.git, "blob", list(files.values()))
+        entries = "".join(f"100644 {oid}\t{self.path(name)}\x00" for name, oid in zip(files, object_ids, strict=True))
+        self.git.run("update-index", "-z", "--index-info", input=entries.encode("utf-8"), env=index)
+
+    def _sync_work_tree(self, write: Mapping[str, bytes], add: Sequence[str]) -> None:
+        root = self.git.cwd / self.prefix
+        try:
+            for name, content in write.items():
+                write_atomic(root / name, content)
+            if write:
+                self.git.run("update-index", "--add", "--", *(self.path(n) for n in write))
+            if add:
+                self.git.run("add", "--all", "--", *(self.path(p) for p in add))
+        except (OSError, GitFailed) as exc:
+            raise HistoryError(f"committed, but the work tree or index could not be updated: {exc}",
+                               "bring them in line with: git checkout HEAD -- " + " ".join(self.path(n) for n in write)) from None
+
+
+def _store_objects(repository: Git, kind: str, contents: Sequence[bytes]) -> list[str]:
+    """Write objects into the repository with one `git hash-object`; their ids, in order."""
+    with tempfile.TemporaryDirectory(prefix="addendum-objects-") as folder:
+        names = []
+        for number, content in enumerate(contents):
+            names.append(str(Path(folder) / str(number)))
+            Path(names[-1]).write_bytes(content)
+        listing = "".join(f"{name}\n" for name in names).encode()
+        return repository.text("hash-object", "-t", kind, "-w", "--no-filters", "--stdin-paths", input=listing).split()
+
+
+def open_work_tree(root: Path) -> WorkTree:
+    """The git work tree holding the policy repository at `root`."""
+    env = _base_environment()
+    try:
+        top = Git(root, env).text("rev-parse", "--show-toplevel")
+    except GitFailed:
+        raise HistoryError(f"{root} is not inside a git repository", "run `git init` there (or `addendum init`)") from None
+    top_path = Path(top).resolve()
+    relative = root.resolve().relative_to(top_path).as_posix()
+    return WorkTree(Git(top_path, env), "" if relative == "." else relative + "/")
+
+
+def is_tracked(repo_root: Path, path: Path) -> bool:
+    """Whether git tracks the file at `path` (False outside any work tree): personal data must never be."""
+    try:
+        work_tree = open_work_tree(repo_root)
+        relative = path.resolve().relative_to(work_tree.git.cwd.resolve()).as_posix()
+        return bool(work_tree.git.run("ls-files", "-z", "--", relative))  # pathspecs are literal in this environment
+    except (HistoryError, ValueError):
+        return False

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import HistoryError
+import tomli_w
+
+from .errors import HistoryError, UsageError
+from .ids import VERSION_PATTERN
 
 LEDGER_NAME = "ledger.toml"
+LEDGER_HEADER = """\
+# Published versions of the policy "{policy}", oldest first.
+# Written by `addendum publish`; append-only: an entry is never edited, a correction is a new version.
+"""
+CORE_FIELDS = ("id", "effective", "published", "commit", "classification", "reason", "author", "summary", "hashes")
 
 
 @dataclass(frozen=True)
@@ -49,8 +57,7 @@ def _version(policy_id: str, entry: dict[str, Any], where: str) -> PublishedVers
             commit=str(entry.get("commit", "")), classification=str(entry["classification"]),
             reason=str(entry.get("reason", "")), author=str(entry.get("author", "")),
             summaries=dict(entry.get("summary", {})), hashes=dict(entry.get("hashes", {})),
-            extra={k: v for k, v in entry.items() if k not in {"id", "effective", "published", "commit", "classification",
-                                                              "reason", "author", "summary", "hashes"}},
+            extra={k: v for k, v in entry.items() if k not in CORE_FIELDS},
         )
     except KeyError as exc:
         raise HistoryError(f"{where}: a version entry lacks {exc.args[0]!r}", "restore the ledger from git") from None
@@ -65,12 +72,86 @@ def read_ledger(history_dir: Path, policy_id: str) -> list[PublishedVersion]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise HistoryError(f"{path}: {exc}", "restore the ledger from git: it is written only by `addendum publish`") from None
-    return [_version(policy_id, entry, str(path)) for entry in data.get("version", [])]
+    versions = [_version(policy_id, entry, str(path)) for entry in data.get("version", [])]
+    _require_consistent(versions, str(path))
+    return versions
 
 
-def last_changed(history_dir: Path, policy_id: str, site_id: str, language: str, content_hash: str) -> date | None:
-    """The effective date of the latest published version whose text for this site and language is this text."""
-    for version in reversed(read_ledger(history_dir, policy_id)):
+def _require_consistent(versions: list[PublishedVersion], where: str) -> None:
+    """Refuse a ledger that a reader could misread: bad ids or dates, duplicates, versions out of order."""
+    hint = "the ledger is written only by `addendum publish`; restore it from git"
+    seen: set[str] = set()
+    previous: PublishedVersion | None = None
+    for version in versions:
+        match = VERSION_PATTERN.fullmatch(version.id)
+        if match is None or match["policy"] != version.policy_id:
+            raise HistoryError(f"{where}: {version.id!r} is not a version id of policy {version.policy_id}", hint)
+        for name in ("effective", "published"):
+            value = getattr(version, name)
+            if not isinstance(value, date) or isinstance(value, datetime):
+                raise HistoryError(f"{where}: {version.id}: {name} must be a date (YYYY-MM-DD), got {value!r}", hint)
+        if match["date"] != version.effective.isoformat():
+            raise HistoryError(f"{where}: {version.id} does not carry its effective date {version.effective}", hint)
+        if version.id in seen:
+            raise HistoryError(f"{where}: version {version.id} is recorded twice", hint)
+        if previous is not None and version.effective < previous.effective:
+            raise HistoryError(f"{where}: {version.id} takes effect before {previous.id}, which is listed earlier", hint)
+        seen.add(version.id)
+        previous = version
+
+
+def last_changed(history_dir: Path, policy_id: str, site_id: str, language: str, content_hash: str,
+                 until: str | None = None) -> date | None:
+    """The date this text took effect for this site and language: the effective date of the first version of the
+    latest run of published versions (up to version `until`, when given) that all had exactly this text."""
+    versions = read_ledger(history_dir, policy_id)
+    if until is not None:
+        versions = versions[:next((i + 1 for i, v in enumerate(versions) if v.id == until), len(versions))]
+    found: date | None = None
+    for version in reversed(versions):
         if version.hash_for(site_id, language) == content_hash:
-            return version.effective
-    return None
+            found = version.effective
+        elif found is not None:
+            break
+    return found
+
+
+def next_version_id(policy_id: str, effective: date, taken: set[str]) -> str:
+    """`policy@YYYY-MM-DD`, or with `.2`, `.3`… when versions on that effective date exist already."""
+    base = f"{policy_id}@{effective.isoformat()}"
+    if base not in taken:
+        return base
+    number = 2
+    while f"{base}.{number}" in taken:
+        number += 1
+    return f"{base}.{number}"
+
+
+def entry_table(version: PublishedVersion) -> dict[str, Any]:
+    """The version as a ledger entry: core fields in a fixed order, then the extra ones (tables last)."""
+    table: dict[str, Any] = {"id": version.id, "effective": version.effective, "published": version.published,
+                             "commit": version.commit, "classification": version.classification,
+                             "reason": version.reason, "author": version.author,
+                             "summary": dict(version.summaries), "hashes": dict(sorted(version.hashes.items()))}
+    for key, value in version.extra.items():
+        if key in CORE_FIELDS:
+            raise UsageError(f"extra ledger field {key!r} would replace a core field", "give the extra field another name")
+        table[key] = value
+    return table
+
+
+def append_entries(existing: str | None, policy_id: str, versions: list[PublishedVersion]) -> str:
+    """The ledger text with entries appended; earlier bytes are kept exactly, so the git diff only adds lines."""
+    text = existing if existing is not None else LEDGER_HEADER.format(policy=policy_id)
+    for version in versions:
+        try:
+            entry = tomli_w.dumps({"version": [entry_table(version)]})
+        except TypeError as exc:
+            raise UsageError(f"version {version.id} has a field TOML cannot hold: {exc}",
+                             "extra fields take strings, numbers, booleans, dates, lists and tables") from None
+        text += ("" if text.endswith("\n") else "\n") + "\n" + entry
+    parsed = [_version(policy_id, e, LEDGER_NAME) for e in tomllib.loads(text).get("version", [])]
+    _require_consistent(parsed, LEDGER_NAME)
+    if versions and parsed[-len(versions):] != versions:
+        raise HistoryError("the ledger entry did not read back as written", "report this: no file was changed")
+    return text

@@ -83,7 +83,7 @@ def render_template(names: str | list[str], context: Mapping[str, Any], repo_tem
     """Render the first template found of `names` (most specific first)."""
     env = environment(repo_templates)
     try:
-        return env.select_template(names).render(**context)
+        return env.select_template([names] if isinstance(names, str) else names).render(**context)
     except TemplateError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "filename", None) else ""  # type: ignore[attr-defined]
         raise RenderError(f"template {where}{exc.message or exc}", "fix the template, or delete the override to use the built-in") from None

@@ -7,10 +7,24 @@ from pathlib import Path
 import click
 
 from .. import __version__
+from .archive import archive_command
+from .changelog import changelog_command
 from .check import check_command
+from .commit import commit_command
 from .common import AddendumGroup, State
+from .diff import diff_command
+from .import_history import import_history_command
 from .init import init_command
+from .log import log_command
+from .redline import redline_command
+from .notices import notices_command
+from .notify import notify_command
+from .publish import publish_command
 from .render import render_command
+from .show import show_command
+from .status import status_command
+from .subscribers import subscribers_command
+from .verify import verify_command
 
 
 @click.group(cls=AddendumGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +44,10 @@ def cli(ctx: click.Context, repo: Path | None, debug: bool) -> None:
     ctx.obj = State(repo_path=repo, debug=debug)
 
 
-for command in (init_command, check_command, render_command):
+for command in (init_command, check_command, render_command, commit_command, publish_command, log_command, show_command,
+                import_history_command, status_command, changelog_command,
+                subscribers_command, notify_command, notices_command, diff_command, redline_command,
+                archive_command, verify_command):
     cli.add_command(command)
 
 

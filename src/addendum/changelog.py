@@ -1,0 +1,160 @@
+"""The changelog of a policy: every published version, newest first, as Markdown, HTML and an Atom feed."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from feedgen.feed import FeedGenerator
+
+from . import paths
+from .classify import classify_changeset
+from .config import Repo
+from .diff import compare
+from .errors import HistoryError
+from .ledger import PublishedVersion
+from .policy import Policy
+from .render import stylesheet
+from .resolve import resolve
+from .templates import long_date, render_template, strings
+from .versions import load_version, published_versions
+
+Format = Literal["md", "html"]
+
+
+@dataclass(frozen=True)
+class ChangedSection:
+    section_id: str
+    ref: str
+    heading: str
+    kinds: tuple[str, ...]
+    words_deleted: int
+    words_inserted: int
+    classification: str
+    reasons: tuple[str, ...]
+    sites: tuple[str, ...]  # the sites where this section changed; all of them when it changed everywhere
+    redline: str  # archive path of the redline anchor, relative to history/
+
+
+@dataclass(frozen=True)
+class ChangelogEntry:
+    version: PublishedVersion
+    previous: PublishedVersion | None
+    summary: str
+    suggested: str
+    reasons: tuple[str, ...]
+    changes: tuple[ChangedSection, ...]
+
+
+def _changes(policy_id: str, language: str, old: Policy, new: Policy, version: PublishedVersion) -> tuple[list[ChangedSection], list[str]]:
+    by_section: dict[str, ChangedSection] = {}
+    reasons: list[str] = []
+    for site_id in new.sites:
+        if site_id not in old.sites:
+            continue
+        changeset = classify_changeset(compare(resolve(old, site_id, language), resolve(new, site_id, language)), new)
+        reasons.extend(r for r in changeset.reasons if r not in reasons)
+        for change in changeset.changes:
+            known = by_section.get(change.id)
+            if known is not None:
+                by_section[change.id] = replace(known, sites=(*known.sites, site_id))
+                continue
+            side = change.new or change.old
+            assert side is not None
+            redline = paths.redline_page(policy_id, version.slug, site_id, language) + "#" + change.anchor
+            by_section[change.id] = ChangedSection(
+                change.id, change.ref, side.heading, tuple(change.ordered_kinds), change.words("delete"), change.words("insert"),
+                change.classification or "none", change.reasons, (site_id,), redline)
+    return list(by_section.values()), reasons
+
+
+def changelog_entries(repo: Repo, policy_id: str, language: str) -> list[ChangelogEntry]:
+    """Every published version, newest first, with what changed against its predecessor in `language`."""
+    versions = published_versions(repo, policy_id)
+    entries: list[ChangelogEntry] = []
+    previous_policy: Policy | None = None
+    for index, version in enumerate(versions):
+        policy = load_version(repo, version)
+        previous = versions[index - 1] if index else None
+        changes: list[ChangedSection] = []
+        computed: list[str] = []
+        if previous_policy is not None and language in policy.languages:
+            changes, computed = _changes(policy_id, language, previous_policy, policy, version)
+        recorded_reasons = version.extra.get("reasons")
+        summary = version.summaries.get(language) or version.summaries.get(policy.default_language, "")
+        entries.append(ChangelogEntry(
+            version, previous, summary, str(version.extra.get("suggested") or ("material" if previous is None else _highest(changes))),
+            tuple(recorded_reasons) if recorded_reasons else tuple(computed), tuple(changes)))
+        previous_policy = policy
+    return entries[::-1]
+
+
+def _highest(changes: list[ChangedSection]) -> str:
+    order = ["none", "formatting", "editorial", "material"]
+    return max((c.classification for c in changes), key=order.index, default="none")
+
+
+def _context(repo: Repo, policy_id: str, language: str | None, link_base: str) -> dict[str, Any]:
+    versions = published_versions(repo, policy_id)
+    if not versions:
+        raise HistoryError(f"policy {policy_id} has no published versions yet", f"publish one with `addendum publish {policy_id} …`")
+    latest = load_version(repo, versions[-1])
+    language = latest.require_language(language or latest.default_language)
+    return {
+        "policy_id": policy_id,
+        "title": latest.title(language),
+        "language": language,
+        "locale": latest.locale(language),
+        "sites": list(latest.sites),
+        "default_site": latest.default_site,
+        "controller": latest.controller,
+        "entries": changelog_entries(repo, policy_id, language),
+        "link": lambda archive_path: paths.url(link_base, archive_path) if link_base else paths.link(paths.changelog(policy_id, language), archive_path),
+        "t": strings(language, repo.templates_dir),
+        "css": stylesheet(),
+    }
+
+
+def changelog_document(repo: Repo, policy_id: str, language: str | None, fmt: Format, link_base: str | None = None) -> str:
+    """The changelog as Markdown or HTML. Links point into the archive: relative (link_base "") or under a base URL."""
+    base = repo.setting("archive.base_url") if link_base is None else link_base
+    context = _context(repo, policy_id, language, base)
+    name = f"changelog.{fmt}"
+    return render_template([f"changelog-{policy_id}.{fmt}", name], context, repo.templates_dir)
+
+
+def entry_id(version: PublishedVersion, language: str) -> str:
+    """A feed entry id that never changes when the feed is rebuilt."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"addendum:{version.id}:{language}").urn
+
+
+def _midnight(day: Any) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def atom_feed(repo: Repo, policy_id: str, language: str | None) -> bytes:
+    """An Atom feed of the published versions, newest first; rebuilt byte for byte from the same ledger."""
+    base = repo.setting("archive.base_url")
+    context = _context(repo, policy_id, language, base)
+    t, locale, language = context["t"], context["locale"], context["language"]
+    entries: list[ChangelogEntry] = context["entries"]
+    feed = FeedGenerator()
+    feed.id(uuid.uuid5(uuid.NAMESPACE_URL, f"addendum:{policy_id}:{language}").urn)
+    feed.title(f"{context['title']} — {t('changelog_title')}")
+    feed.language(language)
+    feed.link(href=paths.url(base, paths.changelog(policy_id, language)), rel="alternate")
+    feed.link(href=paths.url(base, paths.feed(policy_id, language)), rel="self")
+    feed.author(name=context["controller"].name, email=context["controller"].email or None)
+    feed.updated(_midnight(entries[0].version.published))
+    for entry in reversed(entries):  # feedgen prepends, so the newest ends up first
+        version = entry.version
+        item = feed.add_entry()
+        item.id(entry_id(version, language))
+        item.title(t("feed_entry_title", version=version.id, date=long_date(version.effective, locale)))
+        item.updated(_midnight(version.published))
+        item.published(_midnight(version.published))
+        item.link(href=paths.url(base, paths.version_page(policy_id, version.slug, context["default_site"], language)))
+        item.summary(render_template("changelog-entry.txt", {**context, "entry": entry}, repo.templates_dir))
+    return bytes(feed.atom_str(pretty=True))

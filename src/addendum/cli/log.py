@@ -1,0 +1,31 @@
+"""`addendum log`: the published versions of a policy, and what is not yet published."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..config import Repo
+from ..versions import version_log
+from .common import lang_option, policy_argument, with_repo
+
+
+@click.command("log")
+@policy_argument
+@lang_option()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on standard output.")
+@with_repo
+def log_command(repo: Repo, policy_id: str, language: str | None, as_json: bool) -> None:
+    """List a policy's published versions, newest first, then its unpublished changes.
+
+    Each version shows its id, whether it is in force today, upcoming or superseded, its effective and
+    published dates (in the language of --lang), its classification and summary. The unpublished changes are
+    the sections added, removed, changed or moved since the latest version, per language and site. Read
+    from history/ alone: a shallow clone without tags gives the same answer.
+    """
+    log = version_log(repo, policy_id)
+    if as_json:
+        click.echo(json.dumps(log.as_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n".join(log.lines(language)))

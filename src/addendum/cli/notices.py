@@ -1,0 +1,44 @@
+"""`addendum notices`: who was notified of a version, when, with which Message-ID and reply — the proof."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import click
+
+from ..config import Repo
+from ..notify.campaign import notice_records
+from .common import policy_argument, with_repo
+from .subscribers import database_option
+
+STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled")
+
+
+@click.command("notices")
+@policy_argument
+@click.argument("version_id", metavar="VERSION")
+@click.option("--email", default=None, help="Only the notices to this address.")
+@click.option("--state", "only_state", type=click.Choice(STATES), default=None, help="Only notices in this state.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per notice.")
+@database_option
+@with_repo
+def notices_command(repo: Repo, policy_id: str, version_id: str, email: str | None, only_state: str | None, as_json: bool,
+                    database_url: str | None) -> None:
+    """Show the record of a version's notices: per recipient and site, the language, the content hash of the
+    text they were told about, the state, when it was sent, the Message-ID and the SMTP server's reply.
+
+    \b
+    Example:
+      addendum notices privacy privacy@2020-09-01 --state failed
+    """
+    counts: Counter[str] = Counter()
+    for record in notice_records(repo, policy_id, version_id, email, only_state, database_url):
+        counts[record.state] += 1
+        if as_json:
+            click.echo(json.dumps(record.as_json(), ensure_ascii=False))
+        else:
+            click.echo(f"{record.state:<9} {record.sent_at or '-':<25} {record.recipient:<32} {record.site_id}/{record.language} "
+                       f"{record.audience:<10} {record.message_id} {record.content_hash[:19]}… {record.reply}")
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no notices"
+    click.echo(f"{version_id}: {summary}", err=True)

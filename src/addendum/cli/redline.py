@@ -1,0 +1,45 @@
+"""`addendum redline`: the document a reviewer signs off, as HTML or PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config import Repo
+from ..files import write_atomic
+from ..render.redline import LAYOUTS, Layout, make_redline
+from .common import lang_option, policy_argument, site_option, with_repo
+
+
+@click.command("redline")
+@policy_argument
+@click.argument("from_ref", metavar="FROM")
+@click.argument("to_ref", metavar="TO")
+@site_option(required=True)
+@lang_option(required=True)
+@click.option("--format", "fmt", type=click.Choice(["html", "pdf"]), default="html", show_default=True)
+@click.option("--layout", type=click.Choice(LAYOUTS), default="inline", show_default=True,
+              help="inline: one text with insertions and deletions; side-by-side: old and new columns per section.")
+@click.option("--changes-only", is_flag=True, help="Only the changed sections, with their headings for context.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="The file to write (atomically).")
+@with_repo
+def redline_command(repo: Repo, policy_id: str, from_ref: str, to_ref: str, site_id: str, language: str, fmt: str,
+                    layout: Layout, changes_only: bool, output: Path) -> None:
+    """Write the redline of POLICY from FROM to TO for one site and language.
+
+    FROM and TO are a published version (privacy@2018-05-19), a date (the version in force that day), `latest`,
+    a git revision, or `worktree`. The document has a title block with both versions and their effective dates,
+    a summary table of changed sections (with their suggested materiality) linking into the text, a legend, and
+    the text with insertions underlined and deletions struck through, moved sections marked with where they came
+    from, change bars in the margin and invisible characters shown by their code point.
+
+    \b
+    Example:
+      addendum redline privacy privacy@2018-05-19 latest --site selentic --lang en --format pdf -o redline.pdf
+    """
+    data = make_redline(repo, policy_id, from_ref, to_ref, site_id, language,
+                        fmt="pdf" if fmt == "pdf" else "html", layout=layout, changes_only=changes_only)
+    write_atomic(output, data)
+    click.echo(f"wrote {output}", err=True)

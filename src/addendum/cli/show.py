@@ -1,0 +1,48 @@
+"""`addendum show`: the text of a policy as it stood on a date, at a version or at a git revision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..config import Repo
+from ..files import write_atomic
+from ..ids import parse_date
+from ..render import Format
+from ..versions import show_text
+from .common import lang_option, output_option, policy_argument, site_option, with_repo
+
+
+@click.command("show")
+@policy_argument
+@click.option("--at", "at", metavar="DATE", help="The version in force on this day, YYYY-MM-DD (default: today).")
+@click.option("--version", "version", metavar="ID", help="A published version, e.g. privacy@2018-05-19.")
+@click.option("--rev", "rev", metavar="GITREV", help="The policy as committed at a git revision (or `worktree`).")
+@site_option()
+@lang_option()
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "html"]), default="text", show_default=True)
+@output_option
+@with_repo
+def show_command(repo: Repo, policy_id: str, at: str | None, version: str | None, rev: str | None,
+                 site_id: str | None, language: str | None, fmt: Format, output: Path | None) -> None:
+    """Print a policy as readers of one site in one language saw it.
+
+    With --at, the version in force on that day; a later version already announced but not yet in effect
+    is named on standard error ("upcoming: …"). Before the first version took effect there is nothing to
+    show: exit 1. Versions are read from history/ and checked against their recorded content hashes.
+
+    \b
+    Examples:
+      addendum show privacy --at 2019-03-01 --site equihealth --lang nl
+      addendum show privacy --version privacy@2018-05-19 --format html -o old.html
+    """
+    shown = show_text(repo, policy_id, at=parse_date(at, "--at") if at else None, version=version, rev=rev,
+                      site_id=site_id, language=language, fmt=fmt)
+    for note in shown.notes:
+        click.echo(note, err=True)
+    if output is None:
+        click.echo(shown.text, nl=False)
+    else:
+        write_atomic(output, shown.text)
+        click.echo(f"wrote {output}", err=True)

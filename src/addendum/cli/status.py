@@ -1,0 +1,52 @@
+"""`addendum status`: sections × languages (and overriding sites), and what is not yet published."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..config import Repo
+from ..status import PolicyStatus, policy_status
+from .common import policy_argument, with_repo
+
+MARKS = {"up-to-date": "ok", "stale": "STALE", "missing": "missing", None: "·"}
+
+
+def _table(status: PolicyStatus) -> list[str]:
+    headers = ["section", *(c.label for c in status.columns)]
+    body = [[row.ref, *(MARKS[cell] for cell in row.cells)] for row in status.rows]
+    widths = [max(len(line[i]) for line in [headers, *body]) for i in range(len(headers))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in [headers, *body]]
+
+
+@click.command("status")
+@policy_argument
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on standard output.")
+@with_repo
+def status_command(repo: Repo, policy_id: str, as_json: bool) -> None:
+    """Show each section's state in each language, and unpublished changes.
+
+    \b
+    ok       the text is up to date
+    STALE    another language changed this section after this one did
+    missing  no text in this language (readers see the default language's, marked)
+    ·        the site does not override this section
+    Columns `site/lang` are a site's overrides. Unpublished changes come with their suggested class.
+    """
+    status = policy_status(repo, policy_id)
+    if as_json:
+        click.echo(json.dumps(status.as_json(), indent=2, ensure_ascii=False))
+        return
+    for line in _table(status):
+        click.echo(line)
+    click.echo("")
+    click.echo(f"{status.count('missing')} missing, {status.count('stale')} stale; "
+               f"latest version: {status.latest.id if status.latest else 'none published'}")
+    if status.unpublished is None:
+        click.echo("no unpublished changes")
+        return
+    changed = sorted({c.ref for cs in status.unpublished.changesets for c in cs.changes})
+    click.echo(f"unpublished changes in {len(changed)} section(s), suggested class: {status.unpublished.level}")
+    for reason in status.unpublished.reasons[:20]:
+        click.echo(f"  {reason}")

@@ -1,0 +1,190 @@
+"""`addendum subscribers`: the people who receive change notices, kept in the local state store, never in git."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..config import Repo
+from ..errors import NotifyError
+from ..files import write_atomic
+from ..notify.state import open_state, rotate_keys
+from ..notify.subscribers import (
+    add_subscriber,
+    export_subscribers,
+    forget_subscriber,
+    import_subscribers,
+    list_subscribers,
+    remove_subscriber,
+    unsubscribe,
+)
+from .common import with_repo
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def database_option(func: F) -> F:
+    return click.option("--database", "database_url", metavar="URL", envvar="ADDENDUM_DATABASE_URL", show_envvar=True,
+                        help="State store: a SQLite path or a SQLAlchemy URL such as postgresql+psycopg://… "
+                             "(default: state.database, .addendum/state.db).")(func)
+
+
+@click.group("subscribers")
+def subscribers_command() -> None:
+    """Manage who receives change notices.
+
+    Subscribers are personal data: they live in the state store (.addendum/state.db, mode 0600, git-ignored, or
+    the database at ADDENDUM_DATABASE_URL), never in the policy repository's git history.
+
+    \b
+    Audiences:
+      account     account holders: the notice is a legal notice, sent even to those who left the optional list
+      subscriber  people who opted in to change notices; every notice carries a one-click unsubscribe link
+    """
+
+
+@subscribers_command.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="The person's name, used in the greeting.")
+@click.option("--lang", "language", required=True, metavar="LANG", help="Language of their notices, e.g. en or nl.")
+@click.option("--site", "sites", multiple=True, required=True, metavar="SITE", help="A site they use (repeatable).")
+@click.option("--policy", "policies", multiple=True, metavar="POLICY", help="Only this policy (repeatable; default: all).")
+@click.option("--audience", type=click.Choice(["account", "subscriber"]), required=True, help="Why they are told.")
+@click.option("--consent-source", default="cli", show_default=True, help="Where the consent or account came from.")
+@click.option("--consent-at", default="", metavar="DATE", help="When it was given (default: now).")
+@click.option("--resubscribe", is_flag=True, help="Undo an earlier unsubscribe (only with new consent).")
+@click.option("--allow-suppressed", is_flag=True, help="Add an address that was erased before (only with new consent).")
+@database_option
+@with_repo
+def add_command(repo: Repo, email: str, name: str, language: str, sites: tuple[str, ...], policies: tuple[str, ...],
+                audience: str, consent_source: str, consent_at: str, resubscribe: bool, allow_suppressed: bool,
+                database_url: str | None) -> None:
+    """Add one person (or update them, when the address is known).
+
+    \b
+    Example:
+      addendum subscribers add ann@example.org --name Ann --lang en --site selentic --audience subscriber
+    """
+    raw = {"email": email, "name": name, "language": language, "sites": ";".join(sites), "policies": ";".join(policies),
+           "audience": audience, "consent_source": consent_source, "consent_at": consent_at}
+    with open_state(repo, database_url) as state:
+        result = add_subscriber(state, raw, resubscribe=resubscribe, allow_suppressed=allow_suppressed)
+    click.echo(f"{'added' if result.created else 'updated'} {result.subscriber.email}")
+    for note in result.messages:
+        click.echo(f"note: {note}", err=True)
+
+
+@subscribers_command.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--skip-invalid", is_flag=True, help="Import the good rows even when some are bad.")
+@click.option("--consent-source", default=None, help="Recorded source of consent (default: import:FILE).")
+@database_option
+@with_repo
+def import_command(repo: Repo, file: Path, skip_invalid: bool, consent_source: str | None, database_url: str | None) -> None:
+    """Import subscribers from a CSV file.
+
+    The header row names the columns: email,name,language,sites,audience (required) and policies, consent_source,
+    consent_at (optional). Several sites or policies are separated by ';'; no policies means all. Every bad row
+    is reported with its line and reason; if any row is bad nothing is imported, unless --skip-invalid. Addresses
+    that were erased (`forget`) are recognised and left out. Known addresses are updated.
+    """
+    with open_state(repo, database_url) as state:
+        report = import_subscribers(state, file, skip_invalid=skip_invalid, consent_source=consent_source)
+    for problem in report.problems:
+        click.echo(f"{file}:{problem.format()}", err=True)
+    for skipped in report.suppressed:
+        click.echo(f"{file}:{skipped.format()}", err=True)
+    if not report.imported:
+        raise NotifyError(f"{len(report.problems)} bad row(s) in {file}: nothing imported",
+                          "fix them, or import the good rows with --skip-invalid")
+    skipped_text = f", {len(report.problems)} bad row(s) skipped" if report.problems else ""
+    click.echo(f"imported {report.added + report.updated}: {report.added} added, {report.updated} updated"
+               f"{skipped_text}, {len(report.suppressed)} suppressed")
+
+
+@subscribers_command.command("list")
+@click.option("--policy", "policy_id", metavar="POLICY", help="Only subscribers of this policy.")
+@click.option("--site", "site_id", metavar="SITE", help="Only subscribers of this site.")
+@database_option
+@with_repo
+def list_command(repo: Repo, policy_id: str | None, site_id: str | None, database_url: str | None) -> None:
+    """List subscribers: address, language, sites, audience and status."""
+    count = 0
+    with open_state(repo, database_url) as state:
+        for subscriber in list_subscribers(state, policy_id, site_id):
+            row = subscriber.as_row()
+            click.echo(f"{row['email']:<36} {row['language']:<5} {row['audience']:<10} {row['status']:<12} "
+                       f"{row['sites']}{'  [' + row['policies'] + ']' if row['policies'] else ''}")
+            count += 1
+    click.echo(f"{count} subscriber(s)", err=True)
+
+
+@subscribers_command.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True,
+              help="csv: the import format; jsonl: one JSON object per person, with the notices sent to them.")
+@click.option("--email", default=None, help="Only this person (e.g. to answer their request to see their data).")
+@click.option("--policy", "policy_id", metavar="POLICY", help="Only subscribers of this policy.")
+@click.option("--site", "site_id", metavar="SITE", help="Only subscribers of this site.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file (mode 0600).")
+@database_option
+@with_repo
+def export_command(repo: Repo, fmt: str, email: str | None, policy_id: str | None, site_id: str | None,
+                   output: Path | None, database_url: str | None) -> None:
+    """Export subscribers (CSV that `import` reads back, or JSON lines)."""
+    import io
+
+    buffer = io.StringIO() if output is not None else sys.stdout
+    with open_state(repo, database_url) as state:
+        count = export_subscribers(state, buffer, fmt, policy_id, site_id, email)
+    if output is not None:
+        assert isinstance(buffer, io.StringIO)
+        write_atomic(output, buffer.getvalue(), mode=0o600)
+        click.echo(f"wrote {count} subscriber(s) to {output}", err=True)
+
+
+@subscribers_command.command("remove")
+@click.argument("email")
+@database_option
+@with_repo
+def remove_command(repo: Repo, email: str, database_url: str | None) -> None:
+    """Take a person off the list; the record of notices already sent to them is kept (see `forget`)."""
+    with open_state(repo, database_url) as state:
+        cancelled = remove_subscriber(state, email)
+    click.echo(f"removed {email}" + (f"; {cancelled} unsent notice(s) cancelled" if cancelled else ""))
+
+
+@subscribers_command.command("forget")
+@click.argument("email")
+@database_option
+@with_repo
+def forget_command(repo: Repo, email: str, database_url: str | None) -> None:
+    """Erase a person everywhere (subscriber, outbox, attempts), keeping only a keyed hash of the address so a
+    later import of it is recognised and suppressed."""
+    with open_state(repo, database_url) as state:
+        report = forget_subscriber(state, email)
+    found = "subscriber erased" if report.subscriber_found else "not a subscriber"
+    click.echo(f"forgot {email}: {found}, {report.outbox_rows_erased} outbox record(s) erased, address suppressed")
+
+
+@subscribers_command.command("unsubscribe")
+@click.argument("token")
+@database_option
+@with_repo
+def unsubscribe_command(repo: Repo, token: str, database_url: str | None) -> None:
+    """Honour an unsubscribe token (from the link or the mailto in a notice): for the endpoint behind
+    notify.unsubscribe_url, which must answer the one-click POST with 200."""
+    with open_state(repo, database_url) as state:
+        result = unsubscribe(state, token)
+    state_text = "was already unsubscribed" if result.already else "unsubscribed"
+    click.echo(f"{result.email} {state_text}" + (f"; {result.cancelled} unsent notice(s) cancelled" if result.cancelled else ""))
+
+
+@subscribers_command.command("rotate-key")
+@with_repo
+def rotate_key_command(repo: Repo) -> None:
+    """Add a new key for unsubscribe tokens; links already sent keep working (old keys are kept)."""
+    click.echo(f"new key version {rotate_keys(repo)}: new notices are signed with it")

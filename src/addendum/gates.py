@@ -1,0 +1,63 @@
+"""The gates a version passes before it is published: classification, notice period, stale translations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from .classify import assess
+from .errors import UsageError
+from .parity import StaleTranslation, stale_translations
+from .policy import Policy
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """What the rules suggested and what the editor decided; `record` goes into the ledger entry."""
+
+    suggested: str
+    reasons: tuple[str, ...]
+    stale: tuple[StaleTranslation, ...]
+    record: dict[str, Any]
+
+
+def _bullets(lines: list[str] | tuple[str, ...], limit: int = 8) -> str:
+    shown = [f"  - {line}" for line in lines[:limit]]
+    if len(lines) > limit:
+        shown.append(f"  - … and {len(lines) - limit} more")
+    return "\n".join(shown)
+
+
+def gate_publication(old: Policy | None, new: Policy, *, classification: str, reason: str, effective: date,
+                     published: date, urgent: bool = False, allow_stale: bool = False) -> GateDecision:
+    """Refuse (UsageError) what the rules forbid without an explicit, recorded override."""
+    assessment = assess(old, new)
+    suggested = "material" if old is None else assessment.level
+    material = classification == "material"
+    if urgent and not reason.strip():
+        raise UsageError("--urgent needs a --reason", "say why the notice period cannot be kept; the reason is recorded in the ledger")
+    if classification == "editorial" and suggested == "material" and not reason.strip():
+        raise UsageError(
+            "the rules suggest this version is material, but it is being published as editorial\n"
+            + _bullets(assessment.reasons),
+            "publish with --material, or keep --editorial and explain why with --reason \"…\" (both are recorded)")
+    notice = timedelta(days=new.notice_days)
+    if material and old is not None and effective - published < notice and not urgent:
+        earliest = published + notice
+        raise UsageError(
+            f"a material change takes effect on {effective.isoformat()}, {(effective - published).days} day(s) after it is "
+            f"published ({published.isoformat()}); policy {new.id} requires {new.notice_days} days' notice",
+            f"set --effective {earliest.isoformat()} or later, or publish with --urgent --reason \"…\" (recorded)")
+    stale = tuple(stale_translations(old, new)) if material else ()
+    if stale and not allow_stale:
+        raise UsageError(
+            "a material version in which some translations did not change along:\n" + _bullets([s.describe() for s in stale]),
+            "update those translations and commit them, or publish with --allow-stale (recorded)")
+    record: dict[str, Any] = {"suggested": suggested, "reasons": list(assessment.reasons)}
+    if urgent:
+        record["urgent"] = True
+    if stale:
+        record["allow_stale"] = True
+        record["stale"] = [s.describe() for s in stale]
+    return GateDecision(suggested, assessment.reasons, stale, record)

@@ -1,0 +1,197 @@
+"""What a change notice says for one site and language: the changed sections, the editor's words, links and rights."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+from .. import paths
+from ..config import Repo
+from ..errors import NotifyError, UsageError
+from ..ledger import PublishedVersion
+from ..policy import Controller, Policy
+from ..resolve import ResolvedPolicy, normalise, resolve
+from ..versions import find_version, load_version, published_versions
+
+
+@dataclass(frozen=True)
+class SectionChange:
+    """One section that readers of this site and language will find added, removed or changed."""
+
+    id: str
+    ref: str
+    heading: str
+    kind: str  # added | removed | changed
+
+
+@dataclass(frozen=True)
+class Authority:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class NoticeLinks:
+    new: str
+    redline: str
+    previous: str
+    changelog: str
+
+
+@dataclass(frozen=True)
+class NoticeContent:
+    """Everything a notice says to readers of one site in one language; recipients only add their greeting."""
+
+    policy_id: str
+    version_id: str
+    previous_id: str
+    title: str
+    site_id: str
+    site_name: str
+    language: str
+    locale: str
+    effective: date
+    published: date
+    material: bool
+    summary: str
+    summary_language: str
+    impact: str
+    changes: tuple[SectionChange, ...]
+    links: NoticeLinks
+    controller: Controller
+    contact_email: str
+    authority: Authority | None
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class NoticePlan:
+    """A published version to notify, its predecessor, and the sites whose text changed."""
+
+    repo: Repo
+    version: PublishedVersion
+    previous: PublishedVersion | None
+    affected_sites: tuple[str, ...]
+
+    @cached_property
+    def policy(self) -> Policy:
+        return load_version(self.repo, self.version)
+
+    @cached_property
+    def previous_policy(self) -> Policy | None:
+        return load_version(self.repo, self.previous) if self.previous else None
+
+    @property
+    def policy_id(self) -> str:
+        return self.version.policy_id
+
+    def language_for(self, site_id: str, language: str) -> str:
+        """The recipient's language when the policy has it, else the site's default language."""
+        if language in self.policy.languages:
+            return language
+        site_default = self.policy.site(site_id).variables.get("default_language")
+        return str(site_default) if site_default in self.policy.languages else self.policy.default_language
+
+
+def plan_notice(repo: Repo, policy_id: str, version_id: str, force: bool = False) -> NoticePlan:
+    """The version to notify; an editorial version is refused unless forced (people need not be told of it)."""
+    version = find_version(repo, policy_id, version_id)
+    if version.classification != "material" and not force:
+        raise UsageError(f"{version.id} is {version.classification}: change notices are for material versions",
+                         "pass --force to send a notice of it all the same")
+    versions = published_versions(repo, policy_id)
+    index = next(i for i, v in enumerate(versions) if v.id == version.id)
+    previous = versions[index - 1] if index else None
+    sites = sorted({key.split("/")[0] for key in version.hashes})
+    if previous is not None:
+        sites = [s for s in sites if any(version.hashes[k] != previous.hashes.get(k) for k in version.hashes if k.startswith(s + "/"))]
+    return NoticePlan(repo, version, previous, tuple(sites))
+
+
+def section_changes(old: ResolvedPolicy | None, new: ResolvedPolicy) -> tuple[SectionChange, ...]:
+    """Sections added, removed or changed between two resolved texts, in the new text's order (removed ones last)."""
+    before = {s.id: s for s in old.sections} if old else {}
+    changes = []
+    for section in new.sections:
+        previous = before.get(section.id)
+        if previous is None:
+            changes.append(SectionChange(section.id, section.ref, section.heading, "added"))
+        elif (normalise(previous.heading), normalise(previous.text).strip()) != (normalise(section.heading), normalise(section.text).strip()):
+            changes.append(SectionChange(section.id, section.ref, section.heading, "changed"))
+    current = {s.id for s in new.sections}
+    changes.extend(SectionChange(s.id, s.ref, s.heading, "removed") for s in before.values() if s.id not in current)
+    return tuple(changes)
+
+
+def _per_language(value: Any, language: str, default: str) -> str:
+    if isinstance(value, Mapping):
+        return str(value.get(language) or value.get(default) or "")
+    return str(value or "")
+
+
+def supervisory_authority(policy: Policy, language: str) -> Authority | None:
+    """The authority a reader may complain to, from policy.toml's [supervisory_authority] (name and url per language)."""
+    table = policy.settings.get("supervisory_authority")
+    if not table:
+        return None
+    if not isinstance(table, Mapping):
+        raise NotifyError(f"{policy.config_file}: [supervisory_authority] must be a table with name and url",
+                          'e.g. name = { en = "…" } and url = { en = "https://…" }')
+    name = _per_language(table.get("name"), language, policy.default_language)
+    url = _per_language(table.get("url"), language, policy.default_language)
+    if not name or urlsplit(url).scheme != "https":
+        raise NotifyError(f"{policy.config_file}: [supervisory_authority] needs a name and an https url for {language}",
+                          "readers must be told where to complain (GDPR Art. 13(2)(d))")
+    return Authority(name, url)
+
+
+def archive_links(base_url: str, version: PublishedVersion, previous: PublishedVersion | None, site_id: str,
+                  language: str) -> NoticeLinks:
+    policy_id = version.policy_id
+
+    def url(path: str) -> str:
+        return paths.url(base_url, path)
+
+    return NoticeLinks(
+        new=url(paths.version_page(policy_id, version.slug, site_id, language)),
+        redline=url(paths.redline_page(policy_id, version.slug, site_id, language)) if previous else "",
+        previous=url(paths.version_page(policy_id, previous.slug, site_id, language)) if previous else "",
+        changelog=url(paths.changelog(policy_id, language)),
+    )
+
+
+def require_base_url(repo: Repo) -> str:
+    base_url = str(repo.setting("archive.base_url"))
+    if urlsplit(base_url).scheme not in ("https", "http") or not urlsplit(base_url).netloc:
+        raise NotifyError("archive.base_url is not set to a web address",
+                          'notices link to the archive: set [archive] base_url = "https://…/history/" in addendum.toml')
+    return base_url
+
+
+def notice_content(plan: NoticePlan, site_id: str, language: str, base_url: str) -> NoticeContent:
+    """The notice for readers of one site in one language (already the language the policy has)."""
+    policy, version = plan.policy, plan.version
+    new = resolve(policy, site_id, language)
+    old = None
+    if plan.previous_policy is not None and site_id in plan.previous_policy.sites:
+        previous_language = language if language in plan.previous_policy.languages else plan.previous_policy.default_language
+        old = resolve(plan.previous_policy, site_id, previous_language)
+    summary_language = language if version.summaries.get(language) else policy.default_language
+    site = policy.site(site_id)
+    contact = site.variables.get("contact")
+    contact_email = str(contact.get("email")) if isinstance(contact, Mapping) and contact.get("email") else policy.controller.email
+    return NoticeContent(
+        policy_id=policy.id, version_id=version.id, previous_id=plan.previous.id if plan.previous else "",
+        title=policy.title(language), site_id=site_id, site_name=site.name, language=language,
+        locale=policy.locale(language), effective=version.effective, published=version.published,
+        material=version.classification == "material",
+        summary=version.summaries.get(summary_language, ""), summary_language=summary_language,
+        impact=_per_language(version.extra.get("impact"), language, ""),
+        changes=section_changes(old, new), links=archive_links(base_url, version, plan.previous, site_id, language),
+        controller=policy.controller, contact_email=contact_email,
+        authority=supervisory_authority(policy, language), content_hash=version.hash_for(site_id, language) or new.content_hash(),
+    )

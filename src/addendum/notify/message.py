@@ -1,0 +1,246 @@
+"""Change-notice e-mails: rendered once per site × language × audience, then completed for each recipient."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from .. import paths
+from ..config import Repo
+from ..errors import NotifyError
+from ..policy import Policy
+from ..templates import long_date, render_template, strings
+from .content import NoticeContent
+from .subscribers import normalise_address
+from .tokens import Keyring, unsubscribe_token
+
+MAX_LINE = 998  # RFC 5322: octets per line, CRLF excluded
+# Serialised without folding below the hard limit: folding a long unsubscribe URL at 78 would turn it into
+# encoded-words that mail clients cannot use as a link.
+WIRE = SMTP.clone(max_line_length=MAX_LINE)
+SUBSCRIBER = "subscriber"
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who notices come from, and the subscription list's headers (RFC 2369 / RFC 8058)."""
+
+    address: Address
+    reply_to: Address | None
+    list_id: str
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+
+    @property
+    def domain(self) -> str:
+        return self.address.domain
+
+
+@dataclass(frozen=True)
+class Recipient:
+    uid: str
+    email: str
+    name: str
+    language: str
+    site_id: str
+    audience: str
+
+
+@dataclass(frozen=True)
+class BuiltMessage:
+    message_id: str
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def _address(value: str, display_name: str, key: str) -> Address:
+    try:
+        return Address(display_name=display_name, addr_spec=normalise_address(value))
+    except ValueError as exc:
+        raise NotifyError(f"config value '{key}': {exc}", f"set {key} in addendum.toml to a valid address") from None
+
+
+def sender_for(repo: Repo, policy: Policy) -> Sender:
+    """The sender from [notify] settings; the controller's name and e-mail where they are not set."""
+    address = _address(str(repo.setting("notify.from_address") or policy.controller.email),
+                       str(repo.setting("notify.from_name") or policy.controller.name), "notify.from_address")
+    reply_to = str(repo.setting("notify.reply_to") or "")
+    url = str(repo.setting("notify.unsubscribe_url") or "")
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.netloc or parts.fragment or any(ch.isspace() or not ch.isprintable() or ord(ch) > 126 for ch in url):
+            raise NotifyError(f"config value 'notify.unsubscribe_url': {url!r} is not a plain https URL",
+                              "RFC 8058 one-click unsubscribe needs an https URL (it receives ?token=…)")
+    mailto = str(repo.setting("notify.unsubscribe_mailto") or "")
+    return Sender(
+        address=address,
+        reply_to=_address(reply_to, "", "notify.reply_to") if reply_to else None,
+        list_id=str(repo.setting("notify.list_id") or f"{policy.id}-changes.{address.domain}"),
+        unsubscribe_url=url,
+        unsubscribe_mailto=_address(mailto, "", "notify.unsubscribe_mailto").addr_spec if mailto else "",
+    )
+
+
+def message_id_for(version_id: str, subscriber_uid: str, site_id: str, domain: str) -> str:
+    """The same Message-ID for the same notice to the same person, however often it is built."""
+    digest = hashlib.sha256(f"{version_id}\x00{subscriber_uid}\x00{site_id}".encode()).hexdigest()[:32]
+    return f"<{digest}.{version_id.replace('@', '.')}@{domain}>"
+
+
+@dataclass
+class _Variant:
+    """A notice serialised once with slots for what differs per recipient; `fast` unless lines would grow too long."""
+
+    data: bytes
+    fast: bool
+    slot_lines: list[tuple[int, dict[bytes, int]]] = field(default_factory=list)
+    parts: tuple[str, str, str] = ("", "", "")  # subject, text, html with slots, for the per-recipient path
+
+
+class MessageFactory:
+    """Builds each recipient's notice: templates rendered once per variant, the recipient's details filled in."""
+
+    def __init__(self, repo: Repo, sender: Sender, keyring: Keyring, content: Callable[[str, str], NoticeContent],
+                 when: datetime, attach_redline: bool = False) -> None:
+        self.repo, self.sender, self.keyring, self.content = repo, sender, keyring, content
+        self.when, self.attach_redline = when, attach_redline
+        nonce = secrets.token_hex(6)
+        # Slot markers survive Jinja's escaping and 8-bit transfer encoding untouched; the nonce keeps text out.
+        self.slots = {name: f"addendum{nonce}{name}" for name in
+                      ("tgreeting", "temail", "turl", "hgreeting", "hemail", "hurl", "token", "mid")}
+        self._variants: dict[tuple[str, str, str], _Variant] = {}
+        self._strings: dict[str, Callable[..., str]] = {}
+
+    def t(self, language: str) -> Callable[..., str]:
+        if language not in self._strings:
+            self._strings[language] = strings(language, self.repo.templates_dir)
+        return self._strings[language]
+
+    def _render(self, content: NoticeContent, audience: str, values: dict[str, str]) -> tuple[str, str, str]:
+        t = self.t(content.language)
+        subject = t("notice_subject", controller=content.controller.name, title=content.title,
+                    date=long_date(content.effective, content.locale))
+        context: dict[str, Any] = {"notice": content, "audience": audience, "t": t, "subject": subject,
+                                   "sender": {"name": self.sender.address.display_name, "address": self.sender.address.addr_spec}}
+        names = [f"notice-{content.policy_id}", "notice"]
+        text = render_template([f"{n}.txt" for n in names], {**context, "recipient": {
+            "greeting": values["tgreeting"], "email": values["temail"], "unsubscribe_url": values["turl"]}}, self.repo.templates_dir)
+        page = render_template([f"{n}.html" for n in names], {**context, "recipient": {
+            "greeting": values["hgreeting"], "email": values["hemail"], "unsubscribe_url": values["hurl"]}}, self.repo.templates_dir)
+        return subject, text, page
+
+    def _compose(self, content: NoticeContent, audience: str, parts: tuple[str, str, str], cte: str | None,
+                 to: Address | None, message_id: str, token: str) -> EmailMessage:
+        subject, text, page = parts
+        message = EmailMessage(policy=SMTP)
+        if to is not None:
+            message["To"] = to
+        message["Message-ID"] = message_id
+        message["From"] = self.sender.address
+        if self.sender.reply_to is not None:
+            message["Reply-To"] = self.sender.reply_to
+        message["Subject"] = subject
+        message["Date"] = format_datetime(self.when)
+        message["Auto-Submitted"] = "auto-generated"
+        if audience == SUBSCRIBER:
+            message["List-Id"] = f"{content.title} <{self.sender.list_id}>"
+            links = [f"<{self._unsubscribe_url(token)}>"]
+            if self.sender.unsubscribe_mailto:
+                links.append(f"<mailto:{self.sender.unsubscribe_mailto}?subject=unsubscribe%20{token}>")
+            message["List-Unsubscribe"] = ", ".join(links)
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message.set_content(text, cte=cte)
+        message.add_alternative(page, subtype="html", cte=cte)
+        if self.attach_redline:
+            name, pdf = self._redline(content)
+            message.add_attachment(pdf, maintype="application", subtype="pdf", filename=name)
+        for part in message.walk():
+            if part is not message:
+                del part["MIME-Version"]  # the stdlib copies it into parts it creates; it belongs at the top only
+        message["Content-Language"] = content.language  # after the body: setting content clears Content-* headers
+        return message
+
+    def _unsubscribe_url(self, token: str) -> str:
+        return f"{self.sender.unsubscribe_url}{'&' if '?' in self.sender.unsubscribe_url else '?'}token={token}"
+
+    def _redline(self, content: NoticeContent) -> tuple[str, bytes]:
+        slug = content.version_id.split("@", 1)[1]
+        path = self.repo.history_dir / paths.redline_pdf(content.policy_id, slug, content.site_id, content.language)
+        if not path.is_file():
+            raise NotifyError(f"no redline PDF at {path.relative_to(self.repo.root)}",
+                              f"build the archive first: addendum archive {content.policy_id}")
+        return f"redline-{content.policy_id}-{slug}-{content.site_id}-{content.language}.pdf", path.read_bytes()
+
+    def _variant(self, site_id: str, language: str, audience: str) -> _Variant:
+        key = (site_id, language, audience)
+        if key not in self._variants:
+            content = self.content(site_id, language)
+            if audience == SUBSCRIBER and not self.sender.unsubscribe_url:
+                raise NotifyError("notify.unsubscribe_url is not set: notices to the subscriber audience need a one-click "
+                                  "unsubscribe link", 'set [notify] unsubscribe_url = "https://…" in addendum.toml')
+            parts = self._render(content, audience, self.slots)
+            token_slot, mid_slot = self.slots["token"], f"<{self.slots['mid']}@{self.sender.domain}>"
+            data = self._compose(content, audience, parts, "8bit", None, mid_slot, token_slot).as_bytes(policy=WIRE)
+            variant = _Variant(data, True, parts=parts)
+            slot_bytes = [s.encode() for s in self.slots.values()]
+            for line in data.split(b"\r\n"):
+                counts = {s: line.count(s) for s in slot_bytes if s in line}
+                if counts:
+                    variant.slot_lines.append((len(line) - sum(len(s) * n for s, n in counts.items()), counts))
+                elif len(line) > MAX_LINE:
+                    variant.fast = False
+            self._variants[key] = variant
+        return self._variants[key]
+
+    def _values(self, recipient: Recipient, language: str) -> dict[str, str]:
+        t = self.t(language)
+        greeting = t("notice_greeting", name=recipient.name) if recipient.name else t("notice_greeting_anonymous")
+        url = self._unsubscribe_url(self._token(recipient)) if recipient.audience == SUBSCRIBER else ""
+        return {"tgreeting": greeting, "temail": recipient.email, "turl": url,
+                "hgreeting": html.escape(greeting), "hemail": html.escape(recipient.email), "hurl": html.escape(url)}
+
+    def _token(self, recipient: Recipient) -> str:
+        return unsubscribe_token(self.keyring, recipient.uid) if recipient.audience == SUBSCRIBER else ""
+
+    def build(self, recipient: Recipient, language: str) -> BuiltMessage:
+        """The complete message for one recipient, in `language` (the policy's language nearest to theirs)."""
+        variant = self._variant(recipient.site_id, language, recipient.audience)
+        message_id = message_id_for(self.content(recipient.site_id, language).version_id, recipient.uid,
+                                    recipient.site_id, self.sender.domain)
+        values = self._values(recipient, language)
+        values.update(token=self._token(recipient), mid=message_id[1:message_id.rindex("@")])
+        to = Address(display_name=recipient.name, addr_spec=recipient.email)
+        replacements = {self.slots[k].encode(): v.encode() for k, v in values.items()}
+        fits = all(base + sum(len(replacements.get(s, s)) * n for s, n in counts.items()) <= MAX_LINE
+                   for base, counts in variant.slot_lines)
+        if not (variant.fast and fits):
+            return BuiltMessage(message_id, self._slow(recipient, language, variant, values, to, message_id))
+        data = variant.data
+        for slot, value in replacements.items():
+            data = data.replace(slot, value)
+        head = WIRE.fold_binary("To", WIRE.header_store_parse("To", to)[1])
+        return BuiltMessage(message_id, head + data)
+
+    def _slow(self, recipient: Recipient, language: str, variant: _Variant, values: dict[str, str], to: Address,
+              message_id: str) -> bytes:
+        """A message whose lines are too long for 8-bit transfer: built whole, so the stdlib picks QP or base64."""
+        subject, text, page = variant.parts
+        for name in ("greeting", "email", "url"):
+            text = text.replace(self.slots["t" + name], values["t" + name])
+            page = page.replace(self.slots["h" + name], values["h" + name])
+        content = self.content(recipient.site_id, language)
+        return self._compose(content, recipient.audience, (subject, text, page), None, to, message_id,
+                             values["token"]).as_bytes(policy=WIRE)

@@ -1,0 +1,264 @@
+"""The state store outside git: subscribers, suppressions and the outbox, as SQLAlchemy Core tables (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    make_url,
+    tuple_,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from ..config import Repo
+from ..errors import NotifyError
+from ..history import is_tracked
+from .tokens import private_dir, require_private
+
+DATABASE_ENV = "ADDENDUM_DATABASE_URL"
+ALL_POLICIES = "*"
+AUDIENCES = ("account", "subscriber")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend keeps."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the state store; use an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+metadata = MetaData()
+
+subscribers = Table(
+    "subscribers", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("uid", String(32), nullable=False, unique=True),  # public id: in tokens and Message-IDs, never the address
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("audience", String(16), nullable=False),
+    Column("consent_source", String(200), nullable=False),
+    Column("consent_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("unsubscribed_at", UtcDateTime),
+)
+
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("policy_id", String(63), primary_key=True),  # ALL_POLICIES: every policy, present and future
+    Column("site_id", String(63), primary_key=True),
+    Index("subscriptions_by_site", "site_id", "policy_id"),
+)
+
+suppressions = Table(
+    "suppressions", metadata,
+    Column("digest", String(64), primary_key=True),  # keyed hash of the erased address, never the address
+    Column("key_version", Integer, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# One row per (version, recipient address, site): the UNIQUE constraint is what makes re-running safe.
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", String(80), nullable=False),
+    Column("policy_id", String(63), nullable=False),
+    Column("subscriber_uid", String(32), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("site_id", String(63), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("audience", String(16), nullable=False),
+    Column("content_hash", String(80), nullable=False),
+    Column("message_id", String(250), nullable=False, unique=True),
+    Column("message_sha256", String(64), nullable=False),
+    Column("message", LargeBinary, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime),
+    Column("reply", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime),
+    UniqueConstraint("version_id", "recipient", "site_id", name="outbox_one_per_recipient"),
+    Index("outbox_by_state", "version_id", "state", "id"),
+    Index("outbox_by_recipient", "recipient"),
+)
+
+# Every SMTP attempt and its reply: the evidence `addendum notices` shows.
+attempts = Table(
+    "attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("outbox_id", Integer, ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("attempted_at", UtcDateTime, nullable=False),
+    Column("outcome", String(12), nullable=False),
+    Column("reply", Text, nullable=False),
+)
+
+# At most one sender at a time: a lease renewed while it runs, taken over when its owner is gone.
+locks = Table(
+    "locks", metadata,
+    Column("name", String(40), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Store:
+    """An open state store; `where` names it in messages without showing a password."""
+
+    engine: Engine
+    where: str
+
+    def begin(self) -> Any:
+        return self.engine.begin()
+
+    def connect(self) -> Connection:
+        return self.engine.connect()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def compact(self) -> None:
+        """Push erased rows out of SQLite's write-ahead log, so deleted personal data does not linger in a file."""
+        if self.dialect == "sqlite":
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def database_url(repo: Repo, override: str | None = None) -> str:
+    """Where the state lives: an explicit URL, else ADDENDUM_DATABASE_URL, else the state.database setting."""
+    chosen = override or os.environ.get(DATABASE_ENV, "").strip() or str(repo.setting("state.database"))
+    if "://" in chosen:
+        return chosen
+    path = Path(chosen)
+    return f"sqlite:///{path if path.is_absolute() else repo.root / path}"
+
+
+def _sqlite_file(repo: Repo, url: str) -> Path | None:
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return None
+    path = Path(database)
+    return path if path.is_absolute() else repo.root / path
+
+
+def _prepare_sqlite_file(repo: Repo, path: Path) -> None:
+    if is_tracked(repo.root, path):
+        raise NotifyError(f"the state database {path} is tracked by git",
+                          "subscribers are personal data and never enter git: `git rm --cached` it and choose a "
+                          "git-ignored path (state.database, default .addendum/state.db)")
+    private_dir(path.parent)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    require_private(path, "state database")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never block the sender, and a commit survives the process being killed at any point.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # Erased personal data is overwritten in the file, not merely unlinked from the b-tree.
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def open_store(repo: Repo, url: str | None = None) -> Store:
+    """Open (and create, mode 0600, schema included) the state store of a repository."""
+    chosen = database_url(repo, url)
+    try:
+        parsed = make_url(chosen)
+    except ArgumentError:
+        raise NotifyError(f"{chosen!r} is not a database URL", "use a path, sqlite:///PATH or postgresql+psycopg://…") from None
+    where = parsed.render_as_string(hide_password=True)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            file = _sqlite_file(repo, chosen)
+            if file is not None:
+                _prepare_sqlite_file(repo, file)
+            engine = create_engine(parsed)
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(parsed, pool_pre_ping=True)
+        metadata.create_all(engine)
+    except (OperationalError, SQLAlchemyError) as exc:
+        raise NotifyError(f"cannot open the state database {where}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+                          f"check the URL in {DATABASE_ENV} or state.database, and that the server is running") from None
+    except ModuleNotFoundError as exc:
+        raise NotifyError(f"the database driver {exc.name!r} is not installed",
+                          "install it, e.g. `pip install 'addendum[postgres]'` for postgresql+psycopg://") from None
+    return Store(engine, where)
+
+
+def batched_rows(connection: Connection, query: Any, key_columns: tuple[Any, ...], size: int = 500) -> Iterator[Any]:
+    """Rows of `query` in key order, fetched page by page (keyset pagination): memory stays flat in the row count.
+    Each page is its own read transaction, so a long run never pins an old snapshot (or SQLite's log)."""
+    last: tuple[Any, ...] | None = None
+    while True:
+        page_query = query.order_by(*key_columns).limit(size)
+        if last is not None:
+            page_query = page_query.where(tuple_(*key_columns) > tuple_(*last))
+        rows = connection.execute(page_query).all()
+        connection.commit()
+        if not rows:
+            return
+        yield from rows
+        last = tuple(rows[-1]._mapping[column.key] for column in key_columns)
+        if len(rows) < size:
+            return
+
+
+def insert_outbox_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Queue messages; a row that exists already (same version, recipient and site) is left exactly as it was."""
+    if not rows:
+        return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    connection.execute(dialect.insert(outbox).on_conflict_do_nothing(), rows)

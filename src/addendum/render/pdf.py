@@ -1,0 +1,97 @@
+"""HTML to PDF with WeasyPrint (the only module that imports it): bundled fonts, metadata, and a locked-down fetcher."""
+
+from __future__ import annotations
+
+import mimetypes
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+from ..errors import RenderError
+from ..templates import assets_dir
+
+FONT_FACES = (("DejaVuSerif.ttf", "normal", "normal"), ("DejaVuSerif-Bold.ttf", "bold", "normal"),
+              ("DejaVuSerif-Italic.ttf", "normal", "italic"))
+
+
+class FetchRefused(ValueError):
+    """A document asked for a resource outside the asset folder, or by a scheme other than file or data."""
+
+
+def allowed_path(url: str, root: Path | None = None) -> Path:
+    """The file a `file:` URL names, if it is a regular file inside the asset folder (symlinks resolved)."""
+    root = (root or assets_dir()).resolve()
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost"):
+        raise FetchRefused(f"refused to fetch {url[:200]}: only files inside {root} may be used")
+    path = Path(url2pathname(unquote(parts.path))).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise FetchRefused(f"refused to fetch {url[:200]}: only files inside {root} may be used")
+    return path
+
+
+@lru_cache(maxsize=1)
+def _fetcher_class() -> type[Any]:
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class SafeURLFetcher(URLFetcher):  # type: ignore[misc]
+        """`data:` URLs, and `file:` URLs of files inside the asset folder; nothing else, no network, no redirects."""
+
+        def __init__(self) -> None:
+            super().__init__(allowed_protocols=("file", "data"), allow_redirects=False, timeout=1)
+
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            if url[:5].lower() == "data:":
+                return super().fetch(url, headers)
+            path = allowed_path(url)
+            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            return URLFetcherResponse(path.as_uri(), path.read_bytes(), {"Content-Type": content_type})
+
+    return SafeURLFetcher
+
+
+def safe_url_fetcher() -> Any:
+    """A WeasyPrint URL fetcher limited to `data:` URLs and files inside templates/assets/ (every render uses one)."""
+    return _fetcher_class()()
+
+
+def fonts_css() -> str:
+    """@font-face rules for the bundled DejaVu Serif, relative to the asset folder."""
+    return "\n".join(f'@font-face {{ font-family: "DejaVu Serif"; src: url("fonts/{name}"); font-weight: {weight}; '
+                     f"font-style: {style}; }}" for name, weight, style in FONT_FACES)
+
+
+def html_to_pdf(html: str, *, title: str, language: str, pdf_variant: str | None = None, identifier: bytes | None = None,
+                created: datetime | None = None) -> bytes:
+    """Render any of our HTML documents as an A4 PDF with the bundled fonts, a title and a language.
+
+    Relative URLs resolve inside templates/assets/, and nothing outside it can be fetched. With a fixed
+    `identifier` and `created` (also used as the modification date) the same input gives the same bytes;
+    `pdf_variant` e.g. "pdf/a-3u" for archives.
+    """
+    try:
+        from weasyprint import CSS, HTML
+        from weasyprint.text.fonts import FontConfiguration
+    except OSError as exc:  # Pango or HarfBuzz missing
+        raise RenderError(f"the PDF engine cannot start: {exc}",
+                          "install Pango and HarfBuzz (Debian: apt-get install libpango-1.0-0 libpangoft2-1.0-0)") from None
+    base_url = assets_dir().resolve().as_uri() + "/"
+    fetcher = safe_url_fetcher()
+    font_config = FontConfiguration()
+    fonts = CSS(string=fonts_css(), base_url=base_url, url_fetcher=fetcher, font_config=font_config)
+    try:
+        document = HTML(string=html, base_url=base_url, url_fetcher=fetcher).render(
+            stylesheets=[fonts], font_config=font_config, pdf_variant=pdf_variant, pdf_identifier=identifier)
+        document.metadata.title = title
+        document.metadata.lang = language
+        if created is not None:
+            document.metadata.created = document.metadata.modified = created.isoformat(timespec="seconds")
+        pdf = document.write_pdf(pdf_variant=pdf_variant, pdf_identifier=identifier)
+    except Exception as exc:  # WeasyPrint raises many kinds; the boundary needs one
+        raise RenderError(f"the PDF could not be rendered: {type(exc).__name__}: {exc}",
+                          "check the template's HTML and CSS; run with --debug for the traceback") from exc
+    assert isinstance(pdf, bytes)
+    return pdf

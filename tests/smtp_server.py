@@ -1,0 +1,104 @@
+"""A real SMTP server for tests: aiosmtpd on 127.0.0.1, with scripted replies, dropped connections and failed logins."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+def free_port() -> int:
+    """An ephemeral port on 127.0.0.1 (aiosmtpd's Controller checks readiness by connecting, so it needs a number)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+DROP = "drop"  # a scripted reply that closes the connection once the message is in, without answering
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed: EmailMessage = BytesParser(policy=policy.default).parsebytes(self.data)  # type: ignore[assignment]
+        return parsed
+
+
+@dataclass
+class ScriptedHandler:
+    """Accepts every message unless told otherwise: `script[address]` lists the replies its next DATA commands get."""
+
+    script: dict[str, list[str]] = field(default_factory=dict)
+    always: str = ""  # a reply given to every DATA command, e.g. "550 5.7.1 rejected"
+    received: list[Received] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    on_accept: Callable[[Received, int], None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        recipient = envelope.rcpt_tos[0]
+        with self.lock:
+            queued = self.script.get(recipient)
+            reply = queued.pop(0) if queued else self.always
+            if reply and reply != DROP:
+                self.refused.append((recipient, reply))
+                return reply
+            item = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
+            self.received.append(item)
+            count = len(self.received)
+        if reply == DROP:
+            server.transport.close()
+            return "250 OK"
+        if self.on_accept is not None:
+            self.on_accept(item, count)
+        return "250 2.0.0 OK queued"
+
+    def by_recipient(self) -> dict[str, list[Received]]:
+        out: dict[str, list[Received]] = {}
+        for item in list(self.received):
+            for recipient in item.recipients:
+                out.setdefault(recipient, []).append(item)
+        return out
+
+
+class SmtpServer:
+    """A running server: `port`, `handler`; `credentials` turns on AUTH and refuses any other login with 535."""
+
+    def __init__(self, handler: ScriptedHandler | None = None, credentials: tuple[str, str] | None = None) -> None:
+        self.handler = handler or ScriptedHandler()
+        self.credentials = credentials
+        kwargs: dict[str, Any] = {}
+        if credentials is not None:
+            kwargs.update(authenticator=self._authenticate, auth_require_tls=False, auth_required=True)
+        self.port = free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == self.credentials
+        return AuthResult(success=ok, handled=False)
+
+    def start(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def __enter__(self) -> SmtpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,279 @@
+"""`addendum archive`: every version × site × language as HTML, PDF/A and JSON; incremental, parallel, deterministic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from addendum import paths
+from addendum.archive import plan_views
+from addendum.config import open_repo
+from addendum.ledger import read_ledger
+from addendum.policy import Location
+from addendum.resolve import ResolvedSection, canonical_text, content_hash
+from conftest import publish_terms
+
+SITES = ("selentic", "cavallo", "equihealth")
+LANGUAGES = ("en", "nl")
+
+
+def archived_files(history: Path) -> dict[str, bytes]:
+    """Every file the archive wrote (not the ledger, not the versions' sources)."""
+    return {p.relative_to(history).as_posix(): p.read_bytes() for p in sorted(history.rglob("*"))
+            if p.is_file() and p.name != "ledger.toml" and "source" not in p.relative_to(history).parts}
+
+
+def manifest_of(history: Path) -> dict[str, dict[str, object]]:
+    return dict(json.loads((history / "manifest.json").read_text(encoding="utf-8"))["files"])
+
+
+class Page(HTMLParser):
+    """Start tags with attributes, and the text, of an HTML page."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def links(self) -> list[str]:
+        return [str(a["href"]) for t, a in self.tags if t == "a" and a.get("href")]
+
+
+def side_of(redline: str, side: str) -> str:
+    """The text of one side of a redline: without the insertions (old) or the deletions (new), tags removed."""
+    other = "ins" if side == "old" else "del"
+    kept = re.sub(rf"<{other}\b[^>]*>.*?</{other}>", "", redline, flags=re.DOTALL)
+    return " ".join(re.sub(r"<[^>]+>", "", kept).split())
+
+
+# ------------------------------------------------------------------------------------------- the shipped history
+
+
+def test_every_shipped_version_site_and_language_is_archived(shipped_archive: Path) -> None:
+    history = shipped_archive / "history"
+    versions = read_ledger(history, "privacy")
+    assert [v.id for v in versions][:1] == ["privacy@2018-05-19"] and len(versions) >= 2
+    manifest = manifest_of(history)
+    files = archived_files(history)
+    for index, version in enumerate(versions):
+        for site in SITES:
+            for language in LANGUAGES:
+                folder = paths.version_dir("privacy", version.slug, site, language)
+                names = {"index.html", "policy.pdf", "policy.json"} | ({"redline.html", "redline.pdf"} if index else set())
+                assert {p.rsplit("/", 1)[1] for p in files if p.startswith(folder + "/")} == names
+                for name in names:
+                    entry = manifest[f"{folder}/{name}"]
+                    assert entry["version"] == version.id and entry["commit"] == version.commit
+                    assert entry["content_hash"] == version.hashes[f"{site}/{language}"]
+    for name in ("index.html", "index-en.html", "index-nl.html", "changelog-en.html", "changelog-nl.md", "feed-nl.atom"):
+        assert f"privacy/{name}" in manifest
+    # The manifest holds every archived file, with its SHA-256 and size, and nothing else.
+    assert set(manifest) == set(files) - {"manifest.json"}
+    for path, data in files.items():
+        if path != "manifest.json":
+            assert manifest[path]["sha256"] == hashlib.sha256(data).hexdigest() and manifest[path]["size"] == len(data)
+
+
+def test_a_version_page_is_self_contained_and_links_its_neighbours(shipped_archive: Path) -> None:
+    history = shipped_archive / "history"
+    second = read_ledger(history, "privacy")[1]
+    page_path = history / paths.version_page("privacy", second.slug, "cavallo", "nl")
+    html = page_path.read_text(encoding="utf-8")
+    page = Page(html)
+    csp = [a["content"] for t, a in page.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+    assert csp and "default-src 'none'" in str(csp[0]) and "script-src" not in str(csp[0])
+    assert not [t for t, a in page.tags if t in ("script", "link", "img", "iframe", "object", "embed")]
+    assert html.count("src: url(data:font/woff;base64,") == 3  # the bundled fonts travel inside the page
+    assert not re.search(r"(?:href|src)=\"(?:https?:)?//", html)  # nothing fetched from elsewhere
+    text = " ".join(page.text)
+    assert second.id in text and "privacy@2018-05-19" in text
+    for href in page.links():
+        target = (page_path.parent / href.split("#")[0]).resolve()
+        assert target.is_file(), href
+    links = page.links()
+    assert "redline.html" in links and "policy.pdf" in links and "policy.json" in links
+    assert "../../../2018-05-19/cavallo/nl/index.html" in links  # the previous version
+    assert "../../../changelog-nl.html" in links and f"../../../index-nl.html#v-{second.slug}" in links
+    assert "../en/index.html" in links and "../../selentic/nl/index.html" in links
+
+
+def test_the_index_lists_versions_newest_first_with_every_sites_files(shipped_archive: Path) -> None:
+    history = shipped_archive / "history"
+    versions = read_ledger(history, "privacy")
+    html = (history / "privacy" / "index-nl.html").read_text(encoding="utf-8")
+    positions = [html.index(f'id="v-{v.slug}"') for v in versions]
+    assert positions == sorted(positions, reverse=True)
+    assert "19 mei 2018" in html and versions[0].summaries["nl"] in html
+    links = Page(html).links()
+    for version in versions:
+        for site in SITES:
+            assert f"{version.slug}/{site}/nl/index.html" in links and f"{version.slug}/{site}/nl/policy.pdf" in links
+    assert (history / "privacy" / "index.html").read_bytes() == (history / "privacy" / "index-en.html").read_bytes()
+
+
+@pytest.mark.parametrize("language, date_text, sentence", [
+    ("nl", "19 mei 2018", "Selentic"),
+    ("en", "19 May 2018", "We believe privacy is of the utmost importance"),
+])
+def test_the_pdf_is_pdf_a_with_title_localised_date_and_text(shipped_archive: Path, language: str, date_text: str,
+                                                            sentence: str) -> None:
+    pdf = shipped_archive / "history" / paths.version_pdf("privacy", "2018-05-19", "selentic", language)
+    reader = PdfReader(pdf)
+    text = " ".join(page.extract_text() for page in reader.pages)
+    assert date_text in text and "privacy@2018-05-19" in text
+    assert sentence in " ".join(text.split())
+    title = str(reader.metadata.title if reader.metadata else "")
+    assert ("Privacyverklaring" if language == "nl" else "Privacy policy") in title and "Selentic" in title
+    assert reader.xmp_metadata is not None
+    xml = reader.trailer["/Root"]["/Metadata"].get_object().get_data().decode("utf-8")
+    assert re.search(r"pdfaid:part(?:>|=\")3", xml) and re.search(r"pdfaid:conformance(?:>|=\")U", xml), xml
+    assert str(reader.trailer["/Root"].get("/Lang", "")).startswith(language)
+
+
+def test_the_json_holds_the_sections_and_hashes_to_the_ledger(shipped_archive: Path) -> None:
+    history = shipped_archive / "history"
+    for view in plan_views(read_ledger(history, "privacy")):
+        document = json.loads((history / view.path("policy.json")).read_text(encoding="utf-8"))
+        assert (document["version"], document["site"]["id"], document["language"]) == (view.version.id, view.site_id, view.language)
+        sections = tuple(ResolvedSection(s["id"], s["heading"], s["level"], tuple(s["path"]), s["text"], s["language"],
+                                         s["fallback"], s["site_override"], Location(s["source"]["file"], s["source"]["line"]))
+                         for s in document["sections"])
+        assert content_hash(canonical_text(sections)) == view.version.hashes[view.key] == document["content_hash"]
+        assert any(s["id"] == "sharing" for s in document["sections"])
+
+
+def test_the_redline_shows_the_example_revision(shipped_archive: Path) -> None:
+    history = shipped_archive / "history"
+    second = read_ledger(history, "privacy")[1]
+    html = (history / paths.redline_page("privacy", second.slug, "selentic", "en")).read_text(encoding="utf-8")
+    assert re.search(r"<del\b[^>]*>[^<]*Privacy Shield[^<]*</del>", html)
+    new_text = json.loads((history / paths.version_json("privacy", second.slug, "selentic", "en")).read_text(encoding="utf-8"))
+    assert "Privacy Shield" not in " ".join(s["text"] for s in new_text["sections"])
+    reader = PdfReader(history / paths.redline_pdf("privacy", second.slug, "selentic", "en"))
+    assert "Privacy Shield" in " ".join(page.extract_text() for page in reader.pages)
+
+
+# ------------------------------------------------------------------------------------------- running it again
+
+
+def test_a_second_run_writes_nothing_and_leaves_every_byte(run, archived_copy: Path) -> None:
+    history = archived_copy / "history"
+    before = archived_files(history)
+    stamps = {p: (history / p).stat().st_mtime_ns for p in before}
+    result = run("--repo", archived_copy, "archive")
+    assert "wrote 0 file(s)" in result.stdout
+    assert archived_files(history) == before
+    assert {p: (history / p).stat().st_mtime_ns for p in before} == stamps  # not even rewritten with the same bytes
+
+
+def test_one_worker_and_two_render_the_same_bytes(run, shipped_archive: Path, tmp_path: Path) -> None:
+    """Rendering is deterministic: a rebuild from scratch, in one process, gives the archive byte for byte."""
+    root = tmp_path / "again"
+    shutil.copytree(shipped_archive, root)
+    history = root / "history"
+    expected = archived_files(history)
+    for path in expected:
+        (history / path).unlink()
+    run("--repo", root, "archive", "--jobs", "1")
+    assert archived_files(history) == expected
+
+
+def test_a_deleted_record_is_restored_identically_and_a_changed_one_is_reported_not_overwritten(run, archived_copy: Path) -> None:
+    history = archived_copy / "history"
+    pdf = history / paths.version_pdf("privacy", "2018-05-19", "equihealth", "en")
+    page = history / paths.version_page("privacy", "2018-05-19", "cavallo", "nl")
+    original_pdf = pdf.read_bytes()
+    pdf.unlink()
+    changed = page.read_bytes().replace(b"Cavallo", b"Cavalo", 1)
+    page.write_bytes(changed)
+    result = run("--repo", archived_copy, "archive", expect=1)
+    assert pdf.read_bytes() == original_pdf
+    assert page.read_bytes() == changed
+    assert f"changed: history/{paths.version_page('privacy', '2018-05-19', 'cavallo', 'nl')}: not as the manifest records it" in result.stdout
+
+
+def test_a_lost_manifest_is_rebuilt_from_identical_files(run, archived_copy: Path) -> None:
+    history = archived_copy / "history"
+    manifest = (history / "manifest.json").read_bytes()
+    (history / "manifest.json").unlink()
+    result = run("--repo", archived_copy, "archive")
+    assert "wrote 0 file(s)" in result.stdout
+    assert (history / "manifest.json").read_bytes() == manifest
+
+
+def test_dry_run_lists_what_it_would_write_and_writes_nothing(run, archived_copy: Path) -> None:
+    history = archived_copy / "history"
+    target = paths.version_json("privacy", "2018-05-19", "selentic", "en")
+    (history / target).unlink()
+    before = archived_files(history)
+    result = run("--repo", archived_copy, "archive", "--dry-run")
+    assert result.stdout.splitlines()[0] == f"would write history/{target}"
+    assert archived_files(history) == before
+
+
+def test_progress_is_reported_on_stderr_in_tenths_when_not_a_terminal(run, archived_copy: Path) -> None:
+    history = archived_copy / "history"
+    for view in plan_views(read_ledger(history, "privacy")):
+        (history / view.path("policy.json")).unlink()
+    result = run("--repo", archived_copy, "archive", "--jobs", "2")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("archive: ")]
+    assert lines[-1].startswith("archive: 100% (") and 2 <= len(lines) <= 11
+
+
+def test_jobs_must_be_positive(run, archived_copy: Path) -> None:
+    result = run("--repo", archived_copy, "archive", "--jobs", "0", expect=2)
+    assert "--jobs" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------- a new version
+
+
+def test_publishing_a_new_version_archives_only_it_and_refreshes_the_listings(run, published_terms) -> None:
+    root = published_terms(2)
+    history = root / "history"
+    run("--repo", root, "archive")
+    records = {p: d for p, d in archived_files(history).items() if p.count("/") == 4}
+    assert len(records) == 2 * 2 * 3 + 2 * 2 * 5  # 2 sites × 2 languages × (v1: page, PDF, JSON; v2: and the redline, HTML and PDF)
+    index_before = (history / "terms" / "index-en.html").read_bytes()
+    publish_terms(root, 3)
+    result = run("--repo", root, "archive")
+    after = archived_files(history)
+    new = {p for p in after if p.startswith("terms/2024-03-01/")}
+    assert len(new) == 2 * 2 * 5
+    assert all(after[p] == data for p, data in records.items())  # earlier versions untouched
+    written = int(re.search(r"wrote (\d+) file", result.stdout)[1])  # type: ignore[index]
+    assert written == len(new) + len([p for p in after if p.startswith("terms/") and p.count("/") == 1])
+    index = (history / "terms" / "index-en.html").read_text(encoding="utf-8")
+    assert index.encode() != index_before
+    assert index.index('id="v-2024-03-01"') < index.index('id="v-2024-02-01"') < index.index('id="v-2024-01-01"')
+    redline = (history / "terms" / "2024-03-01" / "shop" / "nl" / "redline.html").read_text(encoding="utf-8")
+    assert "Revision 2." in side_of(redline, "old") and "Revision 3." in side_of(redline, "new")
+    assert set(manifest_of(history)) == set(after) - {"manifest.json"}
+
+
+def test_the_library_reports_what_it_did(published_terms) -> None:
+    from addendum.archive import archive
+
+    root = published_terms(1)
+    seen: list[tuple[int, int]] = []
+    report = archive(open_repo(root), ["terms"], jobs=1, progress=lambda done, total: seen.append((done, total)))
+    assert report.findings == () and report.kept == 0
+    assert [plan.policy_id for plan in report.policies] == ["terms"]
+    assert seen[-1][0] == seen[-1][1] == len(seen)
+    assert report.index_pages() == ["history/terms/index.html"]
+    again = archive(open_repo(root), ["terms"], jobs=2)
+    assert again.written == () and again.kept == len(report.written) - len([p for p in report.written if p.count("/") == 1])

@@ -1,0 +1,88 @@
+"""`addendum changelog` and `addendum status`: golden changelogs, a feed parsed back with stable ids, the matrix."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from conftest import git_in
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def assert_golden(name: str, actual: str) -> None:
+    """Compare with tests/golden/NAME; ADDENDUM_REGEN_GOLDEN=1 rewrites the file instead."""
+    path = GOLDEN / name
+    if os.environ.get("ADDENDUM_REGEN_GOLDEN"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+    assert actual == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("lang", ["en", "nl"])
+def test_changelog_markdown_is_golden(run, published_terms, lang: str) -> None:
+    root = published_terms(3)
+    assert_golden(f"changelog-terms-{lang}.md", run("--repo", root, "changelog", "terms", "--lang", lang).stdout)
+
+
+def test_changelog_html_is_golden_and_links_to_redline_anchors(run, published_terms) -> None:
+    root = published_terms(2)
+    html = run("--repo", root, "changelog", "terms", "--lang", "nl", "--format", "html").stdout
+    assert 'href="2024-02-01/main/nl/redline.html#change-scope"' in html
+    assert '<html lang="nl">' in html and "1 februari 2024" in html
+    assert_golden("changelog-terms-nl.html", html)
+
+
+def test_shipped_changelog_in_dutch_dates_the_first_version(run, shipped: Path) -> None:
+    out = run("--repo", shipped, "changelog", "privacy", "--lang", "nl").stdout
+    assert "## privacy@2018-05-19\n\n- Van kracht: 19 mei 2018" in out
+    assert 'removes "Privacy Shield"' in out
+
+
+def test_feed_parses_newest_first_with_ids_stable_across_rebuilds(run, published_terms, tmp_path: Path) -> None:
+    root = published_terms(2)
+    first = run("--repo", root, "changelog", "terms", "--format", "atom").stdout
+    feed = feedparser.parse(first)
+    assert not feed.bozo, feed.bozo_exception
+    assert [e.title for e in feed.entries] == ["terms@2024-02-01, effective 1 February 2024", "terms@2024-01-01, effective 1 January 2024"]
+    ids = [e.id for e in feed.entries]
+    from conftest import publish_terms
+
+    publish_terms(root, 3)
+    again = feedparser.parse(run("--repo", root, "changelog", "terms", "--format", "atom").stdout)
+    assert [e.id for e in again.entries][1:] == ids
+    assert run("--repo", root, "changelog", "terms", "--format", "atom").stdout == run("--repo", root, "changelog", "terms", "--format", "atom").stdout
+
+
+def test_changelog_before_any_version_is_a_clear_error(run, make_repo) -> None:
+    result = run("--repo", make_repo(), "changelog", "terms", expect=2)
+    assert "error: policy terms has no published versions yet" in result.stderr
+
+
+def test_status_shows_missing_dutch_sections_of_the_shipped_policy(run, shipped: Path) -> None:
+    out = run("--repo", shipped, "status", "privacy").stdout
+    header, *rows = out.splitlines()
+    assert header.split() == ["section", "en", "nl", "cavallo/en", "cavallo/nl", "equihealth/en", "equihealth/nl"]
+    assert "§collection.statistics.hotjar" in out
+    hotjar = next(r for r in rows if r.startswith("§collection.statistics.hotjar "))
+    assert hotjar.split()[1:3] == ["ok", "missing"]
+    sharing = next(r for r in rows if r.startswith("§sharing "))
+    assert sharing.split()[1:] == ["ok", "ok", "ok", "missing", "ok", "missing"]
+
+
+def test_status_marks_a_translation_stale_and_reports_unpublished_changes(run, published_terms) -> None:
+    root = published_terms(1)
+    en = root / "policies/terms/en.md"
+    en.write_text(en.read_text().replace("Write to", "Write to us at"))
+    git_in(root, "commit", "-qam", "English only")
+    document = json.loads(run("--repo", root, "status", "terms", "--json").stdout)
+    contact = next(s for s in document["sections"] if s["id"] == "contact")
+    assert contact["states"] == {"en": "up-to-date", "nl": "stale"}
+    assert document["unpublished"]["changed_sections"] == ["§contact"]
+    assert document["unpublished"]["suggested"] == "editorial"
+    out = run("--repo", root, "status", "terms").stdout
+    assert "unpublished changes in 1 section(s), suggested class: editorial" in out

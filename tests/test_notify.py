@@ -1,0 +1,403 @@
+"""`addendum notify` and `addendum notices` against a real SMTP server: content, headers, states, replies, safety."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from pypdf import PdfWriter
+from sqlalchemy import select
+
+from addendum.config import open_repo
+from addendum.notify.campaign import Campaign, attempt_log
+from addendum.notify.content import notice_content, plan_notice
+from addendum.notify.message import Recipient, message_id_for
+from addendum.notify.state import open_state
+from addendum.notify.store import outbox
+from addendum.notify.tokens import read_unsubscribe_token
+from conftest import set_config
+from smtp_server import DROP, SmtpServer
+
+V2 = "privacy@2020-09-01"
+V3 = "privacy@2020-10-01"
+PEOPLE = """\
+email,name,language,sites,audience,policies
+ann@example.org,Ann Zoë,en,selentic,subscriber,
+bram@example.org,Bram,nl,cavallo;equihealth,account,privacy
+cleo@example.org,,nl,selentic,subscriber,
+dirk@example.org,Dirk,en,equihealth,account,
+"""
+TOKEN = r"[0-9]+\.[0-9a-f]{32}\.[A-Za-z0-9_-]{22}"
+
+
+def subscribe(run: Callable[..., Result], repo: Path, csv_text: str = PEOPLE) -> None:
+    path = repo.parent / "people.csv"
+    path.write_text(csv_text, encoding="utf-8")
+    run("--repo", repo, "subscribers", "import", path)
+
+
+def received(server: SmtpServer) -> dict[tuple[str, str], EmailMessage]:
+    """Messages by (recipient, content language) — each recipient is expected once per site here."""
+    out: dict[tuple[str, str], EmailMessage] = {}
+    for item in server.handler.received:
+        message = item.message
+        out[(item.recipients[0], str(message["X-Site"] or message["Content-Language"]))] = message
+    return out
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    text = message.get_body(("plain",))
+    page = message.get_body(("html",))
+    assert text is not None and page is not None
+    return text.get_content().replace("\r\n", "\n"), page.get_content().replace("\r\n", "\n")  # CRLF on the wire
+
+
+def stored(repo: Path) -> list[dict[str, object]]:
+    with open_state(open_repo(repo)) as state, state.store.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(select(outbox).order_by(outbox.c.id))]
+
+
+def test_every_affected_subscriber_gets_one_localised_notice_per_site(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    assert "sent 5, retry 0, failed 0, unknown 0" in result.stdout
+    by_recipient = smtp.handler.by_recipient()
+    assert {k: len(v) for k, v in by_recipient.items()} == {
+        "ann@example.org": 1, "bram@example.org": 2, "cleo@example.org": 1, "dirk@example.org": 1}
+    rows = {(r["recipient"], r["site_id"]): r for r in stored(notify_repo)}
+    assert set(rows) == {("ann@example.org", "selentic"), ("bram@example.org", "cavallo"), ("bram@example.org", "equihealth"),
+                         ("cleo@example.org", "selentic"), ("dirk@example.org", "equihealth")}
+    for item in smtp.handler.received:
+        row = next(r for r in rows.values() if r["message"] == item.data)  # the stored bytes are what arrived
+        assert row["state"] == "sent" and row["reply"].startswith("250")
+        message = item.message
+        assert message["Message-ID"] == row["message_id"]
+        assert re.fullmatch(r"<[0-9a-f]{32}\.privacy\.2020-09-01@example\.org>", row["message_id"])
+        assert parsedate_to_datetime(message["Date"]).tzinfo is not None
+        assert message["Auto-Submitted"] == "auto-generated"
+        assert message["From"] == "Selentic privacy team <privacy@example.org>"
+        assert message.get_content_type() == "multipart/alternative"
+        assert message["Content-Language"] == row["language"]
+
+    ann = by_recipient["ann@example.org"][0].message
+    text, page = parts(ann)
+    assert ann["To"] == "Ann Zoë <ann@example.org>"
+    assert ann["Subject"] == "Selentic: changes to our Privacy policy from 1 September 2020"
+    assert text.startswith("Dear Ann Zoë,\n")
+    assert "MailChimp now relies on standard contractual clauses instead of the\ninvalidated Privacy Shield." in text
+    assert "  - MailChimp: changed" in text
+    base = "https://example.org/privacy/history/privacy/"
+    for link in (f"{base}2020-09-01/selentic/en/index.html", f"{base}2020-09-01/selentic/en/redline.html",
+                 f"{base}2018-05-19/selentic/en/index.html", f"{base}changelog-en.html"):
+        assert f"\n  {link}\n" in text and f'href="{link}"' in page
+    assert "withdraw a\nconsent" in text and "write to\ninfo@selentic.net." in text
+    assert "Belgian Data Protection Authority" in text and "https://www.dataprotectionauthority.be" in text
+    assert "Sint-Pietersstraat 139, 3630 Leut, Belgium" in text
+    assert ann["List-Id"] == "Privacy policy <policy-changes.example.org>"
+    assert ann["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    match = re.fullmatch(rf"<https://example\.org/privacy/unsubscribe\?token=({TOKEN})>, "
+                         rf"<mailto:unsubscribe@example\.org\?subject=unsubscribe%20({TOKEN})>", ann["List-Unsubscribe"])
+    assert match and match[1] == match[2]
+    assert f"Unsubscribe: https://example.org/privacy/unsubscribe?token={match[1]}" in text
+    assert f'<a href="https://example.org/privacy/unsubscribe?token={match[1]}">Unsubscribe</a>' in page
+    with open_state(open_repo(notify_repo)) as state:
+        assert read_unsubscribe_token(state.keyring, match[1]) == rows[("ann@example.org", "selentic")]["subscriber_uid"]
+    assert "@" not in match[1]  # the token names an id, never the address
+
+    cleo_text, cleo_page = parts(by_recipient["cleo@example.org"][0].message)
+    cleo = by_recipient["cleo@example.org"][0].message
+    assert cleo["Subject"] == "Selentic: wijzigingen in onze Privacyverklaring vanaf 1 september 2020"
+    assert cleo_text.startswith("Hallo,\n")
+    assert "MailChimp steunt nu op standaardcontractbepalingen" in cleo_text
+    assert "Gegevensbeschermingsautoriteit (GBA)" in cleo_text and "https://www.gegevensbeschermingsautoriteit.be" in cleo_text
+    assert f"{base}2020-09-01/selentic/nl/redline.html" in cleo_text and f"{base}changelog-nl.html" in cleo_text
+    assert '<html lang="nl">' in cleo_page
+
+    for item in by_recipient["bram@example.org"]:
+        bram = item.message
+        bram_text, _ = parts(bram)
+        assert bram["List-Unsubscribe"] is None and bram["List-Id"] is None and bram["List-Unsubscribe-Post"] is None
+        assert "Unsubscribe" not in bram_text and "Uitschrijven" not in bram_text
+        assert "wettelijke kennisgeving omdat bram@example.org hoort bij een account bij" in " ".join(bram_text.split())
+    sites = sorted(re.search(r"/2020-09-01/(\w+)/nl/index", parts(i.message)[0])[1] for i in by_recipient["bram@example.org"])
+    assert sites == ["cavallo", "equihealth"]
+
+
+def test_notifying_twice_sends_nothing_the_second_time(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    before = stored(notify_repo)
+    second = run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    assert len(smtp.handler.received) == 5
+    assert "nothing to send" in second.stdout and "outbox: 5 sent" in second.stdout
+    assert stored(notify_repo) == before
+
+
+def test_a_subscriber_added_later_is_the_only_one_sent_on_the_next_run(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    run("--repo", notify_repo, "subscribers", "add", "eva@example.org", "--lang", "en", "--site", "cavallo", "--audience", "subscriber")
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    assert "queued 1 new notice(s); this run: sent 1" in result.stdout
+    assert [i.recipients for i in smtp.handler.received[5:]] == [["eva@example.org"]]
+
+
+def test_an_editorial_version_needs_force(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    refused = run("--repo", notify_repo, "notify", "privacy", V3, "--yes", expect=2)
+    assert "privacy@2020-10-01 is editorial: change notices are for material versions" in refused.stderr
+    assert "--force" in refused.stderr and smtp.handler.received == []
+    run("--repo", notify_repo, "notify", "privacy", V3, "--yes", "--force")
+    assert len(smtp.handler.received) == 5
+
+
+def test_sending_needs_yes_when_not_on_a_terminal(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    result = run("--repo", notify_repo, "notify", "privacy", V2, expect=2)
+    assert "this is not a terminal" in result.stderr and "--yes" in result.stderr
+    assert smtp.handler.received == [] and stored(notify_repo) == []
+
+
+def test_temporary_replies_are_retried_with_the_same_bytes(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    smtp.handler.script = {"ann@example.org": ["451 4.3.0 try later"], "cleo@example.org": ["452 4.2.2 mailbox full"],
+                           "dirk@example.org": ["552 5.2.2 over quota"]}
+    first = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
+    assert "sent 2, retry 3, failed 0" in first.stdout
+    rows = {r["recipient"]: r for r in stored(notify_repo) if r["state"] == "retry"}
+    assert set(rows) == {"ann@example.org", "cleo@example.org", "dirk@example.org"}
+    assert rows["ann@example.org"]["reply"] == "451 4.3.0 try later" and rows["ann@example.org"]["next_attempt_at"] is not None
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    arrived = {i.recipients[0]: i.data for i in smtp.handler.received}
+    for address, row in rows.items():
+        assert arrived[address] == row["message"]
+    after = {r["recipient"]: r for r in stored(notify_repo) if r["recipient"] in rows}
+    assert all(r["state"] == "sent" and r["attempts"] == 2 for r in after.values())
+    with open_state(open_repo(notify_repo)) as state:
+        log = [entry for entry in attempt_log(state.store, V2) if entry[0] == "ann@example.org"]
+    assert [(outcome, reply[:3]) for _, _, outcome, reply in log] == [("retry", "451"), ("sent", "250")]
+
+
+def test_permanent_failures_are_not_retried_and_are_on_record(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    smtp.handler.script = {"ann@example.org": ["550 5.1.1 no such user"]}
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
+    again = run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    assert "nothing to send" in again.stdout
+    record = run("--repo", notify_repo, "notices", "privacy", V2, "--state", "failed")
+    assert "ann@example.org" in record.stdout and "550 5.1.1 no such user" in record.stdout
+    assert "1 failed" in record.stderr
+    assert [i.recipients[0] for i in smtp.handler.received].count("ann@example.org") == 0
+
+
+def test_a_connection_dropped_after_data_is_unknown_then_held_or_retried(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    smtp.handler.script = {"ann@example.org": [DROP]}
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
+    unknown = [r for r in stored(notify_repo) if r["state"] == "unknown"]
+    assert [r["recipient"] for r in unknown] == ["ann@example.org"]
+    assert "before the server replied" in unknown[0]["reply"]
+    assert len(smtp.handler.received) == 5  # the server did get it: the outcome was unknown to the sender
+    held = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--unknown", "hold")
+    assert "nothing to send" in held.stdout and len(smtp.handler.received) == 5
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--unknown", "retry")
+    assert [i.recipients[0] for i in smtp.handler.received].count("ann@example.org") == 2
+    assert {r["state"] for r in stored(notify_repo)} == {"sent"}
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_refused_login_stops_the_run_and_keeps_the_outbox(run, notify_repo, monkeypatch):
+    with SmtpServer(credentials=("mailer", "right")) as server:
+        monkeypatch.setenv("ADDENDUM_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("ADDENDUM_SMTP_PORT", str(server.port))
+        monkeypatch.setenv("ADDENDUM_SMTP_SECURITY", "none")
+        monkeypatch.setenv("ADDENDUM_SMTP_USER", "mailer")
+        monkeypatch.setenv("ADDENDUM_SMTP_PASSWORD", "wrong")
+        subscribe(run, notify_repo)
+        refused = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=2)
+        assert "refused the login of 'mailer': 535" in refused.stderr
+        assert {r["state"] for r in stored(notify_repo)} == {"pending"} and server.handler.received == []
+        monkeypatch.setenv("ADDENDUM_SMTP_PASSWORD", "right")
+        run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+        assert len(server.handler.received) == 5 and {r["state"] for r in stored(notify_repo)} == {"sent"}
+
+
+def test_the_run_pauses_when_most_recent_attempts_fail(run, notify_repo, smtp):
+    set_config(notify_repo, {"notify": {"error_window": 3, "error_threshold": 0.6}})
+    people = "email,name,language,sites,audience\n" + "".join(
+        f"p{n}@example.org,P {n},en,selentic,subscriber\n" for n in range(10))
+    subscribe(run, notify_repo, people)
+    smtp.handler.always = "550 5.7.1 blocked"
+    paused = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=2)
+    assert "paused: 3 of the last 3 attempts failed (last reply: 550 5.7.1 blocked)" in paused.stderr
+    states = [r["state"] for r in stored(notify_repo)]
+    assert states.count("failed") == 3 and states.count("pending") == 7
+
+
+def test_dry_run_and_preview_store_and_send_nothing(run, notify_repo, smtp, tmp_path):
+    subscribe(run, notify_repo)
+    dry = run("--repo", notify_repo, "notify", "privacy", V2, "--dry-run")
+    assert "dry-run: 5 notice(s) of privacy@2020-09-01 rendered, nothing sent or stored" in dry.stdout
+    preview = tmp_path / "preview"
+    run("--repo", notify_repo, "notify", "privacy", V2, "--preview", preview)
+    files = sorted(preview.glob("*.eml"))
+    assert [f.name for f in files] == ["00001-selentic-en-subscriber.eml", "00002-cavallo-nl-account.eml",
+                                       "00003-equihealth-nl-account.eml", "00004-selentic-nl-subscriber.eml",
+                                       "00005-equihealth-en-account.eml"]
+    first = BytesParser(policy=default).parsebytes(files[0].read_bytes())
+    assert first["To"] == "Ann Zoë <ann@example.org>" and oct(files[0].stat().st_mode & 0o777) == "0o600"
+    assert smtp.handler.received == [] and stored(notify_repo) == []
+
+
+def test_canaries_receive_each_variant_first_and_stay_out_of_the_outbox(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--canary", "team@example.org")
+    canaries = [i for i in smtp.handler.received if i.recipients == ["team@example.org"]]
+    assert len(canaries) == 5  # selentic/en, selentic/nl (subscriber); cavallo/nl, equihealth/nl, equihealth/en (account)
+    assert smtp.handler.received[:5] == canaries
+    assert "canary selentic/en/subscriber to team@example.org: 250" in result.stdout
+    assert "team@example.org" not in {r["recipient"] for r in stored(notify_repo)}
+
+
+def test_a_refused_canary_stops_before_anyone_is_notified(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    smtp.handler.script = {"team@example.org": ["550 5.1.1 unknown"]}
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--canary", "team@example.org", expect=2)
+    assert "was not accepted: 550 5.1.1 unknown" in result.stderr
+    assert smtp.handler.received == [] and stored(notify_repo) == []
+
+
+def test_rate_limit_and_parallel_connections(run, notify_repo, smtp):
+    people = "email,name,language,sites,audience\n" + "".join(
+        f"r{n}@example.org,R {n},nl,cavallo,account\n" for n in range(12))
+    subscribe(run, notify_repo, people)
+    started = time.monotonic()
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--rate", "20", "--connections", "3")
+    assert time.monotonic() - started >= 11 / 20
+    assert sorted(i.recipients[0] for i in smtp.handler.received) == sorted(f"r{n}@example.org" for n in range(12))
+
+
+def test_unsubscribed_people_are_skipped_but_account_holders_are_always_told(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    token = re.search(TOKEN, smtp.handler.by_recipient()["ann@example.org"][0].message["List-Unsubscribe"])[0]
+    assert "ann@example.org unsubscribed" in run("--repo", notify_repo, "subscribers", "unsubscribe", token).stdout
+    run("--repo", notify_repo, "notify", "privacy", V3, "--yes", "--force")
+    v3 = [i.recipients[0] for i in smtp.handler.received[5:]]
+    assert "ann@example.org" not in v3 and v3.count("bram@example.org") == 2
+    # Ann becomes an account holder: legal notices reach her although she left the optional list.
+    subscribe(run, notify_repo, "email,name,language,sites,audience\nann@example.org,Ann,en,selentic,account\n")
+    run("--repo", notify_repo, "notify", "privacy", V3, "--yes", "--force")
+    assert [i.recipients[0] for i in smtp.handler.received[9:]] == ["ann@example.org"]
+
+
+def test_removing_a_subscriber_cancels_what_was_not_sent_yet(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    smtp.handler.script = {"ann@example.org": ["451 later"]}
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
+    assert "1 unsent notice(s) cancelled" in run("--repo", notify_repo, "subscribers", "remove", "ann@example.org").stdout
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    assert [i.recipients[0] for i in smtp.handler.received].count("ann@example.org") == 0
+    assert "cancelled" in run("--repo", notify_repo, "notices", "privacy", V2, "--email", "ann@example.org").stdout
+
+
+def test_notices_show_the_proof_as_json(run, notify_repo, smtp):
+    import json
+
+    subscribe(run, notify_repo)
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    lines = run("--repo", notify_repo, "notices", "privacy", V2, "--json").stdout.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 5
+    ledger = open_repo(notify_repo)
+    from addendum.versions import find_version
+
+    version = find_version(ledger, "privacy", V2)
+    for record in records:
+        assert record["content_hash"] == version.hash_for(record["site_id"], record["language"])
+        assert record["state"] == "sent" and record["sent_at"] and record["reply"].startswith("250")
+        assert record["message_id"].endswith("@example.org>")
+
+
+def test_hostile_names_are_escaped_in_html_and_encoded_in_headers(run, notify_repo, smtp):
+    subscribe(run, notify_repo, 'email,name,language,sites,audience\nmal@example.org,"<b>Mal</b> ""&"" Co",en,selentic,subscriber\n')
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    message = smtp.handler.received[0].message
+    text, page = parts(message)
+    assert "<p>Dear &lt;b&gt;Mal&lt;/b&gt; &quot;&amp;&quot; Co,</p>" in page and "<b>Mal" not in page
+    assert text.startswith('Dear <b>Mal</b> "&" Co,')
+    assert message["To"].addresses[0].display_name == '<b>Mal</b> "&" Co'
+
+
+def test_attach_redline_attaches_the_archived_pdf(run, notify_repo, smtp):
+    subscribe(run, notify_repo, "email,name,language,sites,audience\nann@example.org,Ann,en,selentic,subscriber\n")
+    missing = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--attach-redline", expect=2)
+    assert "no redline PDF at history/privacy/2020-09-01/selentic/en/redline.pdf" in missing.stderr
+    pdf = notify_repo / "history/privacy/2020-09-01/selentic/en/redline.pdf"
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    pdf.parent.mkdir(parents=True)
+    with pdf.open("wb") as stream:
+        writer.write(stream)
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--attach-redline")
+    message = smtp.handler.received[0].message
+    attachment = next(message.iter_attachments())
+    assert attachment.get_filename() == "redline-privacy-2020-09-01-selentic-en.pdf"
+    assert attachment.get_content() == pdf.read_bytes()
+
+
+def test_long_lines_fall_back_to_an_encoding_the_stdlib_chooses(notify_repo, smtp, run):
+    """A summary line beyond 998 octets cannot travel as 8-bit text: the message is built whole instead."""
+    subscribe(run, notify_repo, "email,name,language,sites,audience\nann@example.org,Ann,en,selentic,subscriber\n")
+    repo = open_repo(notify_repo)
+    plan = plan_notice(repo, "privacy", V2)
+    long_word = "x" * 1200
+    plan = dataclasses.replace(plan, version=dataclasses.replace(plan.version, summaries={"en": long_word}))
+    with open_state(repo) as state:
+        campaign = Campaign(state, plan, attach_redline=False)
+        built = campaign.build(Recipient("a" * 32, "ann@example.org", "Ann", "en", "selentic", "subscriber"))
+    message = BytesParser(policy=default).parsebytes(built.data)
+    assert max(len(line) for line in built.data.split(b"\r\n")) <= 998
+    text, _ = parts(message)
+    assert long_word in text and "Dear Ann," in text
+    assert message.get_body(("plain",))["Content-Transfer-Encoding"] in ("quoted-printable", "base64")
+
+
+def test_impact_in_the_editors_words_and_language_fallback(notify_repo):
+    repo = open_repo(notify_repo)
+    plan = plan_notice(repo, "privacy", V2)
+    version = dataclasses.replace(plan.version, extra={"impact": {"en": "Your newsletter data stays in the United States."}})
+    plan = dataclasses.replace(plan, version=version)
+    content = notice_content(plan, "selentic", "en", "https://example.org/h/")
+    assert content.impact == "Your newsletter data stays in the United States."
+    assert notice_content(plan, "selentic", "nl", "https://example.org/h/").impact == ""  # the template's default sentence
+    assert plan.language_for("selentic", "fr") == "en" and plan.language_for("selentic", "nl") == "nl"
+    assert [c.heading for c in content.changes if c.kind == "changed"] == ["MailChimp"]
+
+
+def test_message_ids_are_deterministic():
+    first = message_id_for(V2, "a" * 32, "selentic", "example.org")
+    assert first == message_id_for(V2, "a" * 32, "selentic", "example.org")
+    assert first != message_id_for(V2, "a" * 32, "cavallo", "example.org") != message_id_for(V3, "a" * 32, "selentic", "example.org")
+
+
+def test_notify_works_the_same_on_postgresql(run, notify_repo, smtp, postgres_url, monkeypatch):
+    monkeypatch.setenv("ADDENDUM_DATABASE_URL", postgres_url)
+    subscribe(run, notify_repo)
+    smtp.handler.script = {"ann@example.org": ["451 later"]}
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    assert "nothing to send" in run("--repo", notify_repo, "notify", "privacy", V2, "--yes").stdout
+    assert sorted(i.recipients[0] for i in smtp.handler.received) == sorted(
+        ["ann@example.org", "bram@example.org", "bram@example.org", "cleo@example.org", "dirk@example.org"])
+    assert "5 sent" in run("--repo", notify_repo, "notices", "privacy", V2).stderr
+    assert not (notify_repo / ".addendum" / "state.db").exists()

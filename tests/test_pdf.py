@@ -1,0 +1,196 @@
+"""PDF output read back with pypdf: the redline's words and dates, metadata, fonts, reproducible bytes, and a
+fetcher that keeps every file outside the asset folder out of the PDF."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pypdf
+import pytest
+
+from addendum.diff import compare
+from addendum.render import render_policy
+from addendum.render.pdf import FetchRefused, allowed_path, html_to_pdf
+from addendum.render.redline import VersionInfo, redline_html
+from addendum.templates import assets_dir
+from conftest import git_in
+from test_diff import MOVED_AND_EDITED_NEW, MOVED_AND_EDITED_OLD, resolved
+
+MARKER = "SECRET-7f3a9c"
+SHIELD = "MailChimp secures your data and is certified in the EU-U.S. Privacy Shield Framework."
+CLAUSES = "MailChimp secures your data and relies on the European Commission's standard contractual clauses."
+
+
+def reader(pdf: bytes) -> pypdf.PdfReader:
+    assert pdf.startswith(b"%PDF-")
+    return pypdf.PdfReader(io.BytesIO(pdf))
+
+
+def text_of(pdf: bytes) -> str:
+    return re.sub(r"\s+", " ", " ".join(page.extract_text() for page in reader(pdf).pages))
+
+
+def font_names(pdf: bytes) -> set[str]:
+    names = set()
+    for page in reader(pdf).pages:
+        for font in (page["/Resources"].get("/Font") or {}).values():
+            names.add(str(font.get_object()["/BaseFont"]).split("+")[-1].replace("-", ""))
+    return names
+
+
+def test_the_acceptance_redline_of_the_shipped_policy(run, shipped: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"GIT_AUTHOR_NAME": "Editor", "GIT_AUTHOR_EMAIL": "editor@example.org",
+                        "GIT_COMMITTER_NAME": "Editor", "GIT_COMMITTER_EMAIL": "editor@example.org"}.items():
+        monkeypatch.setenv(name, value)
+    git_in(shipped, "init", "-q")
+    git_in(shipped, "add", "-A")
+    git_in(shipped, "commit", "-qm", "Privacy policy")
+    if not (shipped / "history" / "privacy" / "ledger.toml").is_file():
+        run("--repo", shipped, "publish", "privacy", "--effective", "2018-05-19", "--published", "2018-05-19", "--material",
+            "--summary", "First version")
+    first = run("--repo", shipped, "log", "privacy", "--json").stdout
+    first_id = re.findall(r'"id": "(privacy@[^"]+)"', first)[-1]
+    english = shipped / "policies" / "privacy" / "en.md"
+    assert SHIELD in english.read_text(encoding="utf-8")
+    english.write_text(english.read_text(encoding="utf-8").replace(SHIELD, CLAUSES), encoding="utf-8")
+    git_in(shipped, "commit", "-qam", "MailChimp transfers rely on standard contractual clauses")
+    run("--repo", shipped, "publish", "privacy", "--effective", "2020-09-01", "--published", "2020-07-31", "--material",
+        "--summary", "Transfers to MailChimp now rely on standard contractual clauses.")
+    out = shipped / "r.pdf"
+    run("--repo", shipped, "redline", "privacy", first_id, "privacy@2020-09-01", "--site", "selentic", "--lang", "en",
+        "--format", "pdf", "-o", out)
+    pdf = out.read_bytes()
+    text = text_of(pdf)
+    for fact in ("is certified in the EU-U.S. Privacy Shield Framework", "relies on the European Commission's standard",
+                 "contractual clauses", "in force from 1 September 2020", "Summary of changes", "§collection.personal-",
+                 "Redline — Privacy policy —", "1 September 2020", "Page 1 of"):
+        assert fact in text, fact
+    assert re.search(r"in force from \d{1,2} \w+ \d{4}", text.split("To ")[0])
+    document = reader(pdf)
+    assert document.metadata is not None and document.metadata.title.startswith("Redline — Privacy policy:")
+    assert document.trailer["/Root"]["/Lang"] == "en"
+    assert font_names(pdf) >= {"DejaVuSerif"}
+
+
+def test_a_redline_pdf_holds_the_deleted_and_inserted_words_and_both_dates_in_dutch_too() -> None:
+    from dataclasses import replace
+
+    old, new = resolved(MOVED_AND_EDITED_OLD), resolved(MOVED_AND_EDITED_NEW)
+    changeset = compare(replace(old, language="nl", locale="nl_BE"), replace(new, language="nl", locale="nl_BE"))
+    html = redline_html(changeset, VersionInfo("terms@2018-05-19", date(2018, 5, 19)),
+                        VersionInfo("terms@2024-06-01", date(2024, 6, 1)), layout="side-by-side", generated=date(2024, 5, 2))
+    text = text_of(html_to_pdf(html, title="Redline", language="nl"))
+    for fact in ("and our accountant", "Moneybird", "19 mei 2018", "1 juni 2024", "2 mei 2024", "verplaatst", "Pagina 1 van"):
+        assert fact in text, fact
+
+
+def test_fixed_identifier_and_date_give_identical_bytes_also_as_pdf_a() -> None:
+    html = redline_html(compare(resolved(MOVED_AND_EDITED_OLD), resolved(MOVED_AND_EDITED_NEW)),
+                        VersionInfo("a"), VersionInfo("b"), generated=date(2024, 1, 1))
+    when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    first = html_to_pdf(html, title="T", language="en", pdf_variant="pdf/a-3u", identifier=b"0123456789abcdef", created=when)
+    second = html_to_pdf(html, title="T", language="en", pdf_variant="pdf/a-3u", identifier=b"0123456789abcdef", created=when)
+    assert first == second
+    metadata = reader(first).metadata
+    assert metadata is not None and metadata.creation_date == when
+    xmp = reader(first).trailer["/Root"]["/Metadata"].get_object().get_data()
+    assert b'pdfaid:part="3"' in xmp and b'pdfaid:conformance="U"' in xmp
+
+
+def test_the_policy_page_renders_through_the_same_path() -> None:
+    page = render_policy(resolved(MOVED_AND_EDITED_NEW), "html", date(2024, 6, 1))
+    pdf = html_to_pdf(page, title="Terms — Main", language="en")
+    assert "We share invoice details with Moneybird and our accountant." in text_of(pdf)
+    assert "Last changed on 1 June 2024" in text_of(pdf)
+    assert font_names(pdf) >= {"DejaVuSerif"}
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> dict[str, Path]:
+    """Files outside the asset folder a hostile document could point at: text, a stylesheet, an image."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text(f"{MARKER} the key\n", encoding="utf-8")
+    css = tmp_path / "evil.css"
+    css.write_text(f'body::after {{ content: "{MARKER}-css"; }}', encoding="utf-8")
+    image = tmp_path / "pixel.svg"
+    image.write_text(f'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text y="9">{MARKER}-svg</text></svg>',
+                     encoding="utf-8")
+    return {"secret": secret, "css": css, "image": image}
+
+
+def hostile_page(files: dict[str, Path]) -> str:
+    up = "../" * 12
+    return f"""<!DOCTYPE html><html lang="en"><head><title>x</title>
+<link rel="stylesheet" href="{files['css'].as_uri()}">
+<link rel="attachment" href="file:///etc/hostname">
+<style>@import url("{files['css'].as_uri()}"); p {{ background: url("{files['image'].as_uri()}"); }}</style></head>
+<body><p>visible text</p>
+<a rel="attachment" href="{files['secret'].as_uri()}">a</a>
+<a rel="attachment" href="{up}etc/hostname">b</a>
+<a rel="attachment" href="{up}{str(files['secret']).lstrip('/')}">c</a>
+<a rel="attachment" href="fonts/../../../{up}etc/passwd">d</a>
+<a rel="attachment" href="http://127.0.0.1:9/x">e</a>
+<img src="{files['image'].as_uri()}" alt=""><img src="/etc/hostname" alt="">
+<object data="{files['secret'].as_uri()}"></object><embed src="{files['secret'].as_uri()}">
+</body></html>"""
+
+
+def embedded_bytes(pdf: bytes) -> bytes:
+    document = reader(pdf)
+    found = b"".join(content for contents in document.attachments.values() for content in contents)
+    for page in document.pages:
+        for annotation in page.get("/Annots") or []:
+            spec = annotation.get_object().get("/FS")
+            if spec is not None:
+                found += spec.get_object()["/EF"]["/F"].get_object().get_data()
+    return found
+
+
+def test_no_file_outside_the_assets_reaches_a_pdf(outside: dict[str, Path]) -> None:
+    pdf = html_to_pdf(hostile_page(outside), title="x", language="en")
+    assert "visible text" in text_of(pdf)
+    assert MARKER not in text_of(pdf)
+    assert embedded_bytes(pdf) == b""
+    hostname = Path("/etc/hostname").read_bytes().strip() if Path("/etc/hostname").is_file() else b""
+    assert not hostname or hostname not in embedded_bytes(pdf)
+    assert not any(page["/Resources"].get("/XObject") for page in reader(pdf).pages)  # no image came in
+
+
+def test_the_same_page_leaks_with_the_engines_default_fetcher(outside: dict[str, Path]) -> None:
+    """The control: without our fetcher the hostile page does pull the files in, so the test above means something."""
+    from weasyprint import HTML
+
+    pdf = HTML(string=hostile_page(outside), base_url=str(assets_dir())).write_pdf()
+    assert MARKER.encode() in embedded_bytes(pdf)
+    assert f"{MARKER}-css" in text_of(pdf)
+
+
+def test_allowed_paths_are_regular_files_inside_the_asset_folder(tmp_path: Path) -> None:
+    font = assets_dir() / "fonts" / "DejaVuSerif.ttf"
+    assert allowed_path(font.resolve().as_uri()) == font.resolve()
+    assert allowed_path(font.resolve().as_uri().replace("fonts/", "fonts/../fonts/")) == font.resolve()
+    root = tmp_path / "assets"
+    root.mkdir()
+    (root / "ok.css").write_text("p {}", encoding="utf-8")
+    (tmp_path / "secret.txt").write_text(MARKER, encoding="utf-8")
+    (root / "link.txt").symlink_to(tmp_path / "secret.txt")
+    assert allowed_path((root / "ok.css").as_uri(), root) == root / "ok.css"
+    for url in [(root / "link.txt").as_uri(), (tmp_path / "secret.txt").as_uri(), (root / "ok.css").as_uri().replace("ok.css", "../secret.txt"),
+                root.as_uri(), "file://evil.example/etc/hostname", "http://127.0.0.1/x", "ftp://x/y", "file:///etc/hostname",
+                (root / "%2e%2e" / "secret.txt").as_uri().replace("%252e", "%2e")]:
+        with pytest.raises(FetchRefused):
+            allowed_path(url, root)
+
+
+def test_redline_command_writes_a_pdf(run, published_terms: Callable[[int], Path]) -> None:
+    root = published_terms(2)
+    out = root / "r.pdf"
+    run("--repo", root, "redline", "terms", "terms@2024-01-01", "terms@2024-02-01", "--site", "shop", "--lang", "nl",
+        "--format", "pdf", "-o", out)
+    text = text_of(out.read_bytes())
+    assert "Revision 2." in text and "1 januari 2024" in text and "1 februari 2024" in text
+    assert reader(out.read_bytes()).trailer["/Root"]["/Lang"] == "nl"

@@ -29,14 +29,14 @@ from addendum.render.redline import VersionInfo, redline_html
 from addendum.resolve import ResolvedPolicy, ResolvedSection
 
 PEER_TIME_LIMIT = 60.0  # seconds one peer may take on one data set before it is reported as too slow
-WORDS = ("we you your data personal information process processing collect use share store keep delete right "
-         "rights controller processor service services website account newsletter email address name request "
-         "consent withdraw object access erasure restriction portability complaint authority purpose purposes "
-         "legal basis legitimate interest contract law retention period years months security measures encryption "
-         "third parties partners transfer transfers outside european union standard contractual clauses cookies "
-         "analytics statistics marketing payment invoice provider providers support contact questions changes "
-         "policy this that the a an of to for in on with by from as at or and not only when where which who may "
-         "must will can our their its is are be been have has do does").split()
+WORDS = re.findall(r"\S+", """
+we you your data personal information process processing collect use share store keep delete right rights controller
+processor service services website account newsletter email address name request consent withdraw object access erasure
+restriction portability complaint authority purpose purposes legal basis legitimate interest contract law retention
+period years months security measures encryption third parties partners transfer transfers outside european union
+standard contractual clauses cookies analytics statistics marketing payment invoice provider providers support contact
+questions changes policy this that the a an of to for in on with by from as at or and not only when where which who may
+must will can our their its is are be been have has do does""")
 
 Runs = list[tuple[str, str]]  # (op, text): "equal" | "delete" | "insert"
 

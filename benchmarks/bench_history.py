@@ -23,7 +23,7 @@ from addendum.importer import import_history
 COMMITS = 820
 POLICY_CHANGES = 90
 POLICY_PATH = "content/legal/privacy.md"
-RUNS = 5
+RUNS = 9
 IDENTITY = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
             "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.org",
             "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}

@@ -18,6 +18,9 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
+
+from addendum.config import Repo
 
 RECIPIENTS = int(os.environ.get("ADDENDUM_BENCH_RECIPIENTS", "10000"))
 CONNECTIONS = int(os.environ.get("ADDENDUM_BENCH_CONNECTIONS", "2"))
@@ -132,7 +135,7 @@ def child(count: int, connections: int) -> dict[str, float]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def smtp_alone(repo: object, connections: int, count: int = 1000) -> float:
+def smtp_alone(repo: Repo, connections: int, count: int = 1000) -> float:
     """What the sink accepts with no outbox at all: the same stored messages through the same SMTP code, in
     `connections` threads. The ceiling any sender reaches against this sink on this machine."""
     from concurrent.futures import ThreadPoolExecutor
@@ -143,15 +146,15 @@ def smtp_alone(repo: object, connections: int, count: int = 1000) -> float:
     from addendum.notify.state import open_state
     from addendum.notify.store import outbox
 
-    with open_state(repo) as state, state.store.connect() as connection:  # type: ignore[arg-type]
+    with open_state(repo) as state, state.store.connect() as connection:
         rows = connection.execute(select(outbox.c.recipient, outbox.c.message).limit(count)).all()
-    settings = smtp_settings(repo)  # type: ignore[arg-type]
+    settings = smtp_settings(repo)
     share = [rows[n::connections] for n in range(connections)]
 
-    def send(batch: list[object]) -> None:
+    def send(batch: list[Any]) -> None:
         link = SmtpConnection(settings)
         for row in batch:
-            assert link.deliver("bench@example.org", row.recipient, row.message).outcome == "sent"  # type: ignore[attr-defined]
+            assert link.deliver("bench@example.org", row.recipient, row.message).outcome == "sent"
         link.close()
 
     started = time.perf_counter()

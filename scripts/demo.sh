@@ -25,7 +25,6 @@ fi
 addendum --repo "$out/repo" archive
 echo "== addendum verify"
 addendum --repo "$out/repo" verify
-echo "archive: open $out/repo/history/privacy/index.html in a browser"
 
 echo "== change notices: a local SMTP server, example.org subscribers, addendum notify"
 mail="$out/mail"
@@ -59,3 +58,13 @@ kill "$sink" && wait "$sink" 2>/dev/null || true
 trap - EXIT
 echo "mail: $(ls "$mail" | wc -l) message(s) received, copies in $mail/"
 ls "$mail" | sed 's/^/  /'
+
+echo "== addendum redline: the first published version against the latest, the PDF a reviewer signs off"
+first=$(addendum log privacy --json | python -c 'import json, sys; print(json.load(sys.stdin)["versions"][-1]["id"])')
+addendum redline privacy "$first" latest --site selentic --lang en --format pdf -o "$out/redline-selentic-en.pdf"
+addendum diff privacy "$first" latest --site selentic --lang en --no-color | tail -n 1 || true
+
+echo "== addendum log privacy: published versions, newest first, then what is not yet published"
+addendum log privacy
+echo "== addendum show privacy --at 2019-03-01 --site equihealth --lang nl | head: the text in force that day"
+addendum show privacy --at 2019-03-01 --site equihealth --lang nl | head

@@ -274,6 +274,6 @@ def test_the_library_reports_what_it_did(published_terms) -> None:
     assert report.findings == () and report.kept == 0
     assert [plan.policy_id for plan in report.policies] == ["terms"]
     assert seen[-1][0] == seen[-1][1] == len(seen)
-    assert report.index_pages() == ["history/terms/index.html"]
+    assert report.index_pages() == ["terms/index.html"]
     again = archive(open_repo(root), ["terms"], jobs=2)
     assert again.written == () and again.kept == len(report.written) - len([p for p in report.written if p.count("/") == 1])

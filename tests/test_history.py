@@ -160,6 +160,8 @@ def test_unknown_revision_names_the_way_out(source: Path) -> None:
     with read_only(source) as git, pytest.raises(HistoryError, match="unknown revision 'nope'") as caught:
         git.resolve_commit("nope")
     assert "use a version id or a date" in caught.value.hint
+    with read_only(source) as git, pytest.raises(HistoryError, match="unknown revision 'no-such-branch'"):
+        read_file_history(git, ["notice.md"], "no-such-branch")
 
 
 @pytest.fixture

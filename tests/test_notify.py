@@ -401,3 +401,53 @@ def test_notify_works_the_same_on_postgresql(run, notify_repo, smtp, postgres_ur
         ["ann@example.org", "bram@example.org", "bram@example.org", "cleo@example.org", "dirk@example.org"])
     assert "5 sent" in run("--repo", notify_repo, "notices", "privacy", V2).stderr
     assert not (notify_repo / ".addendum" / "state.db").exists()
+
+
+def test_an_unreachable_server_stops_the_run_with_the_outbox_intact(run, notify_repo, monkeypatch):
+    from smtp_server import free_port
+
+    monkeypatch.setenv("ADDENDUM_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ADDENDUM_SMTP_PORT", str(free_port()))  # nothing listens there
+    monkeypatch.setenv("ADDENDUM_SMTP_SECURITY", "none")
+    subscribe(run, notify_repo)
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=2)
+    assert "cannot connect to the SMTP server 127.0.0.1:" in result.stderr
+    assert {r["state"] for r in stored(notify_repo)} == {"pending"} and all(r["attempts"] == 0 for r in stored(notify_repo))
+
+
+def test_a_second_sender_is_refused_while_one_runs(run, notify_repo, smtp):
+    import os
+    import socket
+
+    from sqlalchemy import insert
+
+    from addendum.notify.store import locks, utcnow
+
+    subscribe(run, notify_repo)
+    with open_state(open_repo(notify_repo)) as state, state.store.begin() as connection:
+        connection.execute(insert(locks).values(name="notify", owner="other", host=socket.gethostname(), pid=os.getppid(),
+                                                heartbeat_at=utcnow()))
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=2)
+    assert f"another `addendum notify` is sending (process {os.getppid()}" in result.stderr
+    assert smtp.handler.received == []
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_the_smtp_password_may_come_from_a_private_file(run, notify_repo, monkeypatch):
+    import os
+
+    with SmtpServer(credentials=("mailer", "from-file")) as server:
+        for name, value in {"ADDENDUM_SMTP_HOST": "127.0.0.1", "ADDENDUM_SMTP_PORT": str(server.port),
+                            "ADDENDUM_SMTP_SECURITY": "none", "ADDENDUM_SMTP_USER": "mailer"}.items():
+            monkeypatch.setenv(name, value)
+        secret = notify_repo.parent / "smtp-password"
+        secret.write_text("from-file\n", encoding="utf-8")
+        os.chmod(secret, 0o644)
+        set_config(notify_repo, {"notify.smtp": {"password_file": str(secret)}})
+        subscribe(run, notify_repo)
+        loose = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=2)
+        assert "SMTP password file" in loose.stderr and "chmod 600" in loose.stderr
+        assert stored(notify_repo) == []  # checked before anything is queued
+        os.chmod(secret, 0o600)
+        run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+        assert len(server.handler.received) == 5

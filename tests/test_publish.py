@@ -54,7 +54,7 @@ def test_publish_records_the_version_in_one_commit_with_its_tag(run, repo: Path,
     git_at(repo, "reset", "-q", "--hard")
 
     result = run("--repo", repo, *PUBLISH_FIRST)
-    assert result.stdout.startswith("published terms@2024-01-01: effective 2024-01-01, published 2023-12-01, material\n")
+    assert result.stdout.startswith("published terms@2024-01-01: effective 2024-01-01, published 2023-12-01, material (suggested: material)\n")
 
     assert git_at(repo, "show", "--name-only", "--format=", "HEAD").split() == [
         "history/terms/2024-01-01/source/en.md", "history/terms/2024-01-01/source/nl.md",

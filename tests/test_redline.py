@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from addendum.diff import compare, rebuild
+from addendum.diff import compare
 from addendum.render.redline import VersionInfo, redline_html, redline_text
 from addendum.resolve import normalise
 from test_diff import MOVED_AND_EDITED_NEW, MOVED_AND_EDITED_OLD, hostile_text, policy_of, resolved, section

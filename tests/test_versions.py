@@ -20,7 +20,8 @@ GitAt = Callable[..., str]
 @pytest.fixture
 def repo(make_repo: Callable[..., Path], git_at: GitAt, run) -> Path:
     """`terms` published twice: 1 January 2024 (published 1 December 2023) and 1 July 2024 (published 1 June 2024),
-    the second adding "Revised." to §scope in English; then an unpublished change to §contact in Dutch."""
+    the second adding "Revised." to §scope in English only (so the Dutch text stays as it was); then an
+    unpublished change to §contact in Dutch."""
     root = make_repo()
     git_at(root, "init", "-q")
     git_at(root, "add", "-A")
@@ -30,7 +31,7 @@ def repo(make_repo: Callable[..., Path], git_at: GitAt, run) -> Path:
     _replace(root / "policies/terms/en.md", "{{ site.name }}.", "{{ site.name }}. Revised.")
     run("--repo", root, "commit", "terms", "-m", "Revise the scope")
     run("--repo", root, "publish", "terms", "--effective", "2024-07-01", "--published", "2024-06-01", "--material",
-        "--summary", "The scope is revised.", "--summary-nl", "De toepassing is herzien.")
+        "--allow-stale", "--summary", "The scope is revised.", "--summary-nl", "De toepassing is herzien.")
     _replace(root / "policies/terms/nl.md", "Schrijf naar", "Mail naar")
     return root
 

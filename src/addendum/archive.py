@@ -148,8 +148,9 @@ class ArchiveReport:
     seconds: float
     dry_run: bool = False
 
-    def index_pages(self, root: str = "history") -> list[str]:
-        return [f"{root}/{paths.policy_index(plan.policy_id)}" for plan in self.policies if plan.versions]
+    def index_pages(self) -> list[str]:
+        """The entry page of each archived policy, relative to the archive's folder."""
+        return [paths.policy_index(plan.policy_id) for plan in self.policies if plan.versions]
 
 
 # ---------------------------------------------------------------------------------------------- manifest

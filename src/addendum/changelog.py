@@ -86,7 +86,7 @@ def changelog_entries(repo: Repo, policy_id: str, language: str) -> list[Changel
         summary = version.summaries.get(language) or version.summaries.get(policy.default_language, "")
         entries.append(ChangelogEntry(
             version, previous, summary, str(version.extra.get("suggested") or ("material" if previous is None else _highest(changes))),
-            tuple(recorded_reasons) if recorded_reasons else tuple(computed), tuple(changes)))
+            () if previous is None else tuple(recorded_reasons or computed), tuple(changes)))
         previous_policy = policy
     return entries[::-1]
 

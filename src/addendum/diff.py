@@ -16,7 +16,6 @@ import diff_match_patch as dmp_module
 from .config import Repo
 from .errors import HistoryError, UsageError
 from .ids import require_id
-from .policy import Policy
 from .resolve import ResolvedPolicy, ResolvedSection, normalise, resolve
 from .versions import LATEST, Snapshot, published_versions, snapshot
 
@@ -25,8 +24,8 @@ Kind = Literal["added", "removed", "moved", "renamed", "modified", "unchanged"]
 KINDS: tuple[Kind, ...] = ("added", "removed", "moved", "renamed", "modified", "unchanged")
 Engine = Literal["fast", "python"]
 
-# Sections this many word tokens long are first compared paragraph by paragraph, then word by word inside
-# the paragraphs that changed: exact, and it keeps the cost near-linear on very long texts without a timeout.
+# Texts this many tokens long are first compared line by line, then word by word inside the lines that
+# changed: exact, and it keeps the cost near-linear on very long texts without a deadline.
 PARAGRAPH_PREPASS_TOKENS = 20_000
 # A removed and an added section are the same section (id changed, e.g. an id derived from a renamed heading)
 # when their texts are this similar, or their headings and texts together are.
@@ -460,12 +459,17 @@ def _merge(runs: list[tuple[Op, str]]) -> list[tuple[Op, str]]:
     return merged
 
 
+_OUTSIDE_NUMBERS = re.compile(r"(?<!\d)[\W_]+|[\W_]+(?!\d)")
+
+
 def formatting_key(text: str) -> str:
     """What is left of a text once whitespace, punctuation, quote style and case are set aside.
 
     Punctuation between two digits stays (3.5 and 35 are different numbers), and so do invisible characters.
     """
     text = text.translate(QUOTES).casefold()
+    if INVISIBLE.search(text) is None:
+        return _OUTSIDE_NUMBERS.sub("", text)
 
     def kept(match: re.Match[str]) -> str:
         start, end = match.start(), match.end()
@@ -702,11 +706,8 @@ def compare(old: ResolvedPolicy, new: ResolvedPolicy, *, engine: Engine | None =
         by_new[n.id] = _pair_change(o, n, n.id in moved, matched_by[o.id], engine)
     changes: list[tuple[tuple[int, int, int], SectionChange]] = []
     for n in new_sides:
-        if n.id in paired_new:
-            change = by_new[n.id]
-        else:
-            change = SectionChange(frozenset({"added"}), None, n, _one("insert", n.heading), _one("insert", n.text))
-        changes.append(((n.position, 0, 0), change))
+        new_section = SectionChange(frozenset({"added"}), None, n, _one("insert", n.heading), _one("insert", n.text))
+        changes.append(((n.position, 0, 0), by_new[n.id] if n.id in paired_new else new_section))
     anchor = 0
     for o in old_sides:
         if o.id in paired_old:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from .classify import assess
+from .classify import Assessment, assess
+from .config import Repo
 from .errors import UsageError
+from .ledger import PublishedVersion
 from .parity import StaleTranslation, stale_translations
-from .policy import Policy
+from .policy import Policy, load_policy
+from .versions import load_version, publish, published_versions
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,11 @@ def _bullets(lines: list[str] | tuple[str, ...], limit: int = 8) -> str:
 def gate_publication(old: Policy | None, new: Policy, *, classification: str, reason: str, effective: date,
                      published: date, urgent: bool = False, allow_stale: bool = False) -> GateDecision:
     """Refuse (UsageError) what the rules forbid without an explicit, recorded override."""
-    assessment = assess(old, new)
-    suggested = "material" if old is None else assessment.level
+    if old is None:
+        assessment = Assessment("material", ("material: first published version: all of its text is new to readers",), ())
+    else:
+        assessment = assess(old, new)
+    suggested = assessment.level
     material = classification == "material"
     if urgent and not reason.strip():
         raise UsageError("--urgent needs a --reason", "say why the notice period cannot be kept; the reason is recorded in the ledger")
@@ -61,3 +68,18 @@ def gate_publication(old: Policy | None, new: Policy, *, classification: str, re
         record["allow_stale"] = True
         record["stale"] = [s.describe() for s in stale]
     return GateDecision(suggested, assessment.reasons, stale, record)
+
+
+def publish_gated(repo: Repo, policy_id: str, *, effective: date, published: date | None, classification: str,
+                  summaries: Mapping[str, str], reason: str = "", urgent: bool = False, allow_stale: bool = False,
+                  dry_run: bool = False) -> tuple[PublishedVersion, GateDecision]:
+    """Publish after the gates: the version's own checks first, then classification, notice period and parity."""
+    published = published or date.today()
+    arguments: dict[str, Any] = {"effective": effective, "published": published, "classification": classification,
+                                 "summaries": summaries, "reason": reason}
+    publish(repo, policy_id, **arguments, dry_run=True)
+    versions = published_versions(repo, policy_id)
+    previous = load_version(repo, versions[-1]) if versions else None
+    decision = gate_publication(previous, load_policy(repo.root, policy_id), classification=classification, reason=reason,
+                                effective=effective, published=published, urgent=urgent, allow_stale=allow_stale)
+    return publish(repo, policy_id, **arguments, extra=decision.record, dry_run=dry_run), decision

@@ -111,13 +111,6 @@ class Git:
     def text(self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None) -> str:
         return self.run(*args, input=input, env=env).decode("utf-8", "replace").strip()
 
-    def ok(self, *args: str) -> bool:
-        try:
-            self.run(*args)
-            return True
-        except GitFailed:
-            return False
-
     def resolve_commit(self, revision: str) -> str:
         """The full hash of the commit a validated revision names."""
         require_revision(revision)
@@ -256,8 +249,13 @@ def read_file_history(repository: Git, paths: Sequence[str], revision: str = "HE
     """
     for path in paths:
         require_repository_path(path)
-    commit = repository.resolve_commit(revision)
-    changes = [c for c in _history_chain(repository, commit, paths) if c.blob]
+    require_revision(revision)
+    try:
+        chain = _history_chain(repository, revision, paths)
+    except GitFailed:
+        repository.resolve_commit(revision)  # names an unknown revision clearly; else the failure was something else
+        raise
+    changes = [c for c in chain if c.blob]
     contents = read_blobs(repository, [c.blob for c in changes])
     return [FileVersion(c.commit, c.parents, c.committed, c.author, c.subject, c.path, contents[c.blob])
             for c in reversed(changes)]

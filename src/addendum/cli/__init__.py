@@ -16,10 +16,10 @@ from .diff import diff_command
 from .import_history import import_history_command
 from .init import init_command
 from .log import log_command
-from .redline import redline_command
 from .notices import notices_command
 from .notify import notify_command
 from .publish import publish_command
+from .redline import redline_command
 from .render import render_command
 from .show import show_command
 from .status import status_command

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,6 +13,14 @@ import click
 from ..archive import Progress, archive
 from ..config import Repo
 from .common import with_repo
+
+
+def shown(path: Path) -> str:
+    """A path as the user can type it: relative to the current folder when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 @contextmanager
@@ -75,6 +84,6 @@ def archive_command(repo: Repo, policy_ids: tuple[str, ...], jobs: int | None, d
     click.echo(f"{report.kept} file(s) already archived, left as they were; {report.jobs} worker(s), {report.seconds:.1f} s")
     for finding in report.findings:
         click.echo(finding.format())
-    for page in report.index_pages(repo.history_dir.relative_to(repo.root).as_posix()):
-        click.echo(f"open {page}")
+    for page in report.index_pages():
+        click.echo(f"open {shown(repo.history_dir / page)}")
     raise SystemExit(1 if report.findings else 0)

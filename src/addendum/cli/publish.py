@@ -8,8 +8,9 @@ import click
 
 from ..config import Repo
 from ..errors import UsageError
+from ..gates import publish_gated
 from ..ids import parse_date
-from ..versions import DEFAULT_LANGUAGE_KEY, publish
+from ..versions import DEFAULT_LANGUAGE_KEY
 from ..versions import sync_tags as sync_version_tags
 from .common import policy_argument, with_repo
 
@@ -48,11 +49,14 @@ class SummaryCommand(click.Command):
 @click.option("--material", "classification", flag_value="material", help="Readers must be told before it takes effect.")
 @click.option("--editorial", "classification", flag_value="editorial", help="Wording only; nothing readers rely on changed.")
 @click.option("--reason", default="", metavar="TEXT", help="Why this classification (recorded).")
+@click.option("--urgent", is_flag=True, help="Take effect sooner than the notice period allows (needs --reason; recorded).")
+@click.option("--allow-stale", is_flag=True, help="Publish a material version although some translations did not change along (recorded).")
 @click.option("--dry-run", is_flag=True, help="Check everything and show the version; record nothing.")
 @click.option("--sync-tags", is_flag=True, help="Publish nothing; recreate missing version tags from the ledger.")
 @with_repo
 def publish_command(repo: Repo, policy_id: str, effective: str | None, published: str | None, summary: str | None,
-                    classification: str | None, reason: str, dry_run: bool, sync_tags: bool) -> None:
+                    classification: str | None, reason: str, urgent: bool, allow_stale: bool, dry_run: bool,
+                    sync_tags: bool) -> None:
     """Publish the committed policy as a version, e.g. privacy@2018-05-19.
 
     Records in history/POLICY/ledger.toml the commit, the effective and published dates, your classification
@@ -61,7 +65,10 @@ def publish_command(repo: Repo, policy_id: str, effective: str | None, published
     annotated tag — all in one step, or nothing. A second version on the same effective date gets `.2`.
 
     Refuses uncommitted changes to the policy, a policy with errors, no change since the previous version,
-    and an effective date before the previous version's.
+    and an effective date before the previous version's. The rules suggest a class with reasons (recorded
+    next to yours); publishing as editorial what they find material needs --reason. A material version
+    must take effect at least notice_days (policy.toml) after it is published, unless --urgent --reason;
+    and every translation of a changed section must change along, unless --allow-stale.
 
     \b
     Example:
@@ -79,10 +86,14 @@ def publish_command(repo: Repo, policy_id: str, effective: str | None, published
     summaries = dict(click.get_current_context().meta.get("addendum.summaries", {}))
     if summary is not None:
         summaries[DEFAULT_LANGUAGE_KEY] = summary
-    version = publish(repo, policy_id, effective=parse_date(effective, "--effective"),
-                      published=parse_date(published, "--published") if published else None,
-                      classification=classification, summaries=summaries, reason=reason, extra={}, dry_run=dry_run)
+    version, decision = publish_gated(repo, policy_id, effective=parse_date(effective, "--effective"),
+                                      published=parse_date(published, "--published") if published else None,
+                                      classification=classification, summaries=summaries, reason=reason, urgent=urgent,
+                                      allow_stale=allow_stale, dry_run=dry_run)
     verb = "would publish" if dry_run else "published"
-    click.echo(f"{verb} {version.id}: effective {version.effective}, published {version.published}, {version.classification}")
+    click.echo(f"{verb} {version.id}: effective {version.effective}, published {version.published}, {version.classification}"
+               f" (suggested: {decision.suggested})")
+    for line in decision.reasons:
+        click.echo(f"  {line}")
     for key, value in version.hashes.items():
         click.echo(f"  {key:<24} {value}")

@@ -15,9 +15,8 @@ from ..errors import NotifyError
 from ..files import write_atomic
 from .content import NoticeContent, NoticePlan, notice_content, plan_notice, require_base_url
 from .message import BuiltMessage, MessageFactory, Recipient, Sender, sender_for
-from .outbox import Sender as OutboxSender
-from .outbox import SendOptions, SendReport, UnknownPolicy, count_due, recover_interrupted, sending_lease
-from .smtp import Delivery, SmtpConnection, smtp_settings
+from .outbox import OutboxSender, SendOptions, SendReport, UnknownPolicy, count_due, recover_interrupted, sending_lease
+from .smtp import Delivery, SmtpConnection, SmtpSettings, smtp_settings
 from .state import State, open_state
 from .store import ALL_POLICIES, Store, attempts, batched_rows, insert_outbox_rows, open_store, outbox, subscribers, subscriptions, utcnow
 
@@ -177,11 +176,11 @@ class Campaign:
         keys = sorted({(r.site_id, self.plan.language_for(r.site_id, r.language), r.audience) for r in rows})
         return [Recipient(CANARY_UID, "", "", language, site_id, audience) for site_id, language, audience in keys]
 
-    def send_canaries(self, addresses: tuple[str, ...]) -> list[tuple[str, str, Delivery]]:
+    def send_canaries(self, addresses: tuple[str, ...], smtp: SmtpSettings) -> list[tuple[str, str, Delivery]]:
         """Each variant of the notice to internal addresses first; nothing of it enters the outbox."""
         from .subscribers import normalise_address
 
-        connection = SmtpConnection(smtp_settings(self.repo))
+        connection = SmtpConnection(smtp)
         results = []
         try:
             for address in addresses:
@@ -255,21 +254,20 @@ def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
             audience = campaign.audience(options.unknown)
             rendered, written = campaign.preview(options.preview_dir, options.unknown, progress)
             return NotifyReport(audience, "preview" if options.preview_dir else "dry-run", rendered=rendered, previews=written)
-        settings = send_options(repo, options)
+        settings, smtp = send_options(repo, options), smtp_settings(repo)
         with sending_lease(store) as lease:
             recovered = recover_interrupted(store, plan.version.id)
             audience = campaign.audience(options.unknown)
             report = NotifyReport(audience, "send")
             if options.canary and audience.to_send:
-                report.canaries = campaign.send_canaries(options.canary)
+                report.canaries = campaign.send_canaries(options.canary, smtp)
             if audience.to_send == 0 or not confirm(audience):
                 report.declined = audience.to_send > 0
                 report.totals = _state_counts(store, plan.version.id)
                 return report
             report.queued = campaign.queue(progress)
             progress.start("sending", count_due(store, plan.version.id, options.unknown))
-            sender = OutboxSender(store, plan.version.id, campaign.sender.address.addr_spec, smtp_settings(repo), settings,
-                                  progress.advance)
+            sender = OutboxSender(store, plan.version.id, campaign.sender.address.addr_spec, smtp, settings, progress.advance)
             report.send = sender.run(lease)
             report.send.recovered = recovered
             progress.finish()

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -69,7 +69,6 @@ class SendReport:
     stopped: str = ""
     hint: str = ""
     next_retry_at: datetime | None = None
-    outcomes: dict[str, int] = field(default_factory=dict)
 
     @property
     def attempted(self) -> int:
@@ -190,7 +189,7 @@ LOG = insert(attempts).values(outbox_id=bindparam("b_id"), attempted_at=bindpara
                               reply=bindparam("b_reply"))
 
 
-class Sender:
+class OutboxSender:
     """Sends the due rows of one version over `connections` reused SMTP connections, recording every outcome.
 
     A row is marked `sending` (committed) before its message goes out, and its outcome is committed as soon as it is

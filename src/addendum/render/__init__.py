@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -40,7 +41,7 @@ def section_context(resolved: ResolvedPolicy) -> list[dict[str, Any]]:
 
 
 def policy_context(resolved: ResolvedPolicy, last_changed: date | None, repo_templates: Path | None = None,
-                   fonts_css: str = "") -> dict[str, Any]:
+                   fonts_css: str = "", earlier_versions: Sequence[date] = ()) -> dict[str, Any]:
     return {
         "title": resolved.title,
         "language": resolved.language,
@@ -48,6 +49,7 @@ def policy_context(resolved: ResolvedPolicy, last_changed: date | None, repo_tem
         "site": {"id": resolved.site, "name": resolved.site_name},
         "sections": section_context(resolved),
         "last_changed": last_changed,
+        "earlier_versions": list(earlier_versions),
         "t": strings(resolved.language, repo_templates),
         "css": stylesheet(),
         "fonts_css": fonts_css,
@@ -55,8 +57,9 @@ def policy_context(resolved: ResolvedPolicy, last_changed: date | None, repo_tem
 
 
 def render_policy(resolved: ResolvedPolicy, fmt: Format, last_changed: date | None,
-                  repo_templates: Path | None = None) -> str:
-    context = policy_context(resolved, last_changed, repo_templates)
+                  repo_templates: Path | None = None, earlier_versions: Sequence[date] = ()) -> str:
+    """The page for one site and language; `earlier_versions` are the effective dates of previous versions, newest first."""
+    context = policy_context(resolved, last_changed, repo_templates, earlier_versions=earlier_versions)
     name = TEMPLATE_FOR[fmt]
     specific = name.replace("policy.", f"policy-{resolved.policy_id}.")
     return render_template([specific, name], context, repo_templates)

@@ -302,7 +302,7 @@ def _trim(text: str, keep_start: bool, keep_end: bool) -> str:
 
 
 def _terminal_text(segments: Sequence[Segment], style: dict[str, tuple[str, str]]) -> list[str]:
-    lines = []
+    lines: list[str] = []
     for block in blocks(segments):
         if not block.changed:
             continue

@@ -5,8 +5,28 @@ cd "$(dirname "$0")/.."
 out=build/demo
 rm -rf "$out" && mkdir -p "$out/render"
 
-echo "== addendum check privacy"
+echo "== addendum check privacy: every problem at once (the shipped policy has warnings, no errors)"
 addendum check privacy | tail -n 1
+
+echo "== addendum log privacy: published versions, newest first, then what is not yet published"
+addendum log privacy
+
+echo "== addendum show privacy --at 2019-03-01 --site equihealth --lang nl: the text in force that day"
+addendum show privacy --at 2019-03-01 --site equihealth --lang nl | sed -n '1,6p'
+
+echo "== addendum status privacy: sections x languages"
+addendum status privacy | grep -E "^(section|§collection.statistics.hotjar|§sharing) |missing,"
+
+first=$(addendum log privacy --json | python -c 'import json, sys; print(json.load(sys.stdin)["versions"][-1]["id"])')
+echo "== addendum diff privacy $first latest --site selentic --lang en"
+addendum diff privacy "$first" latest --site selentic --lang en --no-color || [ $? -eq 1 ]
+
+echo "== addendum redline: the PDF a reviewer signs off"
+addendum redline privacy "$first" latest --site selentic --lang en --format pdf -o "$out/redline-selentic-en.pdf"
+echo "  $out/redline-selentic-en.pdf"
+
+echo "== addendum changelog privacy --lang nl"
+addendum changelog privacy --lang nl | sed -n '1,12p'
 
 echo "== addendum render: every site x language"
 for site in selentic cavallo equihealth; do
@@ -15,7 +35,6 @@ for site in selentic cavallo equihealth; do
     echo "  $out/render/$site-$lang.html"
   done
 done
-echo "done: open $out/render/selentic-nl.html in a browser"
 
 echo "== addendum archive: every published version as HTML, PDF/A and JSON, in a copy of the repository"
 if [ ! -d "$out/repo" ]; then
@@ -59,12 +78,6 @@ trap - EXIT
 echo "mail: $(ls "$mail" | wc -l) message(s) received, copies in $mail/"
 ls "$mail" | sed 's/^/  /'
 
-echo "== addendum redline: the first published version against the latest, the PDF a reviewer signs off"
-first=$(addendum log privacy --json | python -c 'import json, sys; print(json.load(sys.stdin)["versions"][-1]["id"])')
-addendum redline privacy "$first" latest --site selentic --lang en --format pdf -o "$out/redline-selentic-en.pdf"
-addendum diff privacy "$first" latest --site selentic --lang en --no-color | tail -n 1 || true
-
-echo "== addendum log privacy: published versions, newest first, then what is not yet published"
-addendum log privacy
-echo "== addendum show privacy --at 2019-03-01 --site equihealth --lang nl | head: the text in force that day"
-addendum show privacy --at 2019-03-01 --site equihealth --lang nl | head
+echo
+echo "done. Open in a browser: $out/repo/history/privacy/index.html (the archive), $out/render/selentic-nl.html;"
+echo "the redline: $out/redline-selentic-en.pdf; the notices received: $mail/"

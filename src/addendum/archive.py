@@ -301,9 +301,9 @@ def _subset_woff(font_file: Path, characters: str) -> bytes:
 @lru_cache(maxsize=32)
 def _font_faces(characters: str) -> str:
     rules = []
-    for file, weight, style in FONT_FACES:  # the bundled fonts, as the PDFs embed them
+    for family, file, weight, style in FONT_FACES:  # the bundled fonts, as the PDFs embed them
         data = base64.b64encode(_subset_woff(assets_dir() / "fonts" / file, characters)).decode("ascii")
-        rules.append(f'@font-face {{ font-family: "DejaVu Serif"; font-weight: {weight}; font-style: {style}; '
+        rules.append(f'@font-face {{ font-family: "{family}"; font-weight: {weight}; font-style: {style}; '
                      f'src: url(data:font/woff;base64,{data}) format("woff"); }}')
     return "\n".join(rules)
 
@@ -606,8 +606,11 @@ def _raise(error: tuple[str, str, str]) -> None:
 
 
 def default_jobs(repo: Repo) -> int:
+    """archive.jobs from addendum.toml, or one worker per core this process may use."""
     configured = int(repo.setting("archive.jobs") or 0)
-    return configured if configured > 0 else len(os.sched_getaffinity(0))
+    if configured > 0:
+        return configured
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _results(tasks: Sequence[ViewTask | ListingTask], jobs: int) -> Iterator[TaskResult]:

@@ -140,12 +140,15 @@ def atom_feed(repo: Repo, policy_id: str, language: str | None) -> bytes:
     context = _context(repo, policy_id, language, base)
     t, locale, language = context["t"], context["locale"], context["language"]
     entries: list[ChangelogEntry] = context["entries"]
+    def href(path: str) -> str:  # absolute under archive.base_url, else relative to the feed in history/<policy>/
+        return paths.url(base, path) if base else paths.link(paths.feed(policy_id, language), path)
+
     feed = FeedGenerator()
     feed.id(uuid.uuid5(uuid.NAMESPACE_URL, f"addendum:{policy_id}:{language}").urn)
     feed.title(f"{context['title']} — {t('changelog_title')}")
     feed.language(language)
-    feed.link(href=paths.url(base, paths.changelog(policy_id, language)), rel="alternate")
-    feed.link(href=paths.url(base, paths.feed(policy_id, language)), rel="self")
+    feed.link(href=href(paths.changelog(policy_id, language)), rel="alternate")
+    feed.link(href=href(paths.feed(policy_id, language)), rel="self")
     feed.author(name=context["controller"].name, email=context["controller"].email or None)
     feed.updated(_midnight(entries[0].version.published))
     for entry in reversed(entries):  # feedgen prepends, so the newest ends up first
@@ -155,6 +158,6 @@ def atom_feed(repo: Repo, policy_id: str, language: str | None) -> bytes:
         item.title(t("feed_entry_title", version=version.id, date=long_date(version.effective, locale)))
         item.updated(_midnight(version.published))
         item.published(_midnight(version.published))
-        item.link(href=paths.url(base, paths.version_page(policy_id, version.slug, context["default_site"], language)))
+        item.link(href=href(paths.version_page(policy_id, version.slug, context["default_site"], language)))
         item.summary(render_template("changelog-entry.txt", {**context, "entry": entry}, repo.templates_dir))
     return bytes(feed.atom_str(pretty=True))

@@ -13,6 +13,7 @@ from .errors import PolicyFormatError, Problem, UsageError
 from .ids import ID_PATTERN, LANGUAGE_PATTERN, require_id
 from .markup import RawSection, split_sections
 
+RESERVED_SITE_ID = "source"
 DEFAULT_LOCALES = {"en": "en_GB", "nl": "nl_BE", "fr": "fr_BE", "de": "de_DE"}
 TOP_LEVEL_KEYS = {"id", "default_language", "languages", "default_site", "notice_days", "title",
                   "controller", "sites", "tags", "check", "locales", "materiality", "supervisory_authority"}
@@ -190,6 +191,9 @@ class _Schema:
 def _site(sch: _Schema, site_id: str, data: Any, overrides: dict[str, Document]) -> Site | None:
     if not ID_PATTERN.fullmatch(site_id):
         sch.error(f"sites.{site_id}", f"site id {site_id!r} is not a valid id", "site ids are lowercase letters, digits and hyphens")
+        return None
+    if site_id == RESERVED_SITE_ID:
+        sch.error(f"sites.{site_id}", f"site id {site_id!r} is reserved", "history/<policy>/<version>/source/ holds a version's files; rename the site")
         return None
     if not isinstance(data, dict):
         sch.error(f"sites.{site_id}", f"'sites.{site_id}' must be a table")

@@ -17,8 +17,9 @@ Format = Literal["html", "md", "text"]
 TEMPLATE_FOR = {"html": "policy.html", "md": "policy.md", "text": "policy.txt"}
 
 
-def stylesheet(name: str = "policy.css") -> str:
-    return (assets_dir() / name).read_text(encoding="utf-8")
+def stylesheet(name: str = "policy.css") -> Markup:
+    """One of our own stylesheets, marked safe so that autoescaping leaves its quotes alone inside <style>."""
+    return Markup((assets_dir() / name).read_text(encoding="utf-8"))
 
 
 def section_context(resolved: ResolvedPolicy) -> list[dict[str, Any]]:

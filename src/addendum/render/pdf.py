@@ -13,8 +13,10 @@ from urllib.request import url2pathname
 from ..errors import RenderError
 from ..templates import assets_dir
 
-FONT_FACES = (("DejaVuSerif.ttf", "normal", "normal"), ("DejaVuSerif-Bold.ttf", "bold", "normal"),
-              ("DejaVuSerif-Italic.ttf", "normal", "italic"))
+# The bundled fonts (templates/assets/fonts): (family, file, weight, style).
+FONT_FACES = (("DejaVu Serif", "DejaVuSerif.ttf", "normal", "normal"), ("DejaVu Serif", "DejaVuSerif-Bold.ttf", "bold", "normal"),
+              ("DejaVu Serif", "DejaVuSerif-Italic.ttf", "normal", "italic"),
+              ("DejaVu Sans Mono", "DejaVuSansMono.ttf", "normal", "normal"))
 
 
 class FetchRefused(ValueError):
@@ -59,9 +61,9 @@ def safe_url_fetcher() -> Any:
 
 
 def fonts_css() -> str:
-    """@font-face rules for the bundled DejaVu Serif, relative to the asset folder."""
-    return "\n".join(f'@font-face {{ font-family: "DejaVu Serif"; src: url("fonts/{name}"); font-weight: {weight}; '
-                     f"font-style: {style}; }}" for name, weight, style in FONT_FACES)
+    """@font-face rules for the bundled fonts, relative to the asset folder."""
+    return "\n".join(f'@font-face {{ font-family: "{family}"; src: url("fonts/{name}"); font-weight: {weight}; '
+                     f"font-style: {style}; }}" for family, name, weight, style in FONT_FACES)
 
 
 def html_to_pdf(html: str, *, title: str, language: str, pdf_variant: str | None = None, identifier: bytes | None = None,

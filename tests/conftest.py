@@ -211,7 +211,7 @@ def notify_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
                   encoding="utf-8")
     git_in(root, "commit", "-q", "-am", "Fix a typo")
     _invoke_ok("--repo", root, "publish", "privacy", "--effective", "2020-10-01", "--published", "2020-10-01",
-               "--summary", "A typo fixed.", "--editorial")
+               "--summary", "A typo fixed.", "--editorial", "--reason", "Only a typo: 'which' for 'wish'.")
     return root
 
 

@@ -17,6 +17,7 @@ from addendum.archive import plan_views
 from addendum.config import open_repo
 from addendum.ledger import read_ledger
 from addendum.policy import Location
+from addendum.render.pdf import FONT_FACES
 from addendum.resolve import ResolvedSection, canonical_text, content_hash
 from conftest import publish_terms
 
@@ -97,7 +98,7 @@ def test_a_version_page_is_self_contained_and_links_its_neighbours(shipped_archi
     csp = [a["content"] for t, a in page.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert csp and "default-src 'none'" in str(csp[0]) and "script-src" not in str(csp[0])
     assert not [t for t, a in page.tags if t in ("script", "link", "img", "iframe", "object", "embed")]
-    assert html.count("src: url(data:font/woff;base64,") == 3  # the bundled fonts travel inside the page
+    assert html.count("src: url(data:font/woff;base64,") == len(FONT_FACES)  # every bundled font travel inside the page
     assert not re.search(r"(?:href|src)=\"(?:https?:)?//", html)  # nothing fetched from elsewhere
     text = " ".join(page.text)
     assert second.id in text and "privacy@2018-05-19" in text

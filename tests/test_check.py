@@ -159,3 +159,24 @@ def test_shipped_policy_warns_about_what_the_source_lacks(run, shipped: Path) ->
     assert "warning: policies/privacy/policy.toml:29: site equihealth does not provide contact.address yet" in out
     assert "policies/privacy/nl.md:69: changes: asks readers to check the page regularly ('regelmatig deze pagina')" in out
     assert "privacy: 0 error(s)" in out
+
+
+def test_a_placeholder_that_fails_when_evaluated_is_a_problem_not_a_crash(run, make_repo) -> None:
+    out = check_output(run, make_repo({"en.md": MINIMAL_EN.replace("{{ site.contact.email }}", "{{ 1 / 0 }}")}), 1)
+    assert "error: policies/terms/en.md:9: contact: placeholder {{ 1 / 0 }} cannot be filled: division by zero" in out
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    pytest.param(MINIMAL_POLICY_TOML.replace('name = "Shop"', 'name = "Shop"\npending = ["contact.email"]'),
+                 "site shop: contact.email is both set and listed as pending", id="pending-and-set"),
+    pytest.param(MINIMAL_POLICY_TOML.replace('name = "Shop"', 'name = "Shop"\npending = ["name.first"]'),
+                 "site shop: pending 'name.first', but name is a value, not a table", id="pending-under-a-value"),
+    pytest.param(MINIMAL_POLICY_TOML + '\n[locales]\nnl = "nl-XX-foo"\n',
+                 "'locales.nl': 'nl-XX-foo' is not a locale Babel knows", id="unknown-locale"),
+    pytest.param(MINIMAL_POLICY_TOML + '\n[check]\nregular_review_phrases = { en = "the" }\n',
+                 "'check.regular_review_phrases.en' must be a list of phrases, got 'the'", id="phrases-not-a-list"),
+    pytest.param(MINIMAL_POLICY_TOML.replace('en = "Terms"', 'en = "Terms\\nBcc: x@example.org"'),
+                 "'title.en' contains a line break or control character", id="title-with-line-break"),
+])
+def test_policy_toml_values_of_the_wrong_shape_are_refused(run, make_repo, toml: str, message: str) -> None:
+    assert message in run("--repo", make_repo({"policy.toml": toml}), "check", "terms", expect=2).stderr

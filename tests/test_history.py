@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from addendum.history import (
     read_only,
     require_repository_path,
     require_revision,
+    require_tag_name,
 )
 
 GitAt = Callable[..., str]
@@ -34,6 +36,18 @@ def test_plain_revisions_are_accepted(revision: str) -> None:
 def test_malicious_revisions_are_refused(revision: str) -> None:
     with pytest.raises(UsageError, match="is not a git revision"):
         require_revision(revision)
+
+
+@pytest.mark.parametrize(("name", "accepted"), [("privacy@2018-05-19", True), ("privacy@2018-05-19.2", True),
+                                                 ("privacy@2018-05-19.10", True), ("privacy@2018-05-19.0", False),
+                                                 ("privacy@2018-05-19.1", False), ("privacy@2018-05-19.0002", False),
+                                                 ("Privacy@2018-05-19", False), ("privacy@2018-5-19", False)])
+def test_tag_names_are_version_ids(name: str, accepted: bool) -> None:
+    if accepted:
+        assert require_tag_name(name) == name
+    else:
+        with pytest.raises(UsageError, match="is not a version id"):
+            require_tag_name(name)
 
 
 @pytest.mark.parametrize("path", ["../x", "a/../../x", "/etc/passwd", "-p", ":(glob)*", "a//b", "./a", "a\\b", "a\nb", ""])
@@ -239,6 +253,20 @@ def test_git_runs_only_through_its_runner(work_tree: Path) -> None:
     git = Git(work_tree, {"PATH": "/nonexistent"})
     with pytest.raises(HistoryError, match="git is not installed"):
         git.run("status")
+    with pytest.raises(HistoryError, match="git is not installed"):
+        read_blobs(git, ["0" * 40])
+
+
+def test_a_git_command_that_hangs_is_stopped_with_a_hint(work_tree: Path, tmp_path: Path) -> None:
+    slow = tmp_path / "slow-bin"
+    slow.mkdir()
+    (slow / "git").write_text(f"#!/bin/sh\nexec {shutil.which('sleep')} 30\n", encoding="utf-8")
+    (slow / "git").chmod(0o755)
+    git = Git(work_tree, {"PATH": str(slow)}, timeout=0.5)
+    with pytest.raises(HistoryError) as caught:
+        git.run("status")
+    assert caught.value.message == "git status did not finish within 0.5 seconds"
+    assert "lock" in caught.value.hint
 
 
 def test_bare_repositories_and_linked_work_trees_are_read_too(source: Path, tmp_path: Path, git_at: GitAt) -> None:

@@ -237,8 +237,9 @@ def test_the_run_pauses_when_most_recent_attempts_fail(run, notify_repo, smtp):
         f"p{n}@example.org,P {n},en,selentic,subscriber\n" for n in range(10))
     subscribe(run, notify_repo, people)
     smtp.handler.always = "550 5.7.1 blocked"
-    paused = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=2)
+    paused = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
     assert "paused: 3 of the last 3 attempts failed (last reply: 550 5.7.1 blocked)" in paused.stderr
+    assert "run notify again" in paused.stderr and "error:" not in paused.stderr
     states = [r["state"] for r in stored(notify_repo)]
     assert states.count("failed") == 3 and states.count("pending") == 7
 
@@ -256,6 +257,33 @@ def test_dry_run_and_preview_store_and_send_nothing(run, notify_repo, smtp, tmp_
     first = BytesParser(policy=default).parsebytes(files[0].read_bytes())
     assert first["To"] == "Ann Zoë <ann@example.org>" and oct(files[0].stat().st_mode & 0o777) == "0o600"
     assert smtp.handler.received == [] and stored(notify_repo) == []
+
+
+def test_progress_off_a_terminal_is_one_line_per_tenth_like_archive(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    sent = run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    lines = [line for line in sent.stderr.splitlines() if line.startswith(("queueing", "sending"))]
+    assert lines == ["queueing: 100% (5/5)", "sending: 20% (1/5)", "sending: 40% (2/5)", "sending: 60% (3/5)",
+                     "sending: 80% (4/5)", "sending: 100% (5/5)"]
+
+
+def test_rate_and_connections_are_checked_by_the_command_line(run, notify_repo):
+    helped = run("--repo", notify_repo, "notify", "--help").stdout
+    assert "--rate PER_SECOND" in helped and "--connections N" in helped
+    rate = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--rate", "-1", expect=2)
+    assert "Invalid value for '--rate'" in rate.stderr and ">=0" in rate.stderr
+    connections = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--connections", "0", expect=2)
+    assert "Invalid value for '--connections'" in connections.stderr and ">=1" in connections.stderr
+
+
+def test_a_preview_folder_git_would_add_is_refused(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    refused = run("--repo", notify_repo, "notify", "privacy", V2, "--preview", notify_repo / "preview", expect=2)
+    assert f"the preview folder {notify_repo / 'preview'} is inside the git work tree and not ignored" in refused.stderr
+    assert ".gitignore" in refused.stderr and not (notify_repo / "preview").exists()
+    (notify_repo / ".gitignore").write_text("*.eml\n", encoding="utf-8")
+    run("--repo", notify_repo, "notify", "privacy", V2, "--preview", notify_repo / "preview")
+    assert len(list((notify_repo / "preview").glob("*.eml"))) == 5
 
 
 def test_canaries_receive_each_variant_first_and_stay_out_of_the_outbox(run, notify_repo, smtp):

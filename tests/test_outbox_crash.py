@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from addendum.config import open_repo
+from addendum.errors import NotifyError
+from addendum.notify.outbox import LOCK_NAME, sending_lease
 from addendum.notify.state import open_state
-from addendum.notify.store import outbox
+from addendum.notify.store import locks, outbox, utcnow
 from conftest import set_config
 from smtp_server import Received, SmtpServer
 
@@ -128,3 +131,17 @@ def test_in_flight_messages_can_be_held_for_inspection(run, notify_repo):
     listing = subprocess.run([sys.executable, "-m", "addendum", "--repo", str(notify_repo), "notices", "privacy", VERSION,
                               "--state", "unknown"], capture_output=True, text=True)
     assert "interrupted while sending: it may have been delivered" in listing.stdout
+
+
+def test_a_lock_left_with_our_pid_by_a_killed_run_is_taken_over(run, notify_repo, smtp):
+    """A container restarted with the same hostname can give the new run the pid the killed one had."""
+    people(run, notify_repo)
+    with open_state(open_repo(notify_repo)) as state:
+        with state.store.begin() as connection:
+            connection.execute(insert(locks).values(name=LOCK_NAME, owner="killed-run", host=socket.gethostname()[:255],
+                                                    pid=os.getpid(), heartbeat_at=utcnow()))
+        held = sending_lease(state.store)
+        with held, pytest.raises(NotifyError, match="another `addendum notify` is sending"), sending_lease(state.store):
+            pass  # a lease this process holds is alive, whatever the pid says
+    run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes")
+    assert states(notify_repo) == Counter({"sent": len(smtp.handler.received)}) and len(smtp.handler.received) > 0

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from addendum.config import open_repo
+from addendum.errors import HistoryError
 from addendum.ledger import PublishedVersion, append_entries, read_ledger
 from addendum.versions import publish
 
@@ -253,3 +254,36 @@ def test_ledger_entries_read_back_exactly(summary: str, reason: str, extra: dict
     grown = append_entries(text, "terms", [later])
     assert grown.startswith(text)
     assert tomllib.loads(grown)["version"][0]["summary"]["en"] == summary
+
+
+
+def _entry(**fields: str) -> str:
+    """A [[version]] entry of `terms` in TOML, with `fields` given as raw TOML values replacing or adding fields."""
+    values = {"id": '"terms@2024-01-01"', "effective": "2024-01-01", "published": "2023-12-01",
+              "classification": '"material"', "summary": '{ en = "First version." }', "hashes": '{ "main/en" = "sha256:00" }'}
+    values.update(fields)
+    return "".join(f"{key} = {value}\n" for key, value in values.items() if value)
+
+
+@pytest.mark.parametrize(("ledger", "message"), [
+    ("version = 1\n", "'version' must be an array of [[version]] tables, got an integer"),
+    ("[version]\n" + _entry(), "'version' must be an array of [[version]] tables, got a table "
+                               "(write [[version]], not [version])"),
+    ("version = [1]\n", "entry 1 must be a [[version]] table, got an integer"),
+    ("[[version]]\n" + _entry(summary='"x"'),
+     "entry 1 (terms@2024-01-01): summary must be a table of language = text, got a string"),
+    ("[[version]]\n" + _entry(hashes='{ "main/en" = 3 }'),
+     "entry 1 (terms@2024-01-01): hashes must be a table of \"site/lang\" = text, got an integer in it"),
+    ("[[version]]\n" + _entry() + "[[version]]\n" + _entry(id="5"), "entry 2: id must be text, got an integer"),
+    ("[[version]]\n" + _entry(author="[1]"), "entry 1 (terms@2024-01-01): author must be text, got an array"),
+    ("[[version]]\n" + _entry(classification=""), "entry 1 (terms@2024-01-01): lacks 'classification'"),
+])
+def test_a_ledger_of_the_wrong_shape_is_a_history_error_naming_file_and_entry(tmp_path: Path, ledger: str,
+                                                                               message: str) -> None:
+    path = tmp_path / "history" / "terms" / "ledger.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(ledger, encoding="utf-8")
+    with pytest.raises(HistoryError) as caught:
+        read_ledger(tmp_path / "history", "terms")
+    assert caught.value.message == f"{path}: {message}"
+    assert "restore it from git" in caught.value.hint

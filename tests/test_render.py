@@ -141,3 +141,10 @@ def test_a_policy_specific_template_wins_over_the_generic_one(run, make_repo) ->
     (root / "templates").mkdir()
     (root / "templates" / "policy-terms.txt").write_text("only {{ title }}\n", encoding="utf-8")
     assert run("--repo", root, "render", "terms", "--format", "text").stdout == "only Terms\n"
+
+
+def test_an_unwritable_output_path_is_a_user_error(run, make_repo, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run("--repo", make_repo(), "render", "terms", "-o", blocker / "out.html", expect=2)
+    assert f"error: cannot write {blocker / 'out.html'}: File exists\n  choose a folder that exists" in result.stderr

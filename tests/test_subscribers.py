@@ -221,3 +221,76 @@ def test_a_database_that_cannot_be_reached_is_a_clean_error(run, notify_repo, mo
     result = run("--repo", notify_repo, "subscribers", "list", expect=2)
     assert "cannot open the state database postgresql+psycopg://nobody@/absent" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_relative_sqlite_url_lives_in_the_repository_not_the_current_folder(run, notify_repo, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    set_config(notify_repo, {"state": {"database": "sqlite:///.addendum/relative.db"}})
+    run("--repo", notify_repo, "subscribers", "add", "ann@example.org", "--lang", "en", "--site", "selentic", "--audience", "account")
+    database = notify_repo / ".addendum" / "relative.db"
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    assert any("ann@example.org" in value for value in every_value(f"sqlite:///{database}"))
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize("setting", ["subscribers.db", "sqlite:///subscribers.db"])
+def test_a_state_database_git_would_add_is_refused(run, notify_repo, setting):
+    set_config(notify_repo, {"state": {"database": setting}})
+    result = run("--repo", notify_repo, "subscribers", "list", expect=2)
+    assert f"the state database {notify_repo / 'subscribers.db'} is inside the git work tree and not ignored" in result.stderr
+    assert ".gitignore" in result.stderr and ".addendum/" in result.stderr
+    assert not (notify_repo / "subscribers.db").exists()
+    (notify_repo / ".gitignore").write_text("subscribers.db\n", encoding="utf-8")
+    run("--repo", notify_repo, "subscribers", "list")
+    assert (notify_repo / "subscribers.db").exists()
+    assert "subscribers.db" not in git_in(notify_repo, "status", "--porcelain", "--untracked-files=all", "--ignored=no")
+
+
+def test_a_key_file_git_would_add_is_refused(run, notify_repo, tmp_path):
+    set_config(notify_repo, {"notify": {"key_file": "keys/notify-keys"}})
+    (notify_repo / "keys").mkdir()
+    result = run("--repo", notify_repo, "subscribers", "rotate-key", expect=2)
+    assert f"the key file {notify_repo / 'keys' / 'notify-keys'} is inside the git work tree and not ignored" in result.stderr
+    assert not (notify_repo / "keys" / "notify-keys").exists()
+    set_config(notify_repo, {"notify": {"key_file": str(tmp_path / "outside" / "notify-keys")}})
+    assert "new key version 2" in run("--repo", notify_repo, "subscribers", "rotate-key").stdout
+
+
+def test_an_export_git_would_add_is_refused(run, notify_repo, tmp_path):
+    run("--repo", notify_repo, "subscribers", "add", "ann@example.org", "--lang", "en", "--site", "selentic", "--audience", "account")
+    result = run("--repo", notify_repo, "subscribers", "export", "-o", notify_repo / "people.csv", expect=2)
+    assert f"the export {notify_repo / 'people.csv'} is inside the git work tree and not ignored" in result.stderr
+    assert not (notify_repo / "people.csv").exists()
+    run("--repo", notify_repo, "subscribers", "export", "-o", notify_repo / ".addendum" / "people.csv")
+    run("--repo", notify_repo, "subscribers", "export", "-o", tmp_path / "people.csv")
+    assert "ann@example.org" in (tmp_path / "people.csv").read_text(encoding="utf-8")
+
+
+def test_export_neutralises_spreadsheet_formulas_and_import_reads_them_back(run, notify_repo, tmp_path, monkeypatch):
+    for email, name in [("ann@example.org", "=HYPERLINK(\"http://evil.example\")"), ("bram@example.org", "+1"),
+                        ("-cas@example.org", "@SUM(A1)"), ("dee@example.org", "-Dee")]:
+        run("--repo", notify_repo, "subscribers", "add", "--name", name, "--lang", "en", "--site", "selentic",
+            "--audience", "account", "--consent-source", "=cmd", "--", email)
+    exported = tmp_path / "export.csv"
+    run("--repo", notify_repo, "subscribers", "export", "-o", exported)
+    rows = sorted(exported.read_text(encoding="utf-8").splitlines()[1:])
+    assert rows[0].startswith("'-cas@example.org,'@SUM(A1),en,selentic,account,,'=cmd,")
+    assert rows[1].startswith('ann@example.org,"\'=HYPERLINK(""http://evil.example"")",')
+    assert rows[2].startswith("bram@example.org,'+1,") and rows[3].startswith("dee@example.org,'-Dee,")
+    listing = run("--repo", notify_repo, "subscribers", "export", "--format", "jsonl").stdout
+    monkeypatch.setenv("ADDENDUM_DATABASE_URL", f"sqlite:///{tmp_path / 'other.db'}")
+    run("--repo", notify_repo, "subscribers", "import", exported)
+    again = run("--repo", notify_repo, "subscribers", "export", "--format", "jsonl").stdout
+    strip = [{k: v for k, v in json.loads(line).items() if k != "uid"} for line in listing.splitlines()]
+    assert [{k: v for k, v in json.loads(line).items() if k != "uid"} for line in again.splitlines()] == strip
+    assert {record["name"] for record in strip} == {"=HYPERLINK(\"http://evil.example\")", "+1", "@SUM(A1)", "-Dee"}
+
+
+def test_help_shows_examples(run, notify_repo):
+    imported = run("--repo", notify_repo, "subscribers", "import", "--help").stdout
+    assert "email,name,language,sites,audience,policies,consent_at\n" in imported
+    assert "ann@example.org,Ann Peeters,nl,selentic;cavallo,subscriber,privacy,2024-03-01\n" in imported
+    for command in ("export", "forget", "unsubscribe"):
+        assert f"Example:\n    addendum subscribers {command} " in run("--repo", notify_repo, "subscribers", command, "--help").stdout

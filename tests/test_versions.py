@@ -73,7 +73,10 @@ def test_snapshots_by_version_date_latest_revision_and_worktree(repo: Path) -> N
 @pytest.mark.parametrize(("ref", "error", "message"), [
     ("terms@2020-01-01", HistoryError, "terms has no published version terms@2020-01-01"),
     ("privacy@2024-01-01", UsageError, "version privacy@2024-01-01 belongs to policy privacy, not terms"),
-    ("2023-12-31", NothingInForceError, "no version of terms was in force on 2023-12-31: the first, terms@2024-01-01, "
+    ("2024-01-01.0", UsageError, "'2024-01-01.0' is not a version id"),
+    ("2024-01-01.1", UsageError, "'2024-01-01.1' is not a version id"),
+    ("2024-01-01.0002", UsageError, "'2024-01-01.0002' is not a version id"),
+    ("2023-12-31", HistoryError, "no version of terms was in force on 2023-12-31: the first, terms@2024-01-01, "
                                        "took effect on 2024-01-01"),
     ("2024-13-01", UsageError, "date '2024-13-01' is not a real calendar date"),
     ("2024-1-1", UsageError, "date '2024-1-1' is not a date"),
@@ -86,6 +89,14 @@ def test_snapshot_refusals(repo: Path, ref: str, error: type[Exception], message
     with pytest.raises(error) as caught:
         snapshot(open_repo(repo), "terms", ref)
     assert str(caught.value) == message
+    assert not isinstance(caught.value, NothingInForceError)  # "nothing in force" means exit 1 only to `show`
+
+
+@pytest.mark.parametrize("command", [("diff",), ("redline", "--site", "main", "--lang", "en", "-o", "{repo}/redline.html")])
+def test_diff_and_redline_before_the_first_version_are_errors_not_changes(run, repo: Path, command: tuple[str, ...]) -> None:
+    options = [option.format(repo=repo) for option in command[1:]]
+    result = run("--repo", repo, command[0], "terms", "2023-12-31", "latest", *options, expect=2)
+    assert result.stderr.startswith("error: no version of terms was in force on 2023-12-31")
 
 
 @pytest.mark.parametrize(("option", "value"), [("--rev", "--output={out}"), ("--rev", "../../x"), ("--rev", "HEAD;rm"),
@@ -151,6 +162,11 @@ def test_log_lists_versions_newest_first_then_unpublished_changes(run, repo: Pat
     assert "effective 1 januari 2024 · published 1 december 2023" in dutch and "    Eerste versie.\n" in dutch
 
 
+def test_log_in_a_language_the_policy_does_not_have_is_a_usage_error(run, repo: Path) -> None:
+    result = run("--repo", repo, "log", "terms", "--lang", "xx", expect=2)
+    assert result.stderr == "error: policy terms has no language 'xx'\n  its languages are: en, nl\n"
+
+
 def test_log_json(run, repo: Path) -> None:
     document = json.loads(run("--repo", repo, "log", "terms", "--json").stdout)
     assert [v["id"] for v in document["versions"]] == ["terms@2024-07-01", "terms@2024-01-01"]
@@ -202,6 +218,16 @@ def test_render_takes_last_changed_from_the_ledger(run, repo: Path) -> None:
     run("--repo", repo, "commit", "terms", "-m", "Dutch contact")
     dutch = run("--repo", repo, "show", "terms", "--rev", "HEAD~2", "--lang", "nl").stdout
     assert "Laatst gewijzigd op 1 januari 2024" in dutch
+
+
+@pytest.mark.parametrize("fmt", ["text", "md", "html"])
+def test_show_and_render_print_the_same_text_the_same_way(run, repo: Path, fmt: str) -> None:
+    rendered = run("--repo", repo, "render", "terms", "--lang", "en", "--format", fmt).stdout
+    shown = run("--repo", repo, "show", "terms", "--lang", "en", "--format", fmt).stdout
+    assert shown == rendered
+    assert "Earlier versions: in force from 1 January 2024" in shown
+    first = run("--repo", repo, "show", "terms", "--version", "terms@2024-01-01", "--lang", "en", "--format", fmt).stdout
+    assert "Earlier versions" not in first
 
 
 def test_the_shipped_history(run, shipped: Path) -> None:

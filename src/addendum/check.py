@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PolicyFormatError, Problem
-from .markup import PREAMBLE_ID
+from .markup import INVISIBLE, PREAMBLE_ID
 from .policy import Document, Policy, load_policy
 from .resolve import resolve
 
-INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200b-\u200d\u2060\ufeff]")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 REGULAR_REVIEW_PHRASES = {
     "en": ["check this page regularly", "review this page regularly", "regularly check this page",

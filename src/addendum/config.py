@@ -160,4 +160,6 @@ def open_repo(path: Path | None = None) -> Repo:
         data = tomllib.loads(config_file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{CONFIG_NAME}: {exc}", "fix the TOML syntax at that line") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_file}: cannot be read: {exc}", "it must be a readable UTF-8 text file") from None
     return Repo(root=root, settings=parse_settings(data, CONFIG_NAME))

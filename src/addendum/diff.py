@@ -16,6 +16,7 @@ import diff_match_patch as dmp_module
 from .config import Repo
 from .errors import HistoryError, UsageError
 from .ids import require_id
+from .markup import INVISIBLE
 from .resolve import ResolvedPolicy, ResolvedSection, normalise, resolve
 from .versions import LATEST, Snapshot, published_versions, snapshot
 
@@ -224,10 +225,6 @@ def rebuild(segments: Iterable[Segment], side: Literal["old", "new"]) -> str:
 IDEOGRAPHS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 EMOJI_MODIFIERS = "\ufe0e\ufe0f\u20e3\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f"
 WORD = re.compile(rf"[^\W{IDEOGRAPHS}]+")
-# Characters a reader cannot see but that change what text says or how it is shown: controls, bidi overrides
-# and isolates, zero-width characters, soft hyphens, invisible tags. Never "formatting"; redlines show their code.
-INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e"
-                       "\u2060-\u2064\u2066-\u206f\u3164\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]")
 QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": "'", "´": "'",
                         "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"', "«": '"', "»": '"'})
 

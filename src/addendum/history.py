@@ -19,6 +19,7 @@ import git
 
 from .errors import HistoryError, UsageError
 from .files import write_atomic
+from .ids import VERSION_PATTERN
 
 # A policy file is text of some kilobytes; anything this large is not one, and is not read into memory.
 MAX_BLOB_BYTES = 16 * 1024 * 1024
@@ -30,7 +31,6 @@ REVISION_PATTERN = re.compile(
     r"^(?!.*\.\.)(?!.*//)(?!.*/\.)(?!.*\.lock(?:[/~^]|$))(?!.*/(?:[~^]|$))"
     r"[A-Za-z0-9_][A-Za-z0-9._/+@-]{0,199}(?:[~^][0-9]{0,3}){0,8}$"
 )
-TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}@\d{4}-\d{2}-\d{2}(?:\.[0-9]{1,4})?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
 # Variables that point git at another repository, index or object store than the one we mean.
@@ -52,7 +52,7 @@ def require_revision(value: str) -> str:
 
 
 def require_tag_name(value: str) -> str:
-    if not TAG_PATTERN.fullmatch(value):
+    if not VERSION_PATTERN.fullmatch(value):
         raise UsageError(f"{value!r} is not a version id", "version ids look like privacy@2018-05-19 or privacy@2018-05-19.2")
     return value
 
@@ -93,6 +93,7 @@ class Git:
 
     cwd: Path
     env: Mapping[str, str]
+    timeout: float = GIT_TIMEOUT_SECONDS
 
     def command(self, args: Sequence[str]) -> list[str]:
         return ["git", *args]
@@ -100,9 +101,13 @@ class Git:
     def run(self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None) -> bytes:
         try:
             done = subprocess.run(self.command(args), cwd=self.cwd, env={**self.env, **(env or {})}, input=input,
-                                  capture_output=True, timeout=GIT_TIMEOUT_SECONDS, check=False)
+                                  capture_output=True, timeout=self.timeout, check=False)
         except FileNotFoundError:
-            raise HistoryError("git is not installed", "install git (e.g. apt-get install git)") from None
+            raise _git_missing() from None
+        except subprocess.TimeoutExpired:
+            raise HistoryError(f"git {args[0]} did not finish within {self.timeout:g} seconds",
+                               f"another git process may hold a lock in {self.cwd}, or the repository is very large or "
+                               "on a slow disk; check with `git status` there and try again") from None
         if done.returncode != 0:
             message = done.stderr.decode("utf-8", "replace").strip().splitlines()
             raise GitFailed(f"git {args[0]} failed: {message[-1] if message else f'exit {done.returncode}'}")
@@ -122,6 +127,10 @@ class Git:
                                "old commits — use a version id or a date, which the ledger answers on its own") from None
 
 
+def _git_missing() -> HistoryError:
+    return HistoryError("git is not installed", "install git (e.g. apt-get install git) and make sure it is on PATH")
+
+
 def _base_environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARIABLES}
     env.update(GIT_TERMINAL_PROMPT="0", GIT_LITERAL_PATHSPECS="1", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
@@ -137,8 +146,12 @@ def read_blobs(repository: Git, object_ids: Sequence[str], limit: int = MAX_BLOB
     wanted = list(dict.fromkeys(object_ids))
     if not wanted:
         return {}
-    process = subprocess.Popen(repository.command(["cat-file", "--batch"]), cwd=repository.cwd, env=dict(repository.env),
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        process = subprocess.Popen(repository.command(["cat-file", "--batch"]), cwd=repository.cwd,
+                                   env=dict(repository.env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise _git_missing() from None
     assert process.stdin is not None and process.stdout is not None
     # A separate writer, so a long request list never deadlocks against git's full output pipe.
     writer = threading.Thread(target=_feed, args=(process.stdin, wanted), daemon=True)
@@ -555,3 +568,23 @@ def is_tracked(repo_root: Path, path: Path) -> bool:
         return bool(work_tree.git.run("ls-files", "-z", "--", relative))  # pathspecs are literal in this environment
     except (HistoryError, ValueError):
         return False
+
+
+def is_ignored(repo_root: Path, path: Path) -> bool:
+    """Whether `git add -A` would leave the file at `path` out: git ignores it (and does not track it), or it lies
+    outside the work tree of `repo_root` (True when there is none). Personal data and keys must be."""
+    try:
+        work_tree = open_work_tree(repo_root)
+    except HistoryError:
+        return True
+    try:
+        relative = path.resolve().relative_to(work_tree.git.cwd.resolve()).as_posix()
+    except ValueError:
+        return True
+    try:
+        # check-ignore rejects literal pathspecs; "./" keeps a leading ":" from reading as pathspec magic.
+        # Exit 1 (not ignored) fails like any other error: either way, refuse.
+        work_tree.git.run("check-ignore", "-q", "--", f"./{relative}", env={"GIT_LITERAL_PATHSPECS": "0"})
+    except HistoryError:
+        return False
+    return True

@@ -50,17 +50,48 @@ def ledger_path(history_dir: Path, policy_id: str) -> Path:
     return history_dir / policy_id / LEDGER_NAME
 
 
-def _version(policy_id: str, entry: dict[str, Any], where: str) -> PublishedVersion:
-    try:
-        return PublishedVersion(
-            id=str(entry["id"]), policy_id=policy_id, effective=entry["effective"], published=entry["published"],
-            commit=str(entry.get("commit", "")), classification=str(entry["classification"]),
-            reason=str(entry.get("reason", "")), author=str(entry.get("author", "")),
-            summaries=dict(entry.get("summary", {})), hashes=dict(entry.get("hashes", {})),
-            extra={k: v for k, v in entry.items() if k not in CORE_FIELDS},
-        )
-    except KeyError as exc:
-        raise HistoryError(f"{where}: a version entry lacks {exc.args[0]!r}", "restore the ledger from git") from None
+TOML_KINDS = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "an array", dict: "a table",
+              date: "a date", datetime: "a date-time"}
+RESTORE_HINT = "the ledger is written only by `addendum publish`; restore it from git"
+TEXT_FIELDS = ("commit", "reason", "author")
+
+
+def _kind(value: object) -> str:
+    return TOML_KINDS.get(type(value), type(value).__name__)
+
+
+def _version(policy_id: str, entry: object, number: int, where: str) -> PublishedVersion:
+    """One [[version]] table as a PublishedVersion, refusing any field of the wrong shape by file and entry."""
+    if not isinstance(entry, dict):
+        raise HistoryError(f"{where}: entry {number} must be a [[version]] table, got {_kind(entry)}", RESTORE_HINT)
+    version_id = entry.get("id")
+    name = f"entry {number} ({version_id})" if isinstance(version_id, str) else f"entry {number}"
+
+    def refuse(problem: str) -> HistoryError:
+        return HistoryError(f"{where}: {name}: {problem}", RESTORE_HINT)
+
+    for key in ("id", "effective", "published", "classification"):
+        if key not in entry:
+            raise refuse(f"lacks {key!r}")
+    for key in ("id", "classification", *TEXT_FIELDS):
+        if not isinstance(entry.get(key, ""), str):
+            raise refuse(f"{key} must be text, got {_kind(entry[key])}")
+    summaries, hashes = entry.get("summary", {}), entry.get("hashes", {})
+    if not isinstance(summaries, dict):
+        raise refuse(f"summary must be a table of language = text, got {_kind(summaries)}")
+    if not isinstance(hashes, dict):
+        raise refuse(f'hashes must be a table of "site/lang" = text, got {_kind(hashes)}')
+    for key, table, shape in (("summary", summaries, "language = text"), ("hashes", hashes, '"site/lang" = text')):
+        wrong = next((value for value in table.values() if not isinstance(value, str)), None)
+        if wrong is not None:
+            raise refuse(f"{key} must be a table of {shape}, got {_kind(wrong)} in it")
+    return PublishedVersion(
+        id=entry["id"], policy_id=policy_id, effective=entry["effective"], published=entry["published"],
+        commit=entry.get("commit", ""), classification=entry["classification"],
+        reason=entry.get("reason", ""), author=entry.get("author", ""),
+        summaries=dict(summaries), hashes=dict(hashes),
+        extra={k: v for k, v in entry.items() if k not in CORE_FIELDS},
+    )
 
 
 def read_ledger(history_dir: Path, policy_id: str) -> list[PublishedVersion]:
@@ -71,15 +102,25 @@ def read_ledger(history_dir: Path, policy_id: str) -> list[PublishedVersion]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise HistoryError(f"{path}: {exc}", "restore the ledger from git: it is written only by `addendum publish`") from None
-    versions = [_version(policy_id, entry, str(path)) for entry in data.get("version", [])]
-    _require_consistent(versions, str(path))
+        raise HistoryError(f"{path}: {exc}", RESTORE_HINT) from None
+    return _versions(policy_id, data, str(path))
+
+
+def _versions(policy_id: str, data: dict[str, Any], where: str) -> list[PublishedVersion]:
+    """Every [[version]] entry of a parsed ledger, checked for shape and consistency."""
+    entries = data.get("version", [])
+    if not isinstance(entries, list):
+        mistake = " (write [[version]], not [version])" if isinstance(entries, dict) else ""
+        raise HistoryError(f"{where}: 'version' must be an array of [[version]] tables, got {_kind(entries)}{mistake}",
+                           RESTORE_HINT)
+    versions = [_version(policy_id, entry, number, where) for number, entry in enumerate(entries, start=1)]
+    _require_consistent(versions, where)
     return versions
 
 
 def _require_consistent(versions: list[PublishedVersion], where: str) -> None:
     """Refuse a ledger that a reader could misread: bad ids or dates, duplicates, versions out of order."""
-    hint = "the ledger is written only by `addendum publish`; restore it from git"
+    hint = RESTORE_HINT
     seen: set[str] = set()
     previous: PublishedVersion | None = None
     for version in versions:
@@ -150,8 +191,7 @@ def append_entries(existing: str | None, policy_id: str, versions: list[Publishe
             raise UsageError(f"version {version.id} has a field TOML cannot hold: {exc}",
                              "extra fields take strings, numbers, booleans, dates, lists and tables") from None
         text += ("" if text.endswith("\n") else "\n") + "\n" + entry
-    parsed = [_version(policy_id, e, LEDGER_NAME) for e in tomllib.loads(text).get("version", [])]
-    _require_consistent(parsed, LEDGER_NAME)
+    parsed = _versions(policy_id, tomllib.loads(text), LEDGER_NAME)
     if versions and parsed[-len(versions):] != versions:
         raise HistoryError("the ledger entry did not read back as written", "report this: no file was changed")
     return text

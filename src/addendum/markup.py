@@ -13,6 +13,10 @@ from .ids import ID_PATTERN
 
 HEADING_ID = re.compile(r"^(?P<heading>.*?)[ \t]*\{#(?P<id>[^}]*)\}[ \t]*$")
 PREAMBLE_ID = "preamble"
+# Characters a reader cannot see but that change what text says or how it is shown: controls, bidi overrides
+# and isolates, zero-width characters, soft hyphens, invisible tags. `check` refuses them; redlines show their code.
+INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e"
+                       "\u2060-\u2064\u2066-\u206f\u3164\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]")
 
 
 @dataclass(frozen=True)

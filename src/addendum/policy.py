@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from babel import Locale, UnknownLocaleError
 
 from .errors import PolicyFormatError, Problem, UsageError
 from .ids import ID_PATTERN, LANGUAGE_PATTERN, require_id
@@ -188,6 +191,19 @@ class _Schema:
         return value
 
 
+def _pending_conflict(variables: Mapping[str, Any], key: str) -> str:
+    """Why a pending key cannot be filled with a marker ('' when it can)."""
+    node: Any = variables
+    *parents, last = key.split(".")
+    for depth, part in enumerate(parents):
+        node = node.get(part, {}) if isinstance(node, Mapping) else None
+        if not isinstance(node, Mapping):
+            return f"pending {key!r}, but {'.'.join(parents[:depth + 1])} is a value, not a table"
+    if last in node:
+        return f"{key} is both set and listed as pending"
+    return ""
+
+
 def _site(sch: _Schema, site_id: str, data: Any, overrides: dict[str, Document]) -> Site | None:
     if not ID_PATTERN.fullmatch(site_id):
         sch.error(f"sites.{site_id}", f"site id {site_id!r} is not a valid id", "site ids are lowercase letters, digits and hyphens")
@@ -201,10 +217,47 @@ def _site(sch: _Schema, site_id: str, data: Any, overrides: dict[str, Document])
     name = sch.get(data, f"sites.{site_id}.name", str, site_id, required=False)
     pending = sch.get(data, f"sites.{site_id}.pending", list, [], required=False)
     variables = {k: v for k, v in data.items() if k != "pending"}
+    for key in pending:
+        problem = _pending_conflict(variables, key) if isinstance(key, str) else f"pending entries are strings, got {key!r}"
+        if problem:
+            sch.error(f"sites.{site_id}.pending", f"site {site_id}: {problem}",
+                      "list in pending only the values the site does not provide, as dotted keys like contact.email")
     variables.setdefault("name", name)
     variables["id"] = site_id
     return Site(site_id, name, variables, tuple(str(p) for p in pending), overrides,
                 Location(sch.file, _key_line(sch.text, f"sites.{site_id}")))
+
+
+def _check_settings(sch: _Schema, data: Mapping[str, Any], languages: list[str]) -> None:
+    """[check] and [locales]: tables of language → value, each value of the right shape."""
+    check = data.get("check", {})
+    phrases = check.get("regular_review_phrases", {}) if isinstance(check, dict) else None
+    if not isinstance(phrases, dict):
+        sch.error("check", "'check' must be a table like [check] regular_review_phrases = { nl = [\"…\"] }")
+    else:
+        for language, value in phrases.items():
+            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+                sch.error("regular_review_phrases", f"'check.regular_review_phrases.{language}' must be a list of phrases, got {value!r}",
+                          f'e.g. {language} = ["check this page regularly"]')
+    locales = data.get("locales", {})
+    if not isinstance(locales, dict):
+        sch.error("locales", "'locales' must be a table of language = Babel locale, e.g. nl = \"nl_BE\"")
+        return
+    for language, locale in locales.items():
+        if language not in languages:
+            sch.error(f"locales.{language}", f"locales names {language!r}, which is not one of the languages")
+            continue
+        try:
+            Locale.parse(str(locale))
+        except (ValueError, UnknownLocaleError):
+            sch.error(f"locales.{language}", f"'locales.{language}': {locale!r} is not a locale Babel knows", "use a code like nl_BE or en_GB")
+
+
+def _check_plain_text(sch: _Schema, values: Mapping[str, Any]) -> None:
+    """Titles and the controller's details go into headers and subjects: no line breaks or control characters."""
+    for key, value in values.items():
+        if isinstance(value, str) and any(unicodedata.category(c) == "Cc" for c in value):
+            sch.error(key, f"'{key}' contains a line break or control character", "write it on one line")
 
 
 def load_policy_files(policy_id: str, files: Mapping[str, str], directory: str) -> Policy:
@@ -288,6 +341,8 @@ def load_policy_files(policy_id: str, files: Mapping[str, str], directory: str) 
             continue
         tags[section_id] = tuple(section_tags)
 
+    _check_settings(sch, data, languages)
+    _check_plain_text(sch, {f"title.{k}": v for k, v in titles.items()} | {f"controller.{k}": v for k, v in controller_data.items()})
     problems = sch.problems + problems
     if any(p.severity == "error" for p in problems):
         raise PolicyFormatError(problems)

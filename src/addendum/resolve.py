@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2 import StrictUndefined, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import PolicyFormatError, Problem
@@ -94,29 +94,42 @@ def _nested(flat_or_nested: Mapping[str, Any], pending: tuple[str, ...], marker:
     return result
 
 
+class PlaceholderError(Exception):
+    """A placeholder that cannot be filled: undefined, malformed, or failing when evaluated (`{{ 1/0 }}`)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 def fill_placeholders(text: str, context: Mapping[str, Any]) -> str:
     if "{{" not in text and "{%" not in text:
         return text
-    return _sandbox().from_string(text).render(**context)
+    try:
+        return _sandbox().from_string(text).render(**context)
+    except Exception as exc:  # the sandbox turns policy text into code: any failure is the text's, not ours
+        raise PlaceholderError(exc) from exc
 
 
-def _placeholder_problem(section: Section, site_id: str, context: Mapping[str, Any], exc: TemplateError) -> Problem:
+def _placeholder_problem(section: Section, site_id: str, context: Mapping[str, Any], error: PlaceholderError) -> Problem:
     """Pin a failed placeholder to its line and expression by filling the section one line at a time."""
     line, expression = section.location.line, ""
     for offset, text in enumerate((section.heading_line + section.body).splitlines()):
         for candidate in PLACEHOLDER.findall(text):
             try:
                 fill_placeholders(candidate, context)
-            except TemplateError:
+            except PlaceholderError:
                 line, expression = section.location.line + offset, candidate
                 break
         if expression:
             break
+    exc = error.cause
     if isinstance(exc, UndefinedError) and expression:
         message = f"placeholder {expression} is not defined for site {site_id}"
         hint = f"define it under [sites.{site_id}] in policy.toml, or list it in that site's pending"
     else:
-        message = f"placeholder {expression or ''} cannot be filled: {exc.message or exc}".replace("  ", " ")
+        detail = getattr(exc, "message", None) or exc
+        message = f"placeholder {expression or ''} cannot be filled: {detail}".replace("  ", " ")
         hint = "placeholders look like {{ site.contact.email }}"
     return Problem("error", section.location.file, line, message, hint, section=section.id, rule="undefined-placeholder")
 
@@ -169,7 +182,7 @@ def resolve(policy: Policy, site_id: str, language: str) -> ResolvedPolicy:
         try:
             text = fill_placeholders(section.body, context)
             heading = fill_placeholders(section.heading, context)
-        except TemplateError as exc:
+        except PlaceholderError as exc:
             problems.append(_placeholder_problem(section, site_id, context, exc))
             continue
         if section.id == PREAMBLE_ID and not text.strip():

@@ -19,7 +19,10 @@ GITIGNORE = """\
 
 def init_policy_repository(target: Path) -> list[str]:
     """Create the skeleton in `target`; returns what was created. Refuses to overwrite an existing repository."""
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {target}: {exc.strerror or exc}", "choose a folder you may write to") from None
     if (target / CONFIG_NAME).exists():
         raise UsageError(f"{target / CONFIG_NAME} already exists", "this folder is already a policy repository")
     created = []

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from .classify import Assessment, assess
 from .config import Repo
 from .ledger import PublishedVersion
+from .markup import PREAMBLE_ID
 from .parity import changed_languages
 from .policy import Policy, load_policy
 from .resolve import section_order
@@ -100,7 +101,7 @@ def policy_status(repo: Repo, policy_id: str) -> PolicyStatus:
     lasts = {site: _last_changes(history, site) for site in {c.site for c in columns}}
     rows = []
     for section in section_order(current, current.default_language):
-        if section.id == "preamble" and not section.body.strip():
+        if section.id == PREAMBLE_ID and not section.body.strip():
             continue
         cells = tuple(_state(current, c.site, section.id, c.language, lasts[c.site]) for c in columns)
         rows.append(Row(section.id, section.ref, section.heading or section.id, cells))

@@ -60,6 +60,8 @@ def _strings_file(folder: Path, language: str) -> dict[str, str]:
         return {k: str(v) for k, v in tomllib.loads(path.read_text(encoding="utf-8")).items()}
     except tomllib.TOMLDecodeError as exc:
         raise RenderError(f"{path}: {exc}", "fix the TOML syntax of the strings file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RenderError(f"{path}: cannot be read: {exc}", "it must be a readable UTF-8 text file") from None
 
 
 def strings(language: str, repo_templates: Path | None = None) -> Callable[..., str]:
@@ -74,7 +76,11 @@ def strings(language: str, repo_templates: Path | None = None) -> Callable[..., 
         if key not in merged:
             raise RenderError(f"no interface text {key!r} in templates/i18n/{language}.toml or en.toml",
                               f"add {key} = \"…\" to templates/i18n/en.toml")
-        return merged[key].format(**values)
+        try:
+            return merged[key].format(**values)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise RenderError(f"interface text {key!r} ({merged[key]!r}) cannot be filled: {exc!r}",
+                              f"it may use only {', '.join('{' + v + '}' for v in values) or 'no {placeholders}'}") from None
 
     return lookup
 

@@ -15,12 +15,13 @@ from .check import require_valid
 from .config import Repo
 from .errors import HistoryError, UsageError
 from .history import NewTag, NothingToCommit, WorkTree, open_work_tree, require_revision
-from .ids import DATE_PATTERN, LANGUAGE_PATTERN, VERSION_PATTERN, parse_date, require_id, require_language
+from .ids import DATE_PATTERN, LANGUAGE_PATTERN, VERSION_PATTERN, parse_date, require_id
 from .ledger import PublishedVersion, append_entries, last_changed, ledger_path, next_version_id, read_ledger
 from .markup import PREAMBLE_ID
+from .paths import SLUG_PATTERN
 from .policy import Policy, Section, load_policy, load_policy_files, parse_document, read_policy_files
 from .render import Format, render_policy
-from .resolve import resolve
+from .resolve import ResolvedPolicy, resolve
 from .templates import long_date
 
 SOURCE_FOLDER = "source"
@@ -28,12 +29,12 @@ WORKTREE = "worktree"
 LATEST = "latest"
 CLASSIFICATIONS = ("material", "editorial")
 DEFAULT_LANGUAGE_KEY = "default"  # in `summaries`: the policy's default language, whichever it is
-SLUG_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}(?:\.\d{1,4})?$")
 ChangeKind = Literal["added", "removed", "changed", "moved"]
 
 
 class NothingInForceError(HistoryError):
-    """No published version was in force on the day asked about (exit 1, like a search that found nothing)."""
+    """`show` found no published version in force on the day asked about (exit 1, like a search that found nothing).
+    Everywhere else, diff and redline included, having nothing in force is a plain HistoryError (exit 2)."""
 
     exit_code = 1
 
@@ -86,12 +87,15 @@ class VersionLog:
     since: PublishedVersion | None
     unpublished: tuple[SourceChange, ...]
     default_language: str
-    locales: Mapping[str, str]
+    locales: Mapping[str, str]  # every language of the policy, in its order, to its Babel locale
 
     def lines(self, language: str | None = None) -> list[str]:
         """The log as terminal lines: dates and summaries in `language` (default: the policy's default language)."""
-        language = require_language(language or self.default_language)
-        locale = self.locales.get(language, language.replace("-", "_"))
+        language = language or self.default_language
+        if language not in self.locales:
+            raise UsageError(f"policy {self.policy_id} has no language {language!r}",
+                             f"its languages are: {', '.join(self.locales)}")
+        locale = self.locales[language]
         width = max((len(v.id) for v in self.versions), default=0)
         out = []
         for version in self.versions:
@@ -243,14 +247,14 @@ def snapshot(repo: Repo, policy_id: str, ref: str | None) -> Snapshot:
     require_id(policy_id, "policy")
     if ref is None or ref == WORKTREE:
         return Snapshot(load_policy(repo.root, policy_id), "working tree", None, None)
-    if VERSION_PATTERN.fullmatch(ref) or (SLUG_PATTERN.fullmatch(ref) and "." in ref):
+    if VERSION_PATTERN.fullmatch(ref) or re.fullmatch(r"\d{4}-\d{2}-\d{2}\.\d+", ref):  # a version, maybe mistyped
         return version_snapshot(repo, find_version(repo, policy_id, ref))
     if DATE_PATTERN.fullmatch(ref) or re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", ref):
         return date_snapshot(repo, policy_id, parse_date(ref))
     if ref == LATEST:
         versions = published_versions(repo, policy_id)
         if not versions:
-            raise NothingInForceError(f"{policy_id} has no published version yet", _publish_hint(policy_id))
+            raise HistoryError(f"{policy_id} has no published version yet", _publish_hint(policy_id))
         return version_snapshot(repo, versions[-1])
     return revision_snapshot(repo, policy_id, ref)
 
@@ -260,14 +264,20 @@ def version_snapshot(repo: Repo, version: PublishedVersion) -> Snapshot:
 
 
 def date_snapshot(repo: Repo, policy_id: str, day: date) -> Snapshot:
+    return version_snapshot(repo, require_in_force(repo, policy_id, day))
+
+
+def require_in_force(repo: Repo, policy_id: str, day: date,
+                     error: type[HistoryError] = HistoryError) -> PublishedVersion:
+    """The version in force on `day`; `error` (a HistoryError by default) says why there is none."""
     current, upcoming = in_force(repo, policy_id, day)
-    if current is None:
-        if upcoming is None:
-            raise NothingInForceError(f"{policy_id} has no published version yet", _publish_hint(policy_id))
-        raise NothingInForceError(f"no version of {policy_id} was in force on {day.isoformat()}: the first, "
-                                  f"{upcoming.id}, took effect on {upcoming.effective.isoformat()}",
-                                  f"ask for a date on or after {upcoming.effective.isoformat()}")
-    return version_snapshot(repo, current)
+    if current is not None:
+        return current
+    if upcoming is None:
+        raise error(f"{policy_id} has no published version yet", _publish_hint(policy_id))
+    raise error(f"no version of {policy_id} was in force on {day.isoformat()}: the first, "
+                f"{upcoming.id}, took effect on {upcoming.effective.isoformat()}",
+                f"ask for a date on or after {upcoming.effective.isoformat()}")
 
 
 def revision_snapshot(repo: Repo, policy_id: str, revision: str) -> Snapshot:
@@ -576,13 +586,23 @@ def show_text(repo: Repo, policy_id: str, *, at: date | None = None, version: st
     elif rev is not None:
         shot = snapshot(repo, policy_id, None) if rev == WORKTREE else revision_snapshot(repo, policy_id, rev)
     else:
-        shot = date_snapshot(repo, policy_id, at or today)
+        shot = version_snapshot(repo, require_in_force(repo, policy_id, at or today, NothingInForceError))
         notes.append(f"{shot.label} was in force on {_english_date(at or today)} "
                      f"(effective {_english_date(shot.effective or today)})")
     if shot.version is not None:
         notes.extend(_successor_note(repo, shot.version, at or today, today))
     policy = shot.policy
     resolved = resolve(policy, site_id or policy.default_site, policy.require_language(language or policy.default_language))
-    until = shot.version.id if shot.version else None
-    when = last_changed(repo.history_dir, policy_id, resolved.site, resolved.language, resolved.content_hash(), until)
-    return ShownText(render_policy(resolved, fmt, when, repo.templates_dir), shot, tuple(notes))
+    text = render_snapshot_text(repo, resolved, fmt, until=shot.version.id if shot.version else None)
+    return ShownText(text, shot, tuple(notes))
+
+
+def render_snapshot_text(repo: Repo, resolved: ResolvedPolicy, fmt: Format, *, until: str | None = None,
+                         last_changed_on: date | None = None) -> str:
+    """The page for one site × language, dated from the ledger: the day this text took effect (looking no later
+    than version `until`, when given; or `last_changed_on`) and, newest first, the versions in force before it."""
+    when = last_changed_on or last_changed(repo.history_dir, resolved.policy_id, resolved.site, resolved.language,
+                                           resolved.content_hash(), until)
+    versions = published_versions(repo, resolved.policy_id)
+    earlier = [v.effective for v in versions if when is None or v.effective < when]
+    return render_policy(resolved, fmt, when, repo.templates_dir, earlier_versions=earlier[::-1])

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
 
-from ..archive import Progress, archive
+from ..archive import archive
 from ..config import Repo
-from .common import with_repo
+from .common import progress_on_stderr, with_repo
 
 
 def shown(path: Path) -> str:
@@ -21,34 +17,6 @@ def shown(path: Path) -> str:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return str(path)
-
-
-@contextmanager
-def progress_on_stderr(label: str) -> Iterator[Progress]:
-    """A progress bar on a terminal; elsewhere (CI logs, pipes) one line at every tenth of the work."""
-    if sys.stderr.isatty():
-        bars: list[Any] = []
-
-        def update(done: int, total: int) -> None:
-            if not bars:
-                bars.append(click.progressbar(length=total, label=label, file=sys.stderr).__enter__())
-            bars[0].update(done - bars[0].pos)
-
-        try:
-            yield update
-        finally:
-            if bars:
-                bars[0].__exit__(None, None, None)
-        return
-    reported = [-1]
-
-    def report(done: int, total: int) -> None:
-        tenth = done * 10 // total
-        if tenth > reported[0]:
-            reported[0] = tenth
-            click.echo(f"{label}: {done * 100 // total}% ({done}/{total})", err=True)
-
-    yield report
 
 
 @click.command("archive")
@@ -67,6 +35,11 @@ def archive_command(repo: Repo, policy_ids: tuple[str, ...], jobs: int | None, d
     An archived version is never rewritten; re-running renders only what is missing, and the same version
     always renders to the same bytes. A file that is not as the manifest records it is reported and left
     alone. Exit 0: done; 1: such files were found (see `addendum verify`); 2: cannot run.
+
+    \b
+    Examples:
+      addendum archive --dry-run
+      addendum archive privacy --jobs 2
     """
     with progress_on_stderr("archive") as progress:
         report = archive(repo, policy_ids or None, jobs=jobs, progress=None if dry_run else progress, dry_run=dry_run)

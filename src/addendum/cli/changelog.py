@@ -15,7 +15,8 @@ from .common import lang_option, output_option, policy_argument, with_repo
 @click.command("changelog")
 @policy_argument
 @lang_option()
-@click.option("--format", "fmt", type=click.Choice(["md", "html", "atom"]), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "atom"]), default="md", show_default=True,
+              help="md: Markdown; html: a self-contained page; atom: an Atom feed for feed readers.")
 @output_option
 @with_repo
 def changelog_command(repo: Repo, policy_id: str, language: str | None, fmt: str, output: Path | None) -> None:

@@ -22,6 +22,11 @@ def check_command(repo: Repo, policy_ids: tuple[str, ...], strict: bool, as_json
 
     Each problem is printed as `file:line: section-id: what is wrong`, followed by how to fix it.
     Exit 0: no errors (warnings are printed); 1: errors, or warnings with --strict; 2: cannot run.
+
+    \b
+    Examples:
+      addendum check
+      addendum check privacy --strict --json
     """
     ids = list(policy_ids) or repo.policy_ids()
     if not ids:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -85,3 +86,59 @@ def output_option(func: F) -> F:
 
 def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
+
+
+def database_option(func: F) -> F:
+    return click.option("--database", "database_url", metavar="URL", envvar="ADDENDUM_DATABASE_URL", show_envvar=True,
+                        help="State store: a SQLite path or a SQLAlchemy URL such as postgresql+psycopg://… "
+                             "(default: state.database, .addendum/state.db).")(func)
+
+
+class StderrProgress:
+    """Progress on stderr, phase by phase: a bar on a terminal; elsewhere (CI logs, pipes) one line at every tenth.
+    Driven by start/advance/finish, or called with (done, total)."""
+
+    def __init__(self, label: str) -> None:
+        self._label, self._total, self._done, self._tenth = label, 0, 0, -1
+        self._bar: Any = None
+
+    def start(self, label: str, total: int) -> None:
+        self.finish()
+        self._label, self._total, self._done, self._tenth = label, total, 0, -1
+
+    def advance(self, count: int = 1) -> None:
+        self._show(self._done + count)
+
+    def __call__(self, done: int, total: int) -> None:
+        self._total = total
+        self._show(done)
+
+    def _show(self, done: int) -> None:
+        self._done = done
+        if not self._total:
+            return
+        if sys.stderr.isatty():
+            if self._bar is None:
+                self._bar = click.progressbar(length=self._total, label=self._label, file=sys.stderr, show_pos=True)
+                self._bar.__enter__()
+            self._bar.update(done - self._bar.pos)
+            return
+        tenth = done * 10 // self._total
+        if tenth > self._tenth:
+            self._tenth = tenth
+            click.echo(f"{self._label}: {done * 100 // self._total}% ({done}/{self._total})", err=True)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+@contextmanager
+def progress_on_stderr(label: str) -> Iterator[StderrProgress]:
+    """A StderrProgress whose bar is closed however the work ends."""
+    progress = StderrProgress(label)
+    try:
+        yield progress
+    finally:
+        progress.finish()

@@ -23,6 +23,12 @@ def log_command(repo: Repo, policy_id: str, language: str | None, as_json: bool)
     published dates (in the language of --lang), its classification and summary. The unpublished changes are
     the sections added, removed, changed or moved since the latest version, per language and site. Read
     from history/ alone: a shallow clone without tags gives the same answer.
+
+    \b
+    Examples:
+      addendum log privacy
+      addendum log privacy --lang nl
+      addendum log privacy --json
     """
     log = version_log(repo, policy_id)
     if as_json:

@@ -9,8 +9,7 @@ import click
 
 from ..config import Repo
 from ..notify.campaign import notice_records
-from .common import policy_argument, with_repo
-from .subscribers import database_option
+from .common import database_option, policy_argument, with_repo
 
 STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled")
 

@@ -11,30 +11,7 @@ import click
 from ..config import Repo
 from ..errors import NotifyError, UsageError
 from ..notify.campaign import Audience, NotifyOptions, NotifyReport, notify
-from .common import policy_argument, with_repo
-from .subscribers import database_option
-
-
-class ProgressBar:
-    """A progress bar on stderr for each phase (queueing, sending)."""
-
-    def __init__(self) -> None:
-        self._bar: Any = None
-
-    def start(self, label: str, total: int) -> None:
-        self.finish()
-        if total:
-            self._bar = click.progressbar(length=total, label=f"{label:<9}", file=sys.stderr, show_pos=True)
-            self._bar.__enter__()
-
-    def advance(self, count: int = 1) -> None:
-        if self._bar is not None:
-            self._bar.update(count)
-
-    def finish(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-            self._bar = None
+from .common import database_option, policy_argument, progress_on_stderr, with_repo
 
 
 def _ask(yes: bool) -> Any:
@@ -83,8 +60,10 @@ def _print(report: NotifyReport) -> None:
 @click.option("--attach-redline", is_flag=True, help="Attach the redline PDF from the archive (addendum archive).")
 @click.option("--unknown", type=click.Choice(["retry", "hold"]), default="retry", show_default=True,
               help="Notices whose delivery is unknown (interrupted run, dropped connection): send again, or hold.")
-@click.option("--rate", type=float, default=None, help="Messages per second at most (default: notify.rate_per_second; 0: no limit).")
-@click.option("--connections", type=int, default=None, help="SMTP connections side by side (default: notify.smtp.connections).")
+@click.option("--rate", type=click.FloatRange(min=0), metavar="PER_SECOND", default=None,
+              help="Messages per second at most (default: notify.rate_per_second; 0: no limit).")
+@click.option("--connections", type=click.IntRange(min=1), metavar="N", default=None,
+              help="SMTP connections side by side (default: notify.smtp.connections).")
 @database_option
 @with_repo
 def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force: bool, dry_run: bool,
@@ -98,8 +77,10 @@ def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force
     stored in the outbox before the first attempt; running notify again sends only what is pending or due, so it
     is safe to re-run after any interruption, even a killed process.
 
-    Exit status: 0 when everything due was sent, 1 when some notices wait for a retry, failed or have an unknown
-    outcome (see `addendum notices`), 2 on an error (e.g. the server refused the login: the outbox is kept).
+    Exit status: 0 when everything due was sent; 1 when some notices wait for a retry, failed or have an unknown
+    outcome (see `addendum notices`), or when too many attempts in a row failed and the run paused (the outbox is
+    kept: run again later); 2 on an error (e.g. the server refused the login or could not be reached: the outbox
+    is kept too).
 
     \b
     Example:
@@ -110,13 +91,15 @@ def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force
     options = NotifyOptions(force=force, dry_run=dry_run, preview_dir=preview_dir, canary=canary,
                             attach_redline=attach_redline, unknown="hold" if unknown == "hold" else "retry",
                             rate_per_second=rate, connections=connections, database_url=database_url)
-    progress = ProgressBar()
-    try:
+    with progress_on_stderr("notify") as progress:
         report = notify(repo, policy_id, version_id, options, _ask(yes), progress)
-    finally:
-        progress.finish()
     _print(report)
-    if report.send is not None and report.send.stopped:
-        raise NotifyError(report.send.stopped, report.send.hint)
-    if report.send is not None and (report.send.retry or report.send.failed or report.send.unknown):
+    send = report.send
+    if send is None:
+        return
+    if send.stopped and not send.paused:
+        raise NotifyError(send.stopped, send.hint)
+    if send.paused:
+        click.echo(f"{send.stopped}\n  {send.hint}", err=True)
+    if send.paused or send.retry or send.failed or send.unknown:
         sys.exit(1)

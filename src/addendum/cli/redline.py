@@ -18,7 +18,8 @@ from .common import lang_option, policy_argument, site_option, with_repo
 @click.argument("to_ref", metavar="TO")
 @site_option(required=True)
 @lang_option(required=True)
-@click.option("--format", "fmt", type=click.Choice(["html", "pdf"]), default="html", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["html", "pdf"]), default="html", show_default=True,
+              help="html: a self-contained page to review in a browser; pdf: a document to sign off and file.")
 @click.option("--layout", type=click.Choice(LAYOUTS), default="inline", show_default=True,
               help="inline: one text with insertions and deletions; side-by-side: old and new columns per section.")
 @click.option("--changes-only", is_flag=True, help="Only the changed sections, with their headings for context.")

@@ -16,7 +16,8 @@ from .common import lang_option, output_option, policy_argument, site_option, wi
 @policy_argument
 @site_option()
 @lang_option()
-@click.option("--format", "fmt", type=click.Choice(["html", "md", "text"]), default="html", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "text"]), default="html", show_default=True,
+              help="html: a self-contained page; md: Markdown; text: plain text for a terminal or an e-mail.")
 @output_option
 @with_repo
 def render_command(repo: Repo, policy_id: str, site_id: str | None, language: str | None, fmt: Format,

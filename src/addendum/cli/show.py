@@ -21,7 +21,8 @@ from .common import lang_option, output_option, policy_argument, site_option, wi
 @click.option("--rev", "rev", metavar="GITREV", help="The policy as committed at a git revision (or `worktree`).")
 @site_option()
 @lang_option()
-@click.option("--format", "fmt", type=click.Choice(["text", "md", "html"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "html"]), default="text", show_default=True,
+              help="text: plain text for a terminal; md: Markdown; html: a self-contained page.")
 @output_option
 @with_repo
 def show_command(repo: Repo, policy_id: str, at: str | None, version: str | None, rev: str | None,

@@ -33,6 +33,11 @@ def status_command(repo: Repo, policy_id: str, as_json: bool) -> None:
     missing  no text in this language (readers see the default language's, marked)
     ·        the site does not override this section
     Columns `site/lang` are a site's overrides. Unpublished changes come with their suggested class.
+
+    \b
+    Examples:
+      addendum status privacy
+      addendum status privacy --json
     """
     status = policy_status(repo, policy_id)
     if as_json:

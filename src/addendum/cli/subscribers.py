@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
@@ -22,15 +20,8 @@ from ..notify.subscribers import (
     remove_subscriber,
     unsubscribe,
 )
-from .common import with_repo
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def database_option(func: F) -> F:
-    return click.option("--database", "database_url", metavar="URL", envvar="ADDENDUM_DATABASE_URL", show_envvar=True,
-                        help="State store: a SQLite path or a SQLAlchemy URL such as postgresql+psycopg://… "
-                             "(default: state.database, .addendum/state.db).")(func)
+from ..notify.tokens import require_ignored
+from .common import database_option, with_repo
 
 
 @click.group("subscribers")
@@ -91,6 +82,14 @@ def import_command(repo: Repo, file: Path, skip_invalid: bool, consent_source: s
     consent_at (optional). Several sites or policies are separated by ';'; no policies means all. Every bad row
     is reported with its line and reason; if any row is bad nothing is imported, unless --skip-invalid. Addresses
     that were erased (`forget`) are recognised and left out. Known addresses are updated.
+
+    \b
+    Example file:
+      email,name,language,sites,audience,policies,consent_at
+      ann@example.org,Ann Peeters,nl,selentic;cavallo,subscriber,privacy,2024-03-01
+    \b
+    Example:
+      addendum subscribers import people.csv --consent-source "signup form"
     """
     with open_state(repo, database_url) as state:
         report = import_subscribers(state, file, skip_invalid=skip_invalid, consent_source=consent_source)
@@ -134,9 +133,19 @@ def list_command(repo: Repo, policy_id: str | None, site_id: str | None, databas
 @with_repo
 def export_command(repo: Repo, fmt: str, email: str | None, policy_id: str | None, site_id: str | None,
                    output: Path | None, database_url: str | None) -> None:
-    """Export subscribers (CSV that `import` reads back, or JSON lines)."""
+    """Export subscribers (CSV that `import` reads back, or JSON lines).
+
+    A CSV field that a spreadsheet would run as a formula (starting with =, +, - or @) gets a leading apostrophe,
+    which `import` takes off again. A file inside the repository must be git-ignored.
+
+    \b
+    Example:
+      addendum subscribers export --format jsonl --email ann@example.org -o .addendum/ann.jsonl
+    """
     import io
 
+    if output is not None:
+        require_ignored(repo.root, output, "export")
     buffer = io.StringIO() if output is not None else sys.stdout
     with open_state(repo, database_url) as state:
         count = export_subscribers(state, buffer, fmt, policy_id, site_id, email)
@@ -163,7 +172,12 @@ def remove_command(repo: Repo, email: str, database_url: str | None) -> None:
 @with_repo
 def forget_command(repo: Repo, email: str, database_url: str | None) -> None:
     """Erase a person everywhere (subscriber, outbox, attempts), keeping only a keyed hash of the address so a
-    later import of it is recognised and suppressed."""
+    later import of it is recognised and suppressed.
+
+    \b
+    Example:
+      addendum subscribers forget ann@example.org
+    """
     with open_state(repo, database_url) as state:
         report = forget_subscriber(state, email)
     found = "subscriber erased" if report.subscriber_found else "not a subscriber"
@@ -176,7 +190,12 @@ def forget_command(repo: Repo, email: str, database_url: str | None) -> None:
 @with_repo
 def unsubscribe_command(repo: Repo, token: str, database_url: str | None) -> None:
     """Honour an unsubscribe token (from the link or the mailto in a notice): for the endpoint behind
-    notify.unsubscribe_url, which must answer the one-click POST with 200."""
+    notify.unsubscribe_url, which must answer the one-click POST with 200.
+
+    \b
+    Example:
+      addendum subscribers unsubscribe 1.4f0c…
+    """
     with open_state(repo, database_url) as state:
         result = unsubscribe(state, token)
     state_text = "was already unsubscribed" if result.already else "unsubscribed"

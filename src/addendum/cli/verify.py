@@ -24,6 +24,11 @@ def verify_command(repo: Repo, policy_ids: tuple[str, ...], rebuild: bool, jobs:
     everything again into a temporary folder and compares byte for byte.
 
     Exit 0: intact; 1: findings, one per line; 2: cannot run (no manifest, unreadable ledger).
+
+    \b
+    Examples:
+      addendum verify
+      addendum verify privacy --rebuild
     """
     with progress_on_stderr("rebuild") as progress:
         report = verify_archive(repo, policy_ids or None, rebuild=rebuild, jobs=jobs, progress=progress)

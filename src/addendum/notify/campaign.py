@@ -19,6 +19,7 @@ from .outbox import OutboxSender, SendOptions, SendReport, UnknownPolicy, count_
 from .smtp import Delivery, SmtpConnection, SmtpSettings, smtp_settings
 from .state import State, open_state
 from .store import ALL_POLICIES, Store, attempts, batched_rows, insert_outbox_rows, open_store, outbox, subscribers, subscriptions, utcnow
+from .tokens import require_ignored
 
 QUEUE_BATCH = 200
 CANARY_UID = "0" * 32
@@ -246,6 +247,8 @@ def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
     Re-running sends only what is still pending or due; a killed run leaves the messages it was sending `unknown`,
     which are sent again (`unknown="retry"`) or kept for inspection (`"hold"`)."""
     progress = progress or NoProgress()
+    if options.preview_dir is not None:
+        require_ignored(repo.root, options.preview_dir, "preview folder", probe=options.preview_dir / "notice.eml")
     plan = plan_notice(repo, policy_id, version_id, options.force)
     with open_state(repo, options.database_url) as state:
         store = state.store

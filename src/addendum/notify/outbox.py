@@ -59,7 +59,8 @@ class OutboxRow:
 
 @dataclass
 class SendReport:
-    """What one run did; `stopped` says why it ended early ("" when it went through everything due)."""
+    """What one run did; `stopped` says why it ended early ("" when it went through everything due); `paused`, that
+    it was the error rate (the outbox is intact: run again later) rather than the login or the connection."""
 
     sent: int = 0
     retry: int = 0
@@ -68,6 +69,7 @@ class SendReport:
     recovered: int = 0
     stopped: str = ""
     hint: str = ""
+    paused: bool = False
     next_retry_at: datetime | None = None
 
     @property
@@ -85,6 +87,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_HELD_HERE: set[str] = set()  # owners of the leases this process holds
+
+
 class Lease:
     """The right to send, held by one process at a time; taken over once its holder is dead or silent."""
 
@@ -96,6 +101,10 @@ class Lease:
         self._last_beat = 0.0
 
     def _holder_alive(self, row: Any) -> bool:
+        if row.host == self.host and row.pid == self.pid:
+            # Our own pid under another owner: a lease of this process, or one of a killed earlier run whose pid came
+            # round again (a container restarted with the same hostname), which no process holds any more.
+            return row.owner in _HELD_HERE
         if row.host == self.host:
             return _pid_alive(row.pid)
         return bool(utcnow() - row.heartbeat_at < STALE_AFTER)
@@ -108,6 +117,7 @@ class Lease:
                 try:
                     with connection.begin_nested():
                         connection.execute(insert(locks).values(name=LOCK_NAME, **values))
+                    _HELD_HERE.add(self.owner)
                     return
                 except IntegrityError:
                     row = connection.execute(select(locks).where(locks.c.name == LOCK_NAME)).first()
@@ -119,6 +129,7 @@ class Lease:
                                        .values(**values)) if row is not None else None
             if taken is not None and taken.rowcount != 1:
                 raise NotifyError("another `addendum notify` started at the same moment", "run again once it has finished")
+        _HELD_HERE.add(self.owner)
         self._last_beat = time.monotonic()
 
     def beat(self) -> None:
@@ -132,6 +143,7 @@ class Lease:
     def release(self) -> None:
         with self.store.begin() as connection:
             connection.execute(delete(locks).where(locks.c.name == LOCK_NAME, locks.c.owner == self.owner))
+        _HELD_HERE.discard(self.owner)
 
 
 @contextmanager
@@ -230,6 +242,7 @@ class OutboxSender:
         if len(self._recent) == window and errors / window >= self.options.error_threshold and not self.report.stopped:
             self.report.stopped = f"paused: {errors} of the last {window} attempts failed (last reply: {reply})"
             self.report.hint = "find the cause with `addendum notices`, then run notify again: what is left stays queued"
+            self.report.paused = True
         return {"b_id": row.id, "b_state": outcome, "b_attempts": tries, "b_reply": reply, "b_now": now,
                 "b_next": now + backoff(tries, self.options.retry_delay) if outcome == "retry" else None,
                 "b_sent": now if outcome == "sent" else None}

@@ -29,11 +29,11 @@ def open_state(repo: Repo, database_url: str | None = None) -> Iterator[State]:
     """The repository's state store (ADDENDUM_DATABASE_URL or state.database) and keys; closed on leaving."""
     store = open_store(repo, database_url)
     try:
-        yield State(repo, store, load_keyring(key_file(repo)))
+        yield State(repo, store, load_keyring(key_file(repo), repo.root))
     finally:
         store.dispose()
 
 
 def rotate_keys(repo: Repo) -> int:
     """Sign new unsubscribe tokens with a fresh key; old tokens and erasure hashes keep working."""
-    return rotate_key(key_file(repo))
+    return rotate_key(key_file(repo), repo.root)

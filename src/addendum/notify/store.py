@@ -34,7 +34,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from ..config import Repo
 from ..errors import NotifyError
 from ..history import is_tracked
-from .tokens import private_dir, require_private
+from .tokens import private_dir, require_ignored, require_private
 
 DATABASE_ENV = "ADDENDUM_DATABASE_URL"
 ALL_POLICIES = "*"
@@ -192,6 +192,7 @@ def _prepare_sqlite_file(repo: Repo, path: Path) -> None:
                           "subscribers are personal data and never enter git: `git rm --cached` it and choose a "
                           "git-ignored path (state.database, default .addendum/state.db)")
     private_dir(path.parent)
+    require_ignored(repo.root, path, "state database")
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     require_private(path, "state database")
@@ -222,6 +223,8 @@ def open_store(repo: Repo, url: str | None = None) -> Store:
             file = _sqlite_file(repo, chosen)
             if file is not None:
                 _prepare_sqlite_file(repo, file)
+                # A relative sqlite:///name would be opened against the current folder, not the repository.
+                parsed = parsed.set(database=str(file))
             engine = create_engine(parsed)
             event.listen(engine, "connect", _sqlite_pragmas)
         else:

@@ -263,6 +263,19 @@ def add_subscriber(state: State, raw: Mapping[str, Any], resubscribe: bool = Fal
     return AddResult(subscriber, bool(added), notes)
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection): exported with a leading
+# apostrophe, which spreadsheets show as text, and which import takes off again.
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def _spreadsheet_safe(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def _from_spreadsheet(value: str) -> str:
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) else value
+
+
 def read_import_file(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a subscriber CSV with the line each starts on; the header must name the required columns."""
     try:
@@ -284,7 +297,7 @@ def read_import_file(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             if None in row:
                 yield start, {"__extra__": "more fields than the header has columns"}
             else:
-                yield start, {k: (v or "") for k, v in row.items()}
+                yield start, {k: _from_spreadsheet(v or "") for k, v in row.items()}
             start = reader.line_num + 1
     except csv.Error as exc:
         raise NotifyError(f"{path}:{reader.line_num}: {exc}", "fix the CSV quoting at that line") from None
@@ -458,7 +471,7 @@ def export_subscribers(state: State, stream: Any, fmt: str = "csv", policy_id: s
         writer.writeheader()
     for subscriber in list_subscribers(state, policy_id, site_id, email):
         if fmt == "csv":
-            writer.writerow(subscriber.as_row())
+            writer.writerow({key: _spreadsheet_safe(value) for key, value in subscriber.as_row().items()})
         else:
             record = {**subscriber.as_row(), "uid": subscriber.uid, "notices": subscriber_notices(state, subscriber.email)}
             stream.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import NotifyError
+from ..errors import NotifyError, UsageError
 from ..files import write_atomic
+from ..history import is_ignored
 
 KEYS_ENV = "ADDENDUM_NOTIFY_KEYS"
 MIN_SECRET_LENGTH = 32
@@ -96,10 +97,23 @@ def require_private(path: Path, what: str) -> None:
                           f"it holds secrets or personal data: run `chmod 600 {path}`")
 
 
-def load_keyring(key_file: Path) -> Keyring:
-    """Keys from ADDENDUM_NOTIFY_KEYS, else from `key_file` (mode 0600), which is created with one key when missing."""
+def require_ignored(repo_root: Path, path: Path, what: str, probe: Path | None = None) -> None:
+    """Refuse to keep personal data or keys where `git add -A` would pick them up: inside the work tree, not ignored.
+    `probe` is the file to ask git about when `path` is a folder (its files may be ignored by name)."""
+    if not is_ignored(repo_root, probe or path):
+        raise UsageError(f"the {what} {path} is inside the git work tree and not ignored: `git add -A` would commit it",
+                         "it holds personal data or keys: add it to .gitignore, or choose a path outside the repository, "
+                         "e.g. under .addendum/")
+
+
+def load_keyring(key_file: Path, work_tree: Path | None = None) -> Keyring:
+    """Keys from ADDENDUM_NOTIFY_KEYS, else from `key_file` (mode 0600), which is created with one key when missing;
+    with `work_tree` (the repository root), a key file git would add is refused."""
     if os.environ.get(KEYS_ENV, "").strip():
         return Keyring(_parse(os.environ[KEYS_ENV].replace(",", "\n"), f"environment {KEYS_ENV}"), f"environment {KEYS_ENV}")
+    if work_tree is not None:
+        private_dir(key_file.parent)
+        require_ignored(work_tree, key_file, "key file")
     if not key_file.exists():
         private_dir(key_file.parent)
         write_atomic(key_file, KEY_FILE_HEADER + f"1:{secrets.token_urlsafe(32)}\n", mode=0o600)
@@ -107,12 +121,12 @@ def load_keyring(key_file: Path) -> Keyring:
     return Keyring(_parse(key_file.read_text(encoding="utf-8"), str(key_file)), str(key_file))
 
 
-def rotate_key(key_file: Path) -> int:
+def rotate_key(key_file: Path, work_tree: Path | None = None) -> int:
     """Add a new key version to the key file; tokens are signed with it from now on. Returns the new version."""
     if os.environ.get(KEYS_ENV, "").strip():
         raise NotifyError(f"keys come from the environment ({KEYS_ENV}), not from {key_file}",
                           f"append `,<n+1>:<new secret>` to {KEYS_ENV} where it is set")
-    keyring = load_keyring(key_file)
+    keyring = load_keyring(key_file, work_tree)
     version = keyring.current + 1
     text = key_file.read_text(encoding="utf-8")
     write_atomic(key_file, text + ("" if text.endswith("\n") else "\n") + f"{version}:{secrets.token_urlsafe(32)}\n", mode=0o600)

@@ -8,10 +8,10 @@ from pathlib import Path
 from .check import require_valid
 from .config import Repo
 from .files import write_atomic
-from .ledger import last_changed, read_ledger
 from .policy import load_policy
-from .render import Format, render_policy
+from .render import Format
 from .resolve import resolve
+from .versions import render_snapshot_text
 
 
 def render_document(repo: Repo, policy_id: str, site_id: str | None, language: str | None, fmt: Format,
@@ -20,9 +20,7 @@ def render_document(repo: Repo, policy_id: str, site_id: str | None, language: s
     policy = load_policy(repo.root, policy_id)
     require_valid(policy)
     resolved = resolve(policy, site_id or policy.default_site, language or policy.default_language)
-    when = last_changed_on or last_changed(repo.history_dir, policy_id, resolved.site, resolved.language, resolved.content_hash())
-    earlier = [v.effective for v in read_ledger(repo.history_dir, policy_id) if when is None or v.effective < when]
-    text = render_policy(resolved, fmt, when, repo.templates_dir, earlier_versions=earlier[::-1])
+    text = render_snapshot_text(repo, resolved, fmt, last_changed_on=last_changed_on)
     if output is not None:
         write_atomic(output, text)
     return text

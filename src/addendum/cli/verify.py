@@ -6,8 +6,7 @@ import click
 
 from ..config import Repo
 from ..verify import verify_archive
-from .archive import progress_on_stderr
-from .common import with_repo
+from .common import progress_on_stderr, with_repo
 
 
 @click.command("verify")

@@ -14,8 +14,9 @@ from markupsafe import Markup
 
 from ..classify import classify_changeset
 from ..config import Repo
-from ..diff import INVISIBLE, ChangeSet, Op, SectionChange, SectionSide, Segment, compare
+from ..diff import ChangeSet, Op, SectionChange, SectionSide, Segment, compare
 from ..errors import RenderError
+from ..markup import INVISIBLE
 from ..resolve import resolve
 from ..templates import long_date, render_template, strings
 from ..versions import snapshot

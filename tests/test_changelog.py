@@ -86,3 +86,19 @@ def test_status_marks_a_translation_stale_and_reports_unpublished_changes(run, p
     assert document["unpublished"]["suggested"] == "editorial"
     out = run("--repo", root, "status", "terms").stdout
     assert "unpublished changes in 1 section(s), suggested class: editorial" in out
+
+
+def test_log_and_diff_json_carry_the_suggested_class_and_its_reasons(run, shipped: Path) -> None:
+    log = run("--repo", shipped, "log", "privacy").stdout
+    assert ("    suggested: material\n      material: §collection.personal-information.mailchimp is tagged recipients, transfers\n"
+            in log)
+    assert 'material: §collection.personal-information.mailchimp removes "Privacy Shield"' in log
+    versions = json.loads(run("--repo", shipped, "log", "privacy", "--json").stdout)["versions"]
+    assert versions[0]["suggested"] == "material"
+    diff = json.loads(run("--repo", shipped, "diff", "privacy", "privacy@2018-05-19", "latest", "--site", "selentic",
+                          "--lang", "en", "--json", expect=1).stdout)
+    changeset = diff["changesets"][0]
+    assert changeset["classification"] == "material"
+    mailchimp = next(s for s in changeset["sections"] if s["id"] == "mailchimp")
+    assert mailchimp["classification"] == "material"
+    assert 'material: §collection.personal-information.mailchimp removes "Privacy Shield"' in mailchimp["reasons"]

@@ -153,8 +153,12 @@ def test_log_lists_versions_newest_first_then_unpublished_changes(run, repo: Pat
     assert result.stdout == (
         "terms@2024-07-01  in force    effective 1 July 2024 · published 1 June 2024 · material\n"
         "    The scope is revised.\n"
+        "    suggested: editorial\n"
+        "      editorial: §scope rewords text\n"
         "terms@2024-01-01  superseded  effective 1 January 2024 · published 1 December 2023 · material\n"
         "    First version.\n"
+        "    suggested: material\n"
+        "      material: first published version: all of its text is new to readers\n"
         "\n"
         "Unpublished changes since terms@2024-07-01:\n"
         "  changed  §contact (nl)\n")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from .classify import Assessment, assess
+from .classify import FIRST_VERSION, assess
 from .config import Repo
 from .errors import UsageError
 from .ledger import PublishedVersion
@@ -36,10 +36,7 @@ def _bullets(lines: list[str] | tuple[str, ...], limit: int = 8) -> str:
 def gate_publication(old: Policy | None, new: Policy, *, classification: str, reason: str, effective: date,
                      published: date, urgent: bool = False, allow_stale: bool = False) -> GateDecision:
     """Refuse (UsageError) what the rules forbid without an explicit, recorded override."""
-    if old is None:
-        assessment = Assessment("material", ("material: first published version: all of its text is new to readers",), ())
-    else:
-        assessment = assess(old, new)
+    assessment = FIRST_VERSION if old is None else assess(old, new)
     suggested = assessment.level
     material = classification == "material"
     if urgent and not reason.strip():

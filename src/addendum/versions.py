@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -76,6 +76,9 @@ class CommitResult:
     changes: tuple[SourceChange, ...]
 
 
+MAX_LOGGED_REASONS = 8
+
+
 @dataclass(frozen=True)
 class VersionLog:
     """The published versions of a policy, newest first, and what has changed since the latest."""
@@ -88,6 +91,8 @@ class VersionLog:
     unpublished: tuple[SourceChange, ...]
     default_language: str
     locales: Mapping[str, str]  # every language of the policy, in its order, to its Babel locale
+    # version id → (suggested class, reasons), from the ledger or worked out again for versions that lack them
+    suggestions: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def lines(self, language: str | None = None) -> list[str]:
         """The log as terminal lines: dates and summaries in `language` (default: the policy's default language)."""
@@ -105,6 +110,12 @@ class VersionLog:
             out.append(f"    {summary}")
             if version.reason:
                 out.append(f"    reason: {version.reason}")
+            suggested, reasons = self.suggestions.get(version.id, ("", ()))
+            if suggested:
+                out.append(f"    suggested: {suggested}")
+                out.extend(f"      {reason}" for reason in reasons[:MAX_LOGGED_REASONS])
+                if len(reasons) > MAX_LOGGED_REASONS:
+                    out.append(f"      … and {len(reasons) - MAX_LOGGED_REASONS} more (addendum changelog {self.policy_id})")
         if self.since is None:
             sections = {c.section for c in self.unpublished if c.section}
             out.append(f"Not published yet ({len(sections)} sections). Publish with: addendum publish {self.policy_id} "
@@ -116,6 +127,10 @@ class VersionLog:
             out.extend(f"  {change.describe()}" for change in self.unpublished)
         return out
 
+    def _suggestion_json(self, version: PublishedVersion) -> dict[str, Any]:
+        suggested, reasons = self.suggestions.get(version.id, ("", ()))
+        return {"suggested": suggested, "reasons": list(reasons)} if suggested else {}
+
     def status(self, version: PublishedVersion) -> str:
         if version == self.in_force:
             return "in force"
@@ -125,7 +140,7 @@ class VersionLog:
         return {
             "policy": self.policy_id,
             "today": self.today.isoformat(),
-            "versions": [{**version_json(v), "status": self.status(v)} for v in self.versions],
+            "versions": [{**version_json(v), "status": self.status(v), **self._suggestion_json(v)} for v in self.versions],
             "unpublished": {"since": self.since.id if self.since else None,
                             "changes": [c.as_json() for c in self.unpublished]},
         }

@@ -34,12 +34,19 @@ from .verify import verify_command
 @click.version_option(__version__, prog_name="addendum")
 @click.pass_context
 def cli(ctx: click.Context, repo: Path | None, debug: bool) -> None:
-    """Policy documents under version control.
+    """Policy documents under version control: changelogs, dated redlines, archives and change notices.
 
     \b
     A day with addendum:
-      addendum check privacy                     find every problem in the policy
-      addendum render privacy --site S --lang L  the text a reader of site S sees
+      addendum check privacy                          every problem, with file:line and a fix
+      addendum diff privacy                           what changed since the last published version
+      addendum commit privacy -m "…"                  commit only that policy, after the check
+      addendum publish privacy --effective DATE --material --summary "…"
+      addendum redline privacy FROM TO --site S --lang L --format pdf -o r.pdf
+      addendum archive && addendum verify             every version as HTML, PDF/A and JSON; integrity
+      addendum notify privacy VERSION                 the change notice, once per subscriber
+
+    Run `addendum COMMAND --help` for the details and examples of each command.
     """
     ctx.obj = State(repo_path=repo, debug=debug)
 

@@ -6,8 +6,8 @@ import json
 
 import click
 
+from ..classify import classified_diff
 from ..config import Repo
-from ..diff import diff_policy
 from ..render.redline import redline_text
 from .common import lang_option, policy_argument, site_option, stdout_is_terminal, with_repo
 
@@ -36,7 +36,7 @@ def diff_command(repo: Repo, policy_id: str, from_ref: str | None, to_ref: str |
       addendum diff privacy
       addendum diff privacy privacy@2018-05-19 HEAD --site selentic --lang en --json
     """
-    result = diff_policy(repo, policy_id, from_ref, to_ref, site_id, language)
+    result = classified_diff(repo, policy_id, from_ref, to_ref, site_id, language)
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
     else:

@@ -6,8 +6,8 @@ import json
 
 import click
 
+from ..classify import version_log_with_suggestions
 from ..config import Repo
-from ..versions import version_log
 from .common import lang_option, policy_argument, with_repo
 
 
@@ -30,7 +30,7 @@ def log_command(repo: Repo, policy_id: str, language: str | None, as_json: bool)
       addendum log privacy --lang nl
       addendum log privacy --json
     """
-    log = version_log(repo, policy_id)
+    log = version_log_with_suggestions(repo, policy_id)
     if as_json:
         click.echo(json.dumps(log.as_json(), indent=2, ensure_ascii=False))
     else:

@@ -58,7 +58,8 @@ def build_repository(folder: Path) -> Path:
     root = folder / "repo"
     root.mkdir()
     shutil.copy(PROJECT / "addendum.toml", root / "addendum.toml")
-    shutil.copytree(PROJECT / "policies", root / "policies")
+    # The policy as first published (the working tree already holds the later example revision).
+    shutil.copytree(PROJECT / "history" / "privacy" / "2018-05-19" / "source", root / "policies" / "privacy")
     _git(root, "init", "-q")
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "Policy")

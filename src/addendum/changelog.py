@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from feedgen.feed import FeedGenerator
 
@@ -14,7 +14,8 @@ from .classify import classify_changeset
 from .config import Repo
 from .diff import compare
 from .errors import HistoryError
-from .ledger import PublishedVersion
+from .ledger import PublishedVersion, ledger_path
+from .materiality import Level, max_level
 from .policy import Policy
 from .render import stylesheet
 from .resolve import resolve
@@ -32,7 +33,7 @@ class ChangedSection:
     kinds: tuple[str, ...]
     words_deleted: int
     words_inserted: int
-    classification: str
+    classification: Level
     reasons: tuple[str, ...]
     sites: tuple[str, ...]  # the sites where this section changed; all of them when it changed everywhere
     redline: str  # archive path of the redline anchor, relative to history/
@@ -66,12 +67,26 @@ def _changes(policy_id: str, language: str, old: Policy, new: Policy, version: P
             redline = paths.redline_page(policy_id, version.slug, site_id, language) + "#" + change.anchor
             by_section[change.id] = ChangedSection(
                 change.id, change.ref, side.heading, tuple(change.ordered_kinds), change.words("delete"), change.words("insert"),
-                change.classification or "none", change.reasons, (site_id,), redline)
+                cast(Level, change.classification or "none"), change.reasons, (site_id,), redline)
     return list(by_section.values()), reasons
+
+
+# The Markdown, HTML and Atom outputs of one language share their entries; the ledger's bytes key them, so a
+# new version (or a changed ledger) is never answered from the cache.
+_entries_cache: dict[tuple[str, str, str, bytes], list[ChangelogEntry]] = {}
 
 
 def changelog_entries(repo: Repo, policy_id: str, language: str) -> list[ChangelogEntry]:
     """Every published version, newest first, with what changed against its predecessor in `language`."""
+    ledger = ledger_path(repo.history_dir, policy_id)
+    key = (str(repo.root), policy_id, language, ledger.read_bytes() if ledger.is_file() else b"")
+    if key not in _entries_cache:
+        _entries_cache.clear()  # one policy and language at a time is all the outputs need
+        _entries_cache[key] = _changelog_entries(repo, policy_id, language)
+    return _entries_cache[key]
+
+
+def _changelog_entries(repo: Repo, policy_id: str, language: str) -> list[ChangelogEntry]:
     versions = published_versions(repo, policy_id)
     entries: list[ChangelogEntry] = []
     previous_policy: Policy | None = None
@@ -85,15 +100,11 @@ def changelog_entries(repo: Repo, policy_id: str, language: str) -> list[Changel
         recorded_reasons = version.extra.get("reasons")
         summary = version.summaries.get(language) or version.summaries.get(policy.default_language, "")
         entries.append(ChangelogEntry(
-            version, previous, summary, str(version.extra.get("suggested") or ("material" if previous is None else _highest(changes))),
+            version, previous, summary,
+            str(version.extra.get("suggested") or ("material" if previous is None else max_level(c.classification for c in changes))),
             () if previous is None else tuple(recorded_reasons or computed), tuple(changes)))
         previous_policy = policy
     return entries[::-1]
-
-
-def _highest(changes: list[ChangedSection]) -> str:
-    order = ["none", "formatting", "editorial", "material"]
-    return max((c.classification for c in changes), key=order.index, default="none")
 
 
 def _context(repo: Repo, policy_id: str, language: str | None, link_base: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from addendum import diff as diff_module
 from addendum.diff import (
     PARAGRAPH_PREPASS_TOKENS,
     ChangeSet,
@@ -84,6 +85,41 @@ def test_segments_rebuild_both_texts_and_never_split_a_token(old: str, new: str)
 def test_the_reference_engine_rebuilds_both_texts_too(old: str, new: str) -> None:
     segments = word_diff(old, new, engine="python")
     assert (rebuild(segments, "old"), rebuild(segments, "new")) == (normalise(old), normalise(new))
+
+
+@pytest.fixture()
+def always_spaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every text compared word-with-its-spaces, the path heavily edited long texts take."""
+    monkeypatch.setattr(diff_module, "SPACED_FROM_TOKENS", 0)
+    monkeypatch.setattr(diff_module, "SPACED_FROM_WORK", 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile_text, hostile_text)
+def test_words_compared_with_their_spaces_rebuild_both_texts_and_never_split_a_token(old: str, new: str) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(diff_module, "SPACED_FROM_TOKENS", 0)
+        patch.setattr(diff_module, "SPACED_FROM_WORK", 0)
+        segments = word_diff(old, new)
+    assert (rebuild(segments, "old"), rebuild(segments, "new")) == (normalise(old), normalise(new))
+    assert boundaries(segments, "old") <= token_boundaries(normalise(old))
+    assert boundaries(segments, "new") <= token_boundaries(normalise(new))
+
+
+@pytest.mark.parametrize("spaced", [False, True], ids=["tokens", "words with spaces"])
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("We share your data with them.", "We sell your info with them.",
+     [("equal", "We "), ("delete", "share"), ("insert", "sell"), ("equal", " your "), ("delete", "data"), ("insert", "info"),
+      ("equal", " with them.")]),
+    ("We keep it for five years, then delete it.", "We keep it for five years\nthen delete it.",
+     [("equal", "We keep it for five years"), ("delete", ", "), ("insert", "\n"), ("equal", "then delete it.")]),
+    ("The shop.", "The shop. Revision 2.", [("equal", "The shop."), ("insert", " Revision 2.")]),
+])
+def test_hunks_read_the_same_whichever_way_the_engine_compared(request: pytest.FixtureRequest, spaced: bool, old: str, new: str,
+                                                              expected: list[tuple[str, str]]) -> None:
+    if spaced:
+        request.getfixturevalue("always_spaced")
+    assert [(s.op, s.text) for s in word_diff(old, new)] == expected
 
 
 def test_tokens_keep_words_whole_with_their_marks_apostrophes_and_modifiers() -> None:

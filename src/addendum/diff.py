@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import operator
+import os
 import re
 import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Literal
@@ -28,6 +31,15 @@ Engine = Literal["fast", "python"]
 # Texts this many tokens long are first compared line by line, then word by word inside the lines that
 # changed: exact, and it keeps the cost near-linear on very long texts without a deadline.
 PARAGRAPH_PREPASS_TOKENS = 20_000
+# Texts of at least this many tokens whose length times their edits reaches SPACED_FROM_WORK are compared
+# word by word with their spaces (see `_diff_units`): there the engine's cost dominates.
+SPACED_FROM_TOKENS = 400
+SPACED_FROM_WORK = 50_000
+# Sections with at least this many characters between what both texts begin and end with are heavily edited;
+# when such sections hold PARALLEL_CHARACTERS in all, they are compared on several threads.
+HEAVY_EDIT_CHARACTERS = 500
+PARALLEL_CHARACTERS = 20_000
+WORKERS = os.cpu_count() or 1
 # A removed and an added section are the same section (id changed, e.g. an id derived from a renamed heading)
 # when their texts are this similar, or their headings and texts together are.
 SAME_TEXT_SIMILARITY = 0.75
@@ -263,25 +275,15 @@ def tokens(text: str) -> list[str]:
     return _token_pattern(with_marks).findall(text)
 
 
-def _kind(token: str) -> int:
-    """2: whitespace holding a blank line, 1: other whitespace, 0: anything else (for aligning hunks)."""
-    if token.isspace():
-        return 2 if token.count("\n") > 1 else 1
-    return 0
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The engine: diff-match-patch over token codes (one character per distinct token, like its line mode).
 
 class _PythonDiff(dmp_module.diff_match_patch):  # type: ignore[misc]
-    """The reference engine, without a deadline, and with its character-level alignment left to us."""
+    """The reference engine, without a deadline."""
 
     def __init__(self) -> None:
         super().__init__()
         self.Diff_Timeout = 0.0  # never degrade: a deadline turns a hard diff into "delete all, insert all"
-
-    def diff_cleanupSemanticLossless(self, diffs: list[tuple[int, str]]) -> None:  # noqa: N802
-        """Characters here stand for whole tokens: alignment is done by `_align` on tokens instead."""
 
 
 _PYTHON = _PythonDiff()
@@ -289,7 +291,6 @@ _PYTHON = _PythonDiff()
 
 def _python_engine(a: str, b: str) -> list[tuple[int, str]]:
     diffs: list[tuple[int, str]] = _PYTHON.diff_main(a, b, False)
-    _PYTHON.diff_cleanupSemantic(diffs)
     return diffs
 
 
@@ -298,8 +299,8 @@ def _fast_engine(a: str, b: str) -> list[tuple[int, str]]:
 
     diffs: list[tuple[int, str]] = []
     i = j = 0
-    # No deadline (timelimit=0); its semantic cleanup's character-level alignment is redone by `_align`.
-    for op, length in fast_diff_match_patch.diff(a, b, timelimit=0, checklines=False, cleanup="Semantic", counts_only=True):
+    # No deadline (timelimit=0). No cleanup: its lengths count codes, `_absorb_small_equalities` counts words.
+    for op, length in fast_diff_match_patch.diff(a, b, timelimit=0, checklines=False, cleanup="No", counts_only=True):
         if op == "=":
             diffs.append((0, a[i:i + length]))
             i, j = i + length, j + length
@@ -312,7 +313,7 @@ def _fast_engine(a: str, b: str) -> list[tuple[int, str]]:
     return diffs
 
 
-# Each engine diffs two code strings into diff-match-patch diffs, semantically cleaned, without a deadline.
+# Each engine diffs two code strings into diff-match-patch diffs (merged, not yet cleaned), without a deadline.
 ENGINES: dict[Engine, Callable[[str, str], list[tuple[int, str]]]] = {"fast": _fast_engine, "python": _python_engine}
 
 
@@ -326,22 +327,103 @@ def default_engine() -> Engine:
     return "fast"
 
 
-class _Codebook:
-    """Distinct tokens ↔ single characters, so diff-match-patch compares whole tokens."""
+# Codes for spaces within a line are taken from the last Unicode plane, so that a word and the spaces after it
+# can be found in a code string by a regular expression.
+SPACE_CODES = 0x100000
+_WORD_WITH_SPACE = re.compile("[^\U00100000-\U0010ffff][\U00100000-\U0010ffff]?|[\U00100000-\U0010ffff]")
 
-    def __init__(self) -> None:
+
+class _Codebook:
+    """Distinct tokens ↔ single characters, so diff-match-patch compares whole tokens.
+
+    With `spaces_apart`, spaces within a line get codes from SPACE_CODES on, and everything else below it.
+    """
+
+    def __init__(self, *, spaces_apart: bool = False) -> None:
         self.codes: dict[str, str] = {}
-        self.tokens: list[str] = []
+        self.tokens: dict[int, str] = {}
+        self.spaces_apart = spaces_apart
+        self.spaces = 0
 
     def encode(self, items: Sequence[str]) -> str:
         codes, table = self.codes, self.tokens
-        for item in dict.fromkeys(items).keys() - codes.keys():
-            if len(table) > sys.maxunicode:
-                raise UsageError("a text has more distinct words than can be compared at once",
-                                 "split the section into smaller sections")
-            codes[item] = chr(len(table))
-            table.append(item)
+        new = dict.fromkeys(items).keys() - codes.keys()
+        spaces = [item for item in new if item.isspace() and "\n" not in item] if self.spaces_apart else []
+        others = [item for item in new if item not in spaces] if spaces else list(new)
+        self._number(others, len(table) - self.spaces, SPACE_CODES if self.spaces_apart else sys.maxunicode + 1)
+        self._number(spaces, SPACE_CODES + self.spaces, sys.maxunicode + 1)
+        self.spaces += len(spaces)
         return "".join(map(codes.__getitem__, items))
+
+    def _number(self, items: list[str], start: int, limit: int) -> None:
+        if start + len(items) > limit:
+            raise UsageError("a text has more distinct words than can be compared at once",
+                             "split the section into smaller sections")
+        numbers = range(start, start + len(items))
+        self.codes.update(zip(items, map(chr, numbers), strict=True))
+        self.tokens.update(zip(numbers, items, strict=True))
+
+    def decode(self, codes: str) -> str:
+        return "".join(map(self.tokens.__getitem__, map(ord, codes)))
+
+
+def _hunks(diffs: list[tuple[int, str]]) -> tuple[str, list[list[str]]]:
+    """Diffs as the leading equality and a list of [deleted, inserted, equality after]."""
+    lead = ""
+    hunks: list[list[str]] = []
+    deleted = inserted = ""
+    for op, text in [*diffs, (0, "")]:
+        if op == -1:
+            deleted += text
+        elif op == 1:
+            inserted += text
+        elif deleted or inserted:
+            hunks.append([deleted, inserted, text])
+            deleted = inserted = ""
+        elif hunks:
+            hunks[-1][2] += text
+        else:
+            lead += text
+    return lead, hunks
+
+
+def _factor(diffs: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Tokens that begin or end both sides of a replacement are given back to the equalities around it."""
+    lead, hunks = _hunks(diffs)
+    out = [(0, lead)]
+    for deleted, inserted, after in hunks:
+        if not deleted or not inserted:
+            out.extend(((-1, deleted), (1, inserted), (0, after)))
+            continue
+        shared = _PYTHON.diff_commonPrefix(deleted, inserted) if deleted[0] == inserted[0] else 0
+        out.append((0, deleted[:shared]))
+        deleted, inserted = deleted[shared:], inserted[shared:]
+        shared = _PYTHON.diff_commonSuffix(deleted, inserted) if deleted and inserted and deleted[-1] == inserted[-1] else 0
+        if shared:
+            after = deleted[-shared:] + after
+            deleted, inserted = deleted[:-shared], inserted[:-shared]
+        out.extend(((-1, deleted), (1, inserted), (0, after)))
+    merged: list[tuple[int, str]] = []
+    for op, text in out:
+        if text and merged and merged[-1][0] == op:
+            merged[-1] = (op, merged[-1][1] + text)
+        elif text:
+            merged.append((op, text))
+    return merged
+
+
+def _absorb_small_equalities(diffs: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Semantic cleanup: an equality no longer than the larger side of the edits on each side of it becomes
+    part of one edit, so a diff reads as a few replacements rather than a scatter of coincidental matches
+    (diff-match-patch's semantic cleanup)."""
+    lead, hunks = _hunks(diffs)
+    kept: list[list[str]] = []
+    for hunk in hunks:
+        while kept and len(kept[-1][2]) <= min(max(map(len, kept[-1][:2])), max(map(len, hunk[:2]))):
+            previous = kept.pop()
+            hunk = [previous[0] + previous[2] + hunk[0], previous[1] + previous[2] + hunk[1], hunk[2]]
+        kept.append(hunk)
+    return [(0, lead), *((op, text) for hunk in kept for op, text in zip((-1, 1, 0), hunk, strict=True))]
 
 
 def _score(left: str, right: str, book: _Codebook) -> int:
@@ -349,14 +431,17 @@ def _score(left: str, right: str, book: _Codebook) -> int:
     if not left or not right:
         return 6
     before, after = book.tokens[ord(left[-1])], book.tokens[ord(right[0])]
-    best = max(_kind(before), _kind(after))
-    if best == 2:
+    if _blank_line(before) or _blank_line(after):
         return 5
     if "\n" in before or "\n" in after:
         return 4
-    if best == 1:
+    if before[-1].isspace() or after[0].isspace():
         return 2
     return 1 if not WORD.match(before) or not WORD.match(after) else 0
+
+
+def _blank_line(token: str) -> bool:
+    return token.count("\n") > 1 and token.isspace()
 
 
 def _align(diffs: list[tuple[int, str]], book: _Codebook) -> None:
@@ -398,40 +483,49 @@ def _lines(items: Sequence[str]) -> list[str]:
     return units
 
 
-def _diff_units(old: Sequence[str], new: Sequence[str], engine: Engine) -> list[tuple[Op, str]]:
-    """Diff two lists of units (tokens or lines) as wholes; returns runs of joined text."""
-    book = _Codebook()
+def _diff_units(old: Sequence[str], new: Sequence[str], engine: Engine, *, spaced: bool) -> list[tuple[Op, str]]:
+    """Diff two lists of units (tokens, or lines) as wholes; returns runs of joined text.
+
+    `spaced`: on heavily edited text, the engine compares each word with the spaces that follow it as one
+    unit, half as many to compare; the cleanup and the alignment then work on the tokens again, so a hunk
+    edge can still fall between a word and its space, and a re-wrapped line changes a space, not the word.
+    """
+    book = _Codebook(spaces_apart=spaced)
     a, b = book.encode(old), book.encode(new)
-    diffs = ENGINES[engine](a, b)
+    if not spaced or not _heavily_edited(a, b):
+        diffs = ENGINES[engine](a, b)
+    else:
+        units = _Codebook()
+        a_units, b_units = units.encode(_WORD_WITH_SPACE.findall(a)), units.encode(_WORD_WITH_SPACE.findall(b))
+        expansion = {ord(code): unit for unit, code in units.codes.items()}
+        diffs = [(op, text.translate(expansion)) for op, text in ENGINES[engine](a_units, b_units)]
+    diffs = _factor(_absorb_small_equalities(_factor(diffs)))
     _align(diffs, book)
     names: dict[int, Op] = {0: "equal", -1: "delete", 1: "insert"}
-    runs: list[tuple[Op, str]] = []
-    i = j = 0
-    for op, text in diffs:
-        if not text:
-            continue
-        if op == 1:
-            runs.append(("insert", "".join(new[j:j + len(text)])))
-            j += len(text)
-        else:
-            runs.append((names[op], "".join(old[i:i + len(text)])))
-            i += len(text)
-            j += len(text) if op == 0 else 0
-    return runs
+    return [(names[op], book.decode(text)) for op, text in diffs if text]
+
+
+def _heavily_edited(a: str, b: str) -> bool:
+    """Whether the engine could spend long on two code strings: its work grows with their length times the
+    edits, and the pairs of neighbouring tokens that only one side has are a cheap measure of the edits."""
+    size = len(a) + len(b)
+    if size < SPACED_FROM_TOKENS:
+        return False
+    return size * len(set(map(operator.add, a, a[1:])).symmetric_difference(map(operator.add, b, b[1:]))) >= SPACED_FROM_WORK
 
 
 def _diff_tokens(old: list[str], new: list[str], engine: Engine) -> list[tuple[Op, str]]:
     if len(old) + len(new) <= 2 * PARAGRAPH_PREPASS_TOKENS:
-        return _diff_units(old, new, engine)
+        return _diff_units(old, new, engine, spaced=True)
     # Long text: match whole lines first, then diff word by word (never by deadline) where lines differ.
     out: list[tuple[Op, str]] = []
     pending = {"delete": "", "insert": ""}
-    for op, text in [*_diff_units(_lines(old), _lines(new), engine), ("equal", "")]:
+    for op, text in [*_diff_units(_lines(old), _lines(new), engine, spaced=False), ("equal", "")]:
         if op != "equal":
             pending[op] += text
             continue
         if pending["delete"] and pending["insert"]:
-            out.extend(_diff_units(tokens(pending["delete"]), tokens(pending["insert"]), engine))
+            out.extend(_diff_units(tokens(pending["delete"]), tokens(pending["insert"]), engine, spaced=True))
         else:
             out.extend((kind, pending[kind]) for kind in ("delete", "insert") if pending[kind])
         pending = {"delete": "", "insert": ""}
@@ -482,7 +576,30 @@ def word_diff(old: str, new: str, engine: Engine | None = None) -> tuple[Segment
     old, new = normalise(old), normalise(new)
     if old == new:
         return (Segment("equal", old),) if old else ()
-    return _mark_formatting(_merge(_diff_tokens(tokens(old), tokens(new), engine or default_engine())))
+    # Whole lines both texts begin or end with are left out of the comparison: most edits touch a few lines.
+    start = _prefix_cut(old, _PYTHON.diff_commonPrefix(old, new))
+    end = _suffix_cut(old, _PYTHON.diff_commonSuffix(old, new))
+    if start + end > min(len(old), len(new)):
+        end = 0
+    middle = _diff_tokens(tokens(old[start:len(old) - end]), tokens(new[start:len(new) - end]), engine or default_engine())
+    return _mark_formatting(_merge([("equal", old[:start]), *middle, ("equal", old[len(old) - end:])]))
+
+
+def _prefix_cut(text: str, shared: int) -> int:
+    """The last start of a line inside the first `shared` characters that begins with a word or punctuation:
+    a token edge in both texts, with the same character after it."""
+    newline = text.rfind("\n", 0, shared - 1) if shared > 1 else -1
+    while newline >= 0 and text[newline + 1].isspace():
+        newline = text.rfind("\n", 0, newline)
+    return newline + 1
+
+
+def _suffix_cut(text: str, shared: int) -> int:
+    """How many characters of the last `shared` follow the first such line start inside them."""
+    start = text.find("\n", len(text) - shared) + 1
+    while 0 < start < len(text) and text[start].isspace():
+        start = text.find("\n", start) + 1
+    return len(text) - start if 0 < start < len(text) else 0
 
 
 def _mark_formatting(runs: list[tuple[Op, str]]) -> tuple[Segment, ...]:
@@ -499,14 +616,28 @@ def _mark_formatting(runs: list[tuple[Op, str]]) -> tuple[Segment, ...]:
         while end < len(runs) and runs[end][0] != "equal":
             end += 1
         hunk = runs[index:end]
-        before = _edge(runs[index - 1][1], last=True) if index else ""
-        after = _edge(runs[end][1], last=False) if end < len(runs) else ""
         deleted = "".join(t for o, t in hunk if o == "delete")
         inserted = "".join(t for o, t in hunk if o == "insert")
-        same = formatting_key(before + deleted + after) == formatting_key(before + inserted + after)
+        same = _same_first_letter(deleted, inserted)
+        if same:
+            before = _edge(runs[index - 1][1], last=True) if index else ""
+            after = _edge(runs[end][1], last=False) if end < len(runs) else ""
+            same = formatting_key(before + deleted + after) == formatting_key(before + inserted + after)
         segments.extend(Segment(o, t, formatting=same) for o, t in hunk)
         index = end
     return tuple(segments)
+
+
+_LETTER = re.compile(r"[^\W_]")
+
+
+def _same_first_letter(deleted: str, inserted: str) -> bool:
+    """A quick test that most real edits fail: a formatting-only change keeps every letter and digit, so the
+    first one on both sides is the same (up to case)."""
+    first_deleted, first_inserted = _LETTER.search(deleted), _LETTER.search(inserted)
+    if first_deleted is None or first_inserted is None:
+        return first_deleted is first_inserted
+    return first_deleted.group().casefold()[0] == first_inserted.group().casefold()[0]
 
 
 def _edge(text: str, last: bool) -> str:
@@ -603,27 +734,25 @@ def _moved(pairs: list[tuple[SectionSide, SectionSide]], new_id_of: dict[str, st
 
 def _moved_text(changes: list[SectionChange]) -> list[SectionChange]:
     """Mark deleted and inserted runs that carry the same words in two places as moved text."""
-    def key(text: str) -> str:
-        return " ".join(w.casefold() for w in WORD.findall(text))
-
-    deleted: dict[str, str] = {}
-    inserted: dict[str, str] = {}
-    for change in changes:
+    keys: dict[tuple[int, int], str] = {}  # (change, segment) → its words, for runs long enough to count
+    first_ref: dict[tuple[Op, str], str] = {}
+    for c, change in enumerate(changes):
         if not change.changed:
             continue
-        for segment in change.text:
-            if segment.op != "equal" and len(WORD.findall(segment.text)) >= MOVED_TEXT_MIN_WORDS:
-                (deleted if segment.op == "delete" else inserted).setdefault(key(segment.text), change.ref)
-    moved_keys = deleted.keys() & inserted.keys()
-    if not moved_keys:
+        for s, segment in enumerate(change.text):
+            if segment.op != "equal":
+                words = WORD.findall(segment.text.casefold())
+                if len(words) >= MOVED_TEXT_MIN_WORDS:
+                    keys[c, s] = " ".join(words)
+                    first_ref.setdefault((segment.op, keys[c, s]), change.ref)
+    other: dict[Op, Op] = {"delete": "insert", "insert": "delete"}
+    moved = {place: first_ref[other[changes[place[0]].text[place[1]].op], key] for place, key in keys.items()
+             if (other[changes[place[0]].text[place[1]].op], key) in first_ref}
+    if not moved:
         return changes
-    out = []
-    for change in changes:
-        text = tuple(replace(s, moved=(inserted if s.op == "delete" else deleted)[key(s.text)])
-                     if s.op != "equal" and len(WORD.findall(s.text)) >= MOVED_TEXT_MIN_WORDS and key(s.text) in moved_keys
-                     else s for s in change.text)
-        out.append(replace(change, text=text))
-    return out
+    return [replace(change, text=tuple(replace(segment, moved=moved[c, s]) if (c, s) in moved else segment
+                                       for s, segment in enumerate(change.text)))
+            if c in {place[0] for place in moved} else change for c, change in enumerate(changes)]
 
 
 def _splits_and_merges(changes: list[SectionChange]) -> list[SectionChange]:
@@ -698,9 +827,16 @@ def compare(old: ResolvedPolicy, new: ResolvedPolicy, *, engine: Engine | None =
     new_id_of = {o.id: n.id for o, n in pairs}
     moved = _moved(pairs, new_id_of)
 
-    by_new: dict[str, SectionChange] = {}
-    for o, n in pairs:
-        by_new[n.id] = _pair_change(o, n, n.id in moved, matched_by[o.id], engine)
+    def pair_changes(batch: list[tuple[SectionSide, SectionSide]]) -> list[SectionChange]:
+        return [_pair_change(o, n, n.id in moved, matched_by[o.id], engine) for o, n in batch]
+
+    # The compiled engine lets other threads run while it works: heavily edited texts are shared among the cores.
+    heavy = {n.id for o, n in pairs if _changed_characters(o.text, n.text) >= HEAVY_EDIT_CHARACTERS} if engine == "fast" else set()
+    batches = [[pair for pair in pairs if pair[1].id not in heavy], [pair for pair in pairs if pair[1].id in heavy]]
+    if sum(len(o.text) + len(n.text) for o, n in batches[1]) >= PARALLEL_CHARACTERS:
+        batches[1:] = [batches[1][i::WORKERS] for i in range(WORKERS)]
+    done = [pair_changes(batches[0]), *_workers().map(pair_changes, batches[1:])] if len(batches) > 2 else map(pair_changes, batches)
+    by_new = {n.id: change for batch, results in zip(batches, done, strict=True) for (_, n), change in zip(batch, results, strict=True)}
     changes: list[tuple[tuple[int, int, int], SectionChange]] = []
     for n in new_sides:
         new_section = SectionChange(frozenset({"added"}), None, n, _one("insert", n.heading), _one("insert", n.text))
@@ -716,6 +852,18 @@ def compare(old: ResolvedPolicy, new: ResolvedPolicy, *, engine: Engine | None =
     ordered = _splits_and_merges(_moved_text(ordered))
     return ChangeSet(new.policy_id, new.site, new.site_name, new.language, new.locale, normalise(old.title),
                      normalise(new.title), tuple(ordered))
+
+
+def _changed_characters(old: str, new: str) -> int:
+    """Characters left in both texts once what they begin and end with alike is set aside."""
+    prefix: int = _PYTHON.diff_commonPrefix(old, new)
+    suffix: int = _PYTHON.diff_commonSuffix(old[prefix:], new[prefix:])
+    return len(old) + len(new) - 2 * (prefix + suffix)
+
+
+@lru_cache(maxsize=1)
+def _workers() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="addendum-diff")
 
 
 def _one(op: Op, text: str) -> tuple[Segment, ...]:

@@ -173,3 +173,34 @@ def test_redline_command_writes_a_pdf(run, published_terms: Callable[[int], Path
     text = text_of(out.read_bytes())
     assert "Revision 2." in text and "1 januari 2024" in text and "1 februari 2024" in text
     assert reader(out.read_bytes()).trailer["/Root"]["/Lang"] == "nl"
+
+
+WORKER_RENDERS = """
+from concurrent.futures import ProcessPoolExecutor
+from addendum.render.pdf import html_to_pdf
+
+def render(n):
+    return html_to_pdf(f"<p>page {n}</p>", title="t", language="en")[:5]
+
+if __name__ == "__main__":
+    html_to_pdf("<p>main</p>", title="t", language="en")
+    with ProcessPoolExecutor(2) as pool:
+        assert set(pool.map(render, range(4))) == {b"%PDF-"}
+"""
+
+
+def test_processes_that_rendered_pdfs_leave_no_font_copies_behind(tmp_path: Path) -> None:
+    """The fonts are loaded once per process into a temporary folder, which must go when the process ends, also in
+    the archive's worker processes."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "renders.py"
+    script.write_text(WORKER_RENDERS, encoding="utf-8")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    done = subprocess.run([sys.executable, str(script)], env={**__import__("os").environ, "TMPDIR": str(temp)},
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Exception ignored" not in done.stderr
+    assert list(temp.iterdir()) == []

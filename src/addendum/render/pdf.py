@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import mimetypes
 from datetime import datetime
 from functools import lru_cache
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -66,6 +68,24 @@ def fonts_css() -> str:
                      f"font-style: {style}; }}" for family, name, weight, style in FONT_FACES)
 
 
+@lru_cache(maxsize=1)
+def _bundled_fonts(base_url: str) -> tuple[Any, Any]:
+    """The font configuration and @font-face stylesheet, loaded once per process: every PDF uses the same fonts."""
+    from weasyprint import CSS
+    from weasyprint.text.fonts import FontConfiguration
+
+    font_config = FontConfiguration()
+    Finalize(None, _release_fonts, exitpriority=10)  # also run by archive worker processes, unlike atexit
+    return font_config, CSS(string=fonts_css(), base_url=base_url, url_fetcher=safe_url_fetcher(), font_config=font_config)
+
+
+def _release_fonts() -> None:
+    """Drop the font configuration while the interpreter is still whole: its finaliser removes the temporary copies
+    of the fonts, and it sits in reference cycles, so only a collection reaches it."""
+    _bundled_fonts.cache_clear()
+    gc.collect()
+
+
 def html_to_pdf(html: str, *, title: str, language: str, pdf_variant: str | None = None, identifier: bytes | None = None,
                 created: datetime | None = None) -> bytes:
     """Render any of our HTML documents as an A4 PDF with the bundled fonts, a title and a language.
@@ -75,15 +95,13 @@ def html_to_pdf(html: str, *, title: str, language: str, pdf_variant: str | None
     `pdf_variant` e.g. "pdf/a-3u" for archives.
     """
     try:
-        from weasyprint import CSS, HTML
-        from weasyprint.text.fonts import FontConfiguration
+        from weasyprint import HTML
     except OSError as exc:  # Pango or HarfBuzz missing
         raise RenderError(f"the PDF engine cannot start: {exc}",
                           "install Pango and HarfBuzz (Debian: apt-get install libpango-1.0-0 libpangoft2-1.0-0)") from None
     base_url = assets_dir().resolve().as_uri() + "/"
     fetcher = safe_url_fetcher()
-    font_config = FontConfiguration()
-    fonts = CSS(string=fonts_css(), base_url=base_url, url_fetcher=fetcher, font_config=font_config)
+    font_config, fonts = _bundled_fonts(base_url)
     try:
         document = HTML(string=html, base_url=base_url, url_fetcher=fetcher).render(
             stylesheets=[fonts], font_config=font_config, pdf_variant=pdf_variant, pdf_identifier=identifier)

@@ -124,12 +124,13 @@ def child(count: int, connections: int) -> dict[str, float]:
         assert result.send is not None and result.send.sent == count, result.send
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         bare = smtp_alone(repo, connections)
+        raw = raw_ceiling(port)
         sink.communicate("", timeout=60)
         queue_seconds = phases.marks["sending"] - phases.marks["queueing"]
         send_seconds = started + total - phases.marks["sending"]
         return {"recipients": count, "import_s": imported, "queue_per_s": count / queue_seconds,
                 "send_per_s": count / send_seconds, "end_to_end_per_s": count / total, "total_s": total,
-                "bare_per_s": bare, "peak_rss_mb": peak_mb}
+                "bare_per_s": bare, "raw_per_s": raw, "peak_rss_mb": peak_mb}
     finally:
         if sink.poll() is None:
             sink.kill()
@@ -164,6 +165,38 @@ def smtp_alone(repo: Repo, connections: int, count: int = 1000) -> float:
     return len(rows) / (time.perf_counter() - started)
 
 
+RAW_MESSAGE = (b"From: bench@example.org\r\nTo: person@example.org\r\nSubject: Notice\r\n\r\n"
+               + b"A line of the notice, as long as a line of a real one.\r\n" * 120)
+
+
+def _raw_client(port: int, count: int) -> None:
+    """The least a client can do per message: one command per line, waiting for each reply (the sink offers no pipelining)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port)) as link, link.makefile("rb") as replies:
+        replies.readline()
+        link.sendall(b"EHLO bench\r\n")
+        while replies.readline()[3:4] != b" ":
+            pass
+        for n in range(count):
+            for command in (b"MAIL FROM:<bench@example.org>\r\n", b"RCPT TO:<p%d@example.org>\r\n" % n, b"DATA\r\n"):
+                link.sendall(command)
+                replies.readline()
+            link.sendall(RAW_MESSAGE + b".\r\n")
+            replies.readline()
+        link.sendall(b"QUIT\r\n")
+
+
+def raw_ceiling(port: int, clients: int = 4, count: int = 4000) -> float:
+    """Messages per second the sink takes from minimal clients in separate processes: no client does better here."""
+    import multiprocessing
+
+    started = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(clients) as pool:
+        pool.starmap(_raw_client, [(port, count // clients)] * clients)
+    return count / (time.perf_counter() - started)
+
+
 def _run_child(count: int, connections: int) -> dict[str, float]:
     done = subprocess.run([sys.executable, __file__, "--child", str(count), str(connections)], capture_output=True, text=True,
                           check=False)
@@ -188,6 +221,8 @@ def main() -> None:
     print(f"the sink's ceiling here: {large['bare_per_s']:.0f} messages/s through the same SMTP code with no outbox "
           f"(the outbox sends at {large['send_per_s'] / large['bare_per_s']:.0%} of it); rendering and storing alone: "
           f"{large['queue_per_s']:.0f}/s")
+    print(f"the sink itself, fed by minimal clients in 4 processes: {large['raw_per_s']:.0f} messages/s (it and the sender "
+          f"share this machine's {os.cpu_count()} cores)")
     print(f"peak memory ×{growth:.2f} for ×10 recipients ({'flat' if growth < 1.3 else 'NOT flat'})")
 
 

@@ -831,7 +831,8 @@ def compare(old: ResolvedPolicy, new: ResolvedPolicy, *, engine: Engine | None =
         return [_pair_change(o, n, n.id in moved, matched_by[o.id], engine) for o, n in batch]
 
     # The compiled engine lets other threads run while it works: heavily edited texts are shared among the cores.
-    heavy = {n.id for o, n in pairs if _changed_characters(o.text, n.text) >= HEAVY_EDIT_CHARACTERS} if engine == "fast" else set()
+    heavy = {n.id for o, n in pairs if o.text != n.text and _changed_characters(o.text, n.text) >= HEAVY_EDIT_CHARACTERS} \
+        if engine == "fast" else set()
     batches = [[pair for pair in pairs if pair[1].id not in heavy], [pair for pair in pairs if pair[1].id in heavy]]
     if sum(len(o.text) + len(n.text) for o, n in batches[1]) >= PARALLEL_CHARACTERS:
         batches[1:] = [batches[1][i::WORKERS] for i in range(WORKERS)]

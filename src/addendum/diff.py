@@ -734,7 +734,7 @@ def _moved(pairs: list[tuple[SectionSide, SectionSide]], new_id_of: dict[str, st
 
 def _moved_text(changes: list[SectionChange]) -> list[SectionChange]:
     """Mark deleted and inserted runs that carry the same words in two places as moved text."""
-    keys: dict[tuple[int, int], str] = {}  # (change, segment) → its words, for runs long enough to count
+    runs: dict[tuple[int, int], tuple[Op, str]] = {}  # (change, segment) → (op, its words), for runs long enough
     first_ref: dict[tuple[Op, str], str] = {}
     for c, change in enumerate(changes):
         if not change.changed:
@@ -743,16 +743,14 @@ def _moved_text(changes: list[SectionChange]) -> list[SectionChange]:
             if segment.op != "equal":
                 words = WORD.findall(segment.text.casefold())
                 if len(words) >= MOVED_TEXT_MIN_WORDS:
-                    keys[c, s] = " ".join(words)
-                    first_ref.setdefault((segment.op, keys[c, s]), change.ref)
+                    runs[c, s] = (segment.op, " ".join(words))
+                    first_ref.setdefault(runs[c, s], change.ref)
     other: dict[Op, Op] = {"delete": "insert", "insert": "delete"}
-    moved = {place: first_ref[other[changes[place[0]].text[place[1]].op], key] for place, key in keys.items()
-             if (other[changes[place[0]].text[place[1]].op], key) in first_ref}
-    if not moved:
-        return changes
+    moved = {place: first_ref[other[op], words] for place, (op, words) in runs.items() if (other[op], words) in first_ref}
+    touched = {c for c, _ in moved}
     return [replace(change, text=tuple(replace(segment, moved=moved[c, s]) if (c, s) in moved else segment
                                        for s, segment in enumerate(change.text)))
-            if c in {place[0] for place in moved} else change for c, change in enumerate(changes)]
+            if c in touched else change for c, change in enumerate(changes)]
 
 
 def _splits_and_merges(changes: list[SectionChange]) -> list[SectionChange]:

@@ -410,3 +410,40 @@ def test_diff_refuses_a_revision_that_looks_like_an_option(run, published_terms:
     result = run("--repo", root, "diff", "terms", "--", f"--output={tmp_path / 'pwned'}", expect=2)
     assert result.stderr.startswith("error: ") and "--output" in result.stderr
     assert not (tmp_path / "pwned").exists()
+
+
+FORKED_COMPARES = """
+import multiprocessing, random
+from addendum.diff import PARALLEL_CHARACTERS, compare
+from addendum.policy import Location
+from addendum.resolve import ResolvedPolicy, ResolvedSection
+
+rng = random.Random(5)
+def text():
+    return " ".join(rng.choice(["data", "we", "keep", "share", "your", "rights", "consent", "years"]) for _ in range(300))
+def version(texts):
+    return ResolvedPolicy("terms", "Terms", "main", "Main", "en", "en_GB", tuple(
+        ResolvedSection(f"s{n}", f"Section {n}", 2, (f"s{n}",), t, "en", False, False, Location("en.md", n))
+        for n, t in enumerate(texts)))
+old, new = version([text() for _ in range(20)]), version([text() for _ in range(20)])
+assert sum(len(s.text) for s in old.sections + new.sections) >= PARALLEL_CHARACTERS
+
+def job(_):
+    return len(compare(old, new).changes)
+
+if __name__ == "__main__":
+    expected = job(0)  # the parent's thread pool exists before the fork
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        assert pool.map(job, range(2)) == [expected, expected]
+"""
+
+
+def test_heavily_edited_policies_compare_in_forked_processes_too(tmp_path: Path) -> None:
+    """The archive forks workers after the parent compared versions: a child must not wait on the parent's threads."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED_COMPARES, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr

@@ -865,6 +865,10 @@ def _workers() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="addendum-diff")
 
 
+# A forked process (the archive's workers) has none of its parent's threads: it starts a pool of its own.
+os.register_at_fork(after_in_child=_workers.cache_clear)
+
+
 def _one(op: Op, text: str) -> tuple[Segment, ...]:
     return (Segment(op, text),) if text else ()
 

@@ -1,5 +1,6 @@
 """Change notices to 10,000 subscribers (2 languages × 3 sites) through a local aiosmtpd sink: messages per second
-(queueing, sending, end to end) and peak memory, which must stay flat in the number of recipients.
+(queueing, sending, end to end) and peak memory, which must stay flat in the number of recipients. Beside it, what
+the sink takes from minimal clients, and what our sender reaches through the least SMTP server there is.
 
 Runs alone (`python benchmarks/bench_notify.py`) or from benchmarks/run.py. ADDENDUM_BENCH_RECIPIENTS=N changes
 the large run's size; ADDENDUM_BENCH_CONNECTIONS=N the SMTP connections (default 2). Each size runs in a fresh
@@ -45,6 +46,35 @@ controller.stop()
 print(Count.n, flush=True)
 """
 
+# The least an SMTP server can do (one thread per connection, a reply per command): what our sender reaches when the
+# server is not the limit.
+MINIMAL_SINK = """
+import socket, sys, threading
+def serve(link):
+    lines = link.makefile("rb")
+    link.sendall(b"220 sink\\r\\n")
+    while line := lines.readline():
+        command = line[:4].upper()
+        if command == b"EHLO":
+            link.sendall(b"250-sink\\r\\n250-8BITMIME\\r\\n250 SIZE 33554432\\r\\n")
+        elif command == b"DATA":
+            link.sendall(b"354 go on\\r\\n")
+            while (body := lines.readline()) and body != b".\\r\\n":
+                pass
+            link.sendall(b"250 OK\\r\\n")
+        elif command == b"QUIT":
+            link.sendall(b"221 bye\\r\\n")
+            break
+        else:
+            link.sendall(b"250 OK\\r\\n")
+    link.close()
+server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+print("ready", flush=True)
+while True:  # until killed
+    link, _ = server.accept()
+    threading.Thread(target=serve, args=(link,), daemon=True).start()
+"""
+
 
 def _git(root: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=root, env={**os.environ, **GIT_ENV}, check=True, capture_output=True)
@@ -83,8 +113,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def child(count: int, connections: int) -> dict[str, float]:
-    """One measured run in this (fresh) process: import `count` subscribers, then notify them all."""
+def child(count: int, connections: int, minimal: bool = False) -> dict[str, float]:
+    """One measured run in this (fresh) process: import `count` subscribers, then notify them all (through aiosmtpd, or
+    with `minimal` through the least SMTP server there is)."""
     from addendum.config import open_repo
     from addendum.notify.campaign import NoProgress, NotifyOptions, notify
     from addendum.notify.state import open_state
@@ -92,7 +123,8 @@ def child(count: int, connections: int) -> dict[str, float]:
 
     folder = Path(tempfile.mkdtemp(prefix="addendum-bench-notify-"))
     port = _free_port()
-    sink = subprocess.Popen([sys.executable, "-c", SINK, str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    sink = subprocess.Popen([sys.executable, "-c", MINIMAL_SINK if minimal else SINK, str(port)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
     try:
         assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
         root = build_repository(folder)
@@ -123,9 +155,10 @@ def child(count: int, connections: int) -> dict[str, float]:
         total = time.perf_counter() - started
         assert result.send is not None and result.send.sent == count, result.send
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        bare = smtp_alone(repo, connections)
-        raw = raw_ceiling(port)
-        sink.communicate("", timeout=60)
+        bare = raw = 0.0
+        if not minimal:
+            bare, raw = smtp_alone(repo, connections), raw_ceiling(port)
+            sink.communicate("", timeout=60)
         queue_seconds = phases.marks["sending"] - phases.marks["queueing"]
         send_seconds = started + total - phases.marks["sending"]
         return {"recipients": count, "import_s": imported, "queue_per_s": count / queue_seconds,
@@ -197,9 +230,9 @@ def raw_ceiling(port: int, clients: int = 4, count: int = 4000) -> float:
     return count / (time.perf_counter() - started)
 
 
-def _run_child(count: int, connections: int) -> dict[str, float]:
-    done = subprocess.run([sys.executable, __file__, "--child", str(count), str(connections)], capture_output=True, text=True,
-                          check=False)
+def _run_child(count: int, connections: int, minimal: bool = False) -> dict[str, float]:
+    done = subprocess.run([sys.executable, __file__, "--child", str(count), str(connections), "minimal" if minimal else "aiosmtpd"],
+                          capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark run of {count} recipients failed:\n{done.stderr}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -210,6 +243,7 @@ def main() -> None:
           f"{CONNECTIONS} SMTP connection(s), no rate limit")
     small = _run_child(max(1, RECIPIENTS // 10), CONNECTIONS)
     large = _run_child(RECIPIENTS, CONNECTIONS)
+    unhindered = _run_child(RECIPIENTS, CONNECTIONS, minimal=True)
     print(f"{'recipients':>10} {'import s':>9} {'queue/s':>9} {'send/s':>9} {'total/s':>9} {'total s':>8} {'peak MB':>8}")
     for run in (small, large):
         print(f"{run['recipients']:>10,.0f} {run['import_s']:>9.2f} {run['queue_per_s']:>9.0f} {run['send_per_s']:>9.0f} "
@@ -223,11 +257,13 @@ def main() -> None:
           f"{large['queue_per_s']:.0f}/s")
     print(f"the sink itself, fed by minimal clients in 4 processes: {large['raw_per_s']:.0f} messages/s (it and the sender "
           f"share this machine's {os.cpu_count()} cores)")
+    print(f"our sender when the server is not the limit (the least SMTP server there is, same {RECIPIENTS:,} recipients): "
+          f"{unhindered['send_per_s']:.0f} messages/s sent, {unhindered['end_to_end_per_s']:.0f}/s end to end")
     print(f"peak memory ×{growth:.2f} for ×10 recipients ({'flat' if growth < 1.3 else 'NOT flat'})")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        print(json.dumps(child(int(sys.argv[2]), int(sys.argv[3]))))
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        print(json.dumps(child(int(sys.argv[2]), int(sys.argv[3]), minimal=sys.argv[4] == "minimal")))
     else:
         main()

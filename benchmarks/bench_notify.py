@@ -198,6 +198,7 @@ def smtp_alone(repo: Repo, connections: int, count: int = 1000) -> float:
     return len(rows) / (time.perf_counter() - started)
 
 
+RAW_CLIENTS = 4
 RAW_MESSAGE = (b"From: bench@example.org\r\nTo: person@example.org\r\nSubject: Notice\r\n\r\n"
                + b"A line of the notice, as long as a line of a real one.\r\n" * 120)
 
@@ -220,13 +221,13 @@ def _raw_client(port: int, count: int) -> None:
         link.sendall(b"QUIT\r\n")
 
 
-def raw_ceiling(port: int, clients: int = 4, count: int = 4000) -> float:
+def raw_ceiling(port: int, count: int = 4000) -> float:
     """Messages per second the sink takes from minimal clients in separate processes: no client does better here."""
     import multiprocessing
 
     started = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(clients) as pool:
-        pool.starmap(_raw_client, [(port, count // clients)] * clients)
+    with multiprocessing.get_context("fork").Pool(RAW_CLIENTS) as pool:
+        pool.starmap(_raw_client, [(port, count // RAW_CLIENTS)] * RAW_CLIENTS)
     return count / (time.perf_counter() - started)
 
 
@@ -255,7 +256,7 @@ def main() -> None:
     print(f"the sink's ceiling here: {large['bare_per_s']:.0f} messages/s through the same SMTP code with no outbox "
           f"(the outbox sends at {large['send_per_s'] / large['bare_per_s']:.0%} of it); rendering and storing alone: "
           f"{large['queue_per_s']:.0f}/s")
-    print(f"the sink itself, fed by minimal clients in 4 processes: {large['raw_per_s']:.0f} messages/s (it and the sender "
+    print(f"the sink itself, fed by minimal clients in {RAW_CLIENTS} processes: {large['raw_per_s']:.0f} messages/s (it and the sender "
           f"share this machine's {os.cpu_count()} cores)")
     print(f"our sender when the server is not the limit (the least SMTP server there is, same {RECIPIENTS:,} recipients): "
           f"{unhindered['send_per_s']:.0f} messages/s sent, {unhindered['end_to_end_per_s']:.0f}/s end to end")

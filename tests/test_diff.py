@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from addendum.diff import (
 from addendum.errors import UsageError
 from addendum.policy import Location, load_policy_files
 from addendum.resolve import ResolvedPolicy, ResolvedSection, normalise, resolve
-from tests_support import MINIMAL_NL, MINIMAL_POLICY_TOML
+from tests_support import MINIMAL_NL, MINIMAL_POLICY_TOML, run_script
 
 HOSTILE = ["<script>alert(1)</script>", "</ins>", "<del>", "&amp;", "&", '"', "'", "’", "“quoted”", "😀", "👍🏽",
            "\u202e", "\u2066", "\u200b", "\u00ad", "\x1b[31m", "\r\n", "\r", "\n", "\n\n", " ", "  ", "\t", "word", "Word",
@@ -87,19 +88,19 @@ def test_the_reference_engine_rebuilds_both_texts_too(old: str, new: str) -> Non
     assert (rebuild(segments, "old"), rebuild(segments, "new")) == (normalise(old), normalise(new))
 
 
-@pytest.fixture()
-def always_spaced(monkeypatch: pytest.MonkeyPatch) -> None:
+@contextmanager
+def always_spaced() -> Iterator[None]:
     """Every text compared word-with-its-spaces, the path heavily edited long texts take."""
-    monkeypatch.setattr(diff_module, "SPACED_FROM_TOKENS", 0)
-    monkeypatch.setattr(diff_module, "SPACED_FROM_WORK", 0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(diff_module, "SPACED_FROM_TOKENS", 0)
+        patch.setattr(diff_module, "SPACED_FROM_WORK", 0)
+        yield
 
 
 @settings(max_examples=300, deadline=None)
 @given(hostile_text, hostile_text)
 def test_words_compared_with_their_spaces_rebuild_both_texts_and_never_split_a_token(old: str, new: str) -> None:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(diff_module, "SPACED_FROM_TOKENS", 0)
-        patch.setattr(diff_module, "SPACED_FROM_WORK", 0)
+    with always_spaced():
         segments = word_diff(old, new)
     assert (rebuild(segments, "old"), rebuild(segments, "new")) == (normalise(old), normalise(new))
     assert boundaries(segments, "old") <= token_boundaries(normalise(old))
@@ -115,11 +116,9 @@ def test_words_compared_with_their_spaces_rebuild_both_texts_and_never_split_a_t
      [("equal", "We keep it for five years"), ("delete", ", "), ("insert", "\n"), ("equal", "then delete it.")]),
     ("The shop.", "The shop. Revision 2.", [("equal", "The shop."), ("insert", " Revision 2.")]),
 ])
-def test_hunks_read_the_same_whichever_way_the_engine_compared(request: pytest.FixtureRequest, spaced: bool, old: str, new: str,
-                                                              expected: list[tuple[str, str]]) -> None:
-    if spaced:
-        request.getfixturevalue("always_spaced")
-    assert [(s.op, s.text) for s in word_diff(old, new)] == expected
+def test_hunks_read_the_same_whichever_way_the_engine_compared(spaced: bool, old: str, new: str, expected: list[tuple[str, str]]) -> None:
+    with always_spaced() if spaced else nullcontext():
+        assert [(s.op, s.text) for s in word_diff(old, new)] == expected
 
 
 def test_tokens_keep_words_whole_with_their_marks_apostrophes_and_modifiers() -> None:
@@ -440,10 +439,5 @@ if __name__ == "__main__":
 
 def test_heavily_edited_policies_compare_in_forked_processes_too(tmp_path: Path) -> None:
     """The archive forks workers after the parent compared versions: a child must not wait on the parent's threads."""
-    import subprocess
-    import sys
-
-    script = tmp_path / "forked.py"
-    script.write_text(FORKED_COMPARES, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False)
+    done = run_script(tmp_path, FORKED_COMPARES)
     assert done.returncode == 0, done.stderr

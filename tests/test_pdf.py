@@ -18,6 +18,7 @@ from addendum.render.pdf import FetchRefused, allowed_path, html_to_pdf
 from addendum.render.redline import VersionInfo, redline_html
 from addendum.templates import assets_dir
 from test_diff import MOVED_AND_EDITED_NEW, MOVED_AND_EDITED_OLD, resolved
+from tests_support import run_script
 
 MARKER = "SECRET-7f3a9c"
 
@@ -192,15 +193,9 @@ if __name__ == "__main__":
 def test_processes_that_rendered_pdfs_leave_no_font_copies_behind(tmp_path: Path) -> None:
     """The fonts are loaded once per process into a temporary folder, which must go when the process ends, also in
     the archive's worker processes."""
-    import subprocess
-    import sys
-
-    script = tmp_path / "renders.py"
-    script.write_text(WORKER_RENDERS, encoding="utf-8")
     temp = tmp_path / "tmp"
     temp.mkdir()
-    done = subprocess.run([sys.executable, str(script)], env={**__import__("os").environ, "TMPDIR": str(temp)},
-                          capture_output=True, text=True, check=False)
+    done = run_script(tmp_path, WORKER_RENDERS, TMPDIR=str(temp))
     assert done.returncode == 0, done.stderr
     assert "Exception ignored" not in done.stderr
     assert list(temp.iterdir()) == []

@@ -1,4 +1,9 @@
-"""Small policies that tests build repositories from."""
+"""Small policies that tests build repositories from, and a runner for scripts that need a process of their own."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 MINIMAL_POLICY_TOML = """\
 id = "terms"
@@ -47,3 +52,11 @@ Deze voorwaarden gelden voor {{ site.name }}.
 
 Schrijf naar {{ site.contact.email }}.
 """
+
+
+def run_script(folder: Path, source: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    """Run `source` as a Python script in a fresh interpreter (for what only a whole process shows: forks, exit)."""
+    script = folder / "script.py"
+    script.write_text(source, encoding="utf-8")
+    return subprocess.run([sys.executable, str(script)], env={**os.environ, **environment}, capture_output=True, text=True,
+                          timeout=60, check=False)

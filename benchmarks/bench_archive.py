@@ -20,10 +20,12 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from addendum.archive import archive, plan_policy, resolved_view, toolchain, toolchain_id, version_page
+from addendum.archive.build import archive
+from addendum.archive.manifest import plan_policy, toolchain, toolchain_id
+from addendum.archive.pages import resolved_view, version_page
 from addendum.config import open_repo
+from addendum.publish.record import publish
 from addendum.render.pdf import html_to_pdf
-from addendum.versions import publish
 
 VERSIONS = int(os.environ.get("ADDENDUM_BENCH_VERSIONS", "50"))
 SITES = ("alpha", "beta", "gamma")

@@ -22,11 +22,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from addendum.diff import ChangeSet, compare
-from addendum.policy import Location
+from addendum.compare.model import ChangeSet
+from addendum.compare.sections import compare
+from addendum.policy.model import Location
+from addendum.policy.resolve import ResolvedPolicy, ResolvedSection
 from addendum.render.pdf import html_to_pdf
 from addendum.render.redline import VersionInfo, redline_html
-from addendum.resolve import ResolvedPolicy, ResolvedSection
 
 PEER_TIME_LIMIT = 60.0  # seconds one peer may take on one data set before it is reported as too slow
 WORDS = re.findall(r"\S+", """

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from addendum.config import open_repo
-from addendum.history import read_file_history, read_only
-from addendum.importer import import_history
+from addendum.history.importer import import_history
+from addendum.history.repository import read_file_history, read_only
 
 COMMITS = 820
 POLICY_CHANGES = 90

@@ -83,7 +83,7 @@ def _git(root: Path, *args: str) -> None:
 def build_repository(folder: Path) -> Path:
     """The shipped policy in a fresh git repository, published twice (the second version material)."""
     from addendum.config import open_repo
-    from addendum.versions import publish
+    from addendum.publish.record import publish
 
     root = folder / "repo"
     root.mkdir()

@@ -13,12 +13,12 @@ import pytest
 from pypdf import PdfReader
 
 from addendum import paths
-from addendum.archive import plan_views
+from addendum.archive.manifest import plan_views
 from addendum.config import open_repo
-from addendum.ledger import read_ledger
-from addendum.policy import Location
+from addendum.history.ledger import read_ledger
+from addendum.policy.model import Location
+from addendum.policy.resolve import ResolvedSection, canonical_text, content_hash
 from addendum.render.pdf import FONT_FACES
-from addendum.resolve import ResolvedSection, canonical_text, content_hash
 from conftest import publish_terms
 
 SITES = ("selentic", "cavallo", "equihealth")
@@ -267,7 +267,7 @@ def test_publishing_a_new_version_archives_only_it_and_refreshes_the_listings(ru
 
 
 def test_the_library_reports_what_it_did(published_terms) -> None:
-    from addendum.archive import archive
+    from addendum.archive.build import archive
 
     root = published_terms(1)
     seen: list[tuple[int, int]] = []

@@ -14,20 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from addendum import diff as diff_module
-from addendum.diff import (
-    PARAGRAPH_PREPASS_TOKENS,
-    ChangeSet,
-    SectionChange,
-    compare,
-    formatting_key,
-    rebuild,
-    tokens,
-    word_diff,
-)
+from addendum.compare import words as diff_module
+from addendum.compare.model import ChangeSet, SectionChange, rebuild
+from addendum.compare.sections import compare
+from addendum.compare.words import PARAGRAPH_PREPASS_TOKENS, formatting_key, tokens, word_diff
 from addendum.errors import UsageError
-from addendum.policy import Location, load_policy_files
-from addendum.resolve import ResolvedPolicy, ResolvedSection, normalise, resolve
+from addendum.policy.model import Location, load_policy_files
+from addendum.policy.resolve import ResolvedPolicy, ResolvedSection, normalise, resolve
 from tests_support import MINIMAL_NL, MINIMAL_POLICY_TOML, run_script
 
 HOSTILE = ["<script>alert(1)</script>", "</ins>", "<del>", "&amp;", "&", '"', "'", "’", "“quoted”", "😀", "👍🏽",
@@ -413,9 +406,10 @@ def test_diff_refuses_a_revision_that_looks_like_an_option(run, published_terms:
 
 FORKED_COMPARES = """
 import multiprocessing, random
-from addendum.diff import PARALLEL_CHARACTERS, compare
-from addendum.policy import Location
-from addendum.resolve import ResolvedPolicy, ResolvedSection
+from addendum.compare.sections import compare
+from addendum.compare.words import PARALLEL_CHARACTERS
+from addendum.policy.model import Location
+from addendum.policy.resolve import ResolvedPolicy, ResolvedSection
 
 rng = random.Random(5)
 def text():

@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from addendum.policy import load_policy, load_policy_files, parse_document, read_policy_files
+from addendum.policy.model import load_policy, load_policy_files, parse_document, read_policy_files
 
 ids = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
 # Body lines start with a letter so that they never read as Markdown headings or setext underlines.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from addendum.errors import HistoryError, UsageError
-from addendum.history import (
+from addendum.history.repository import (
     Git,
     NewTag,
     open_work_tree,

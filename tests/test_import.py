@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from addendum.config import open_repo
-from addendum.importer import convert, declared_date, heading_slug, import_history, parse_date_text, split_front_matter
-from addendum.ledger import read_ledger
-from addendum.resolve import resolve
-from addendum.versions import load_version
+from addendum.history.importer import convert, declared_date, heading_slug, import_history, parse_date_text, split_front_matter
+from addendum.history.ledger import read_ledger
+from addendum.history.versions import load_version
+from addendum.policy.resolve import resolve
 
 GitAt = Callable[..., str]
 

@@ -8,9 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addendum.config import open_repo
-from addendum.errors import ConfigError
-from addendum.materiality import (
+from addendum.compare.materiality import (
     DEFAULT_MATERIAL_TAGS,
     DEFAULT_RULES,
     LEVELS,
@@ -22,8 +20,10 @@ from addendum.materiality import (
     max_level,
     rules_from_policy,
 )
-from addendum.policy import Policy, load_policy, load_policy_files
-from addendum.versions import load_version, published_versions
+from addendum.config import open_repo
+from addendum.errors import ConfigError
+from addendum.history.versions import load_version, published_versions
+from addendum.policy.model import Policy, load_policy, load_policy_files
 from tests_support import MINIMAL_EN, MINIMAL_NL, MINIMAL_POLICY_TOML
 
 PROJECT = Path(__file__).resolve().parents[1]

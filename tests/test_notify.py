@@ -347,7 +347,7 @@ def test_notices_show_the_proof_as_json(run, notify_repo, smtp):
     records = [json.loads(line) for line in lines]
     assert len(records) == 5
     ledger = open_repo(notify_repo)
-    from addendum.versions import find_version
+    from addendum.history.versions import find_version
 
     version = find_version(ledger, "privacy", V2)
     for record in records:

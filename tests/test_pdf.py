@@ -12,7 +12,7 @@ from pathlib import Path
 import pypdf
 import pytest
 
-from addendum.diff import compare
+from addendum.compare.sections import compare
 from addendum.render import render_policy
 from addendum.render.pdf import FetchRefused, allowed_path, html_to_pdf
 from addendum.render.redline import VersionInfo, redline_html

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from addendum.config import open_repo
 from addendum.errors import HistoryError
-from addendum.ledger import PublishedVersion, append_entries, read_ledger
-from addendum.versions import publish
+from addendum.history.ledger import PublishedVersion, append_entries, read_ledger
+from addendum.publish.record import publish
 
 GitAt = Callable[..., str]
 PUBLISH_FIRST = ("publish", "terms", "--effective", "2024-01-01", "--published", "2023-12-01", "--material",

@@ -12,9 +12,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from addendum.diff import compare
+from addendum.compare.sections import compare
+from addendum.policy.resolve import normalise
 from addendum.render.redline import VersionInfo, redline_html, redline_text
-from addendum.resolve import normalise
 from test_diff import MOVED_AND_EDITED_NEW, MOVED_AND_EDITED_OLD, hostile_text, policy_of, resolved, section
 
 ALLOWED = {"html", "head", "meta", "title", "style", "body", "div", "span", "header", "p", "h1", "h2", "h3", "h4", "h5",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from addendum.policy import load_policy
+from addendum.policy.model import load_policy
+from addendum.policy.resolve import resolve
 from addendum.render import render_policy
-from addendum.resolve import resolve
 from tests_support import MINIMAL_EN
 
 SITES = ["selentic", "cavallo", "equihealth"]

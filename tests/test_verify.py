@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 from addendum import paths
-from addendum.archive import read_manifest
+from addendum.archive.manifest import read_manifest
+from addendum.archive.verify import verify_archive
 from addendum.config import open_repo
-from addendum.verify import verify_archive
 from conftest import git_in, publish_terms
 
 PDF = paths.version_pdf("privacy", "2018-05-19", "selentic", "nl")

@@ -12,7 +12,7 @@ import pytest
 
 from addendum.config import open_repo
 from addendum.errors import HistoryError, UsageError
-from addendum.versions import NothingInForceError, in_force, load_version, published_versions, snapshot
+from addendum.history.versions import NothingInForceError, in_force, load_version, published_versions, snapshot
 
 GitAt = Callable[..., str]
 

@@ -1,5 +1,5 @@
 """`python -m addendum` runs the command line."""
 
-from .cli import main
+from addendum.cli import main
 
 main()

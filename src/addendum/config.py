@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from addendum.errors import ConfigError
 
 CONFIG_NAME = "addendum.toml"
 

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import UsageError
+from addendum.errors import UsageError
 
 
 def write_atomic(path: Path, data: str | bytes, mode: int | None = None) -> None:

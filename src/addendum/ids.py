@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from .errors import UsageError
+from addendum.errors import UsageError
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import posixpath
 import re
 
-from .errors import UsageError
-from .ids import require_id, require_language
+from addendum.errors import UsageError
+from addendum.ids import require_id, require_language
 
 # A published version's folder name: its effective date and the optional ".n" of a second version that day.
 SLUG_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}(?:\.(?:[2-9]|[1-9][0-9]{1,3}))?$")

@@ -13,7 +13,7 @@ from babel.dates import format_date
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import RenderError
+from addendum.errors import RenderError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 

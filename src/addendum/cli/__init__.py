@@ -6,25 +6,25 @@ from pathlib import Path
 
 import click
 
-from .. import __version__
-from .archive import archive_command
-from .changelog import changelog_command
-from .check import check_command
-from .commit import commit_command
-from .common import AddendumGroup, State
-from .diff import diff_command
-from .import_history import import_history_command
-from .init import init_command
-from .log import log_command
-from .notices import notices_command
-from .notify import notify_command
-from .publish import publish_command
-from .redline import redline_command
-from .render import render_command
-from .show import show_command
-from .status import status_command
-from .subscribers import subscribers_command
-from .verify import verify_command
+from addendum import __version__
+from addendum.cli.archive import archive_command
+from addendum.cli.changelog import changelog_command
+from addendum.cli.check import check_command
+from addendum.cli.commit import commit_command
+from addendum.cli.common import AddendumGroup, State
+from addendum.cli.diff import diff_command
+from addendum.cli.import_history import import_history_command
+from addendum.cli.init import init_command
+from addendum.cli.log import log_command
+from addendum.cli.notices import notices_command
+from addendum.cli.notify import notify_command
+from addendum.cli.publish import publish_command
+from addendum.cli.redline import redline_command
+from addendum.cli.render import render_command
+from addendum.cli.show import show_command
+from addendum.cli.status import status_command
+from addendum.cli.subscribers import subscribers_command
+from addendum.cli.verify import verify_command
 
 
 @click.group(cls=AddendumGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..archive import archive
-from ..config import Repo
-from .common import progress_on_stderr, with_repo
+from addendum.archive.build import archive
+from addendum.cli.common import progress_on_stderr, with_repo
+from addendum.config import Repo
 
 
 def shown(path: Path) -> str:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from ..changelog import atom_feed, changelog_document
-from ..config import Repo
-from ..files import write_atomic
-from .common import lang_option, output_option, policy_argument, with_repo
+from addendum.cli.common import lang_option, output_option, policy_argument, with_repo
+from addendum.config import Repo
+from addendum.files import write_atomic
+from addendum.render.changelog import atom_feed, changelog_document
 
 
 @click.command("changelog")

@@ -6,10 +6,10 @@ import json
 
 import click
 
-from ..check import check
-from ..config import Repo
-from ..errors import UsageError
-from .common import with_repo
+from addendum.cli.common import with_repo
+from addendum.config import Repo
+from addendum.errors import UsageError
+from addendum.policy.check import check
 
 
 @click.command("check")

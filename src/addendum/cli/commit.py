@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..config import Repo
-from ..versions import commit_policy
-from .common import policy_argument, with_repo
+from addendum.cli.common import policy_argument, with_repo
+from addendum.config import Repo
+from addendum.publish.commit import commit_policy
 
 
 @click.command("commit")

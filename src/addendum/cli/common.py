@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
-from ..config import Repo, open_repo
-from ..errors import AddendumError, PolicyFormatError
+from addendum.config import Repo, open_repo
+from addendum.errors import AddendumError, PolicyFormatError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -6,10 +6,10 @@ import json
 
 import click
 
-from ..classify import classified_diff
-from ..config import Repo
-from ..render.redline import redline_text
-from .common import lang_option, policy_argument, site_option, stdout_is_terminal, with_repo
+from addendum.cli.common import lang_option, policy_argument, site_option, stdout_is_terminal, with_repo
+from addendum.config import Repo
+from addendum.operations.changes import classified_diff
+from addendum.render.redline import redline_text
 
 
 @click.command("diff")

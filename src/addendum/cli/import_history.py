@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..config import Repo
-from ..importer import import_history
-from .common import with_repo
+from addendum.cli.common import with_repo
+from addendum.config import Repo
+from addendum.history.importer import import_history
 
 
 @click.command("import-history")

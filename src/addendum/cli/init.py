@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..scaffold import init_policy_repository
+from addendum.operations.setup import init_policy_repository
 
 
 @click.command("init")

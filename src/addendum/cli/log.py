@@ -6,9 +6,9 @@ import json
 
 import click
 
-from ..classify import version_log_with_suggestions
-from ..config import Repo
-from .common import lang_option, policy_argument, with_repo
+from addendum.cli.common import lang_option, policy_argument, with_repo
+from addendum.config import Repo
+from addendum.operations.changes import version_log_with_suggestions
 
 
 @click.command("log")

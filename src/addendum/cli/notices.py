@@ -7,9 +7,9 @@ from collections import Counter
 
 import click
 
-from ..config import Repo
-from ..notify.campaign import notice_records
-from .common import database_option, policy_argument, with_repo
+from addendum.cli.common import database_option, policy_argument, with_repo
+from addendum.config import Repo
+from addendum.notify.campaign import notice_records
 
 STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled")
 

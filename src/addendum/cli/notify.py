@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from ..config import Repo
-from ..errors import NotifyError, UsageError
-from ..notify.campaign import Audience, NotifyOptions, NotifyReport, notify
-from .common import database_option, policy_argument, progress_on_stderr, with_repo
+from addendum.cli.common import database_option, policy_argument, progress_on_stderr, with_repo
+from addendum.config import Repo
+from addendum.errors import NotifyError, UsageError
+from addendum.notify.campaign import Audience, NotifyOptions, NotifyReport, notify
 
 
 def _ask(yes: bool) -> Any:

@@ -6,13 +6,13 @@ import re
 
 import click
 
-from ..config import Repo
-from ..errors import UsageError
-from ..gates import publish_gated
-from ..ids import parse_date
-from ..versions import DEFAULT_LANGUAGE_KEY
-from ..versions import sync_tags as sync_version_tags
-from .common import policy_argument, with_repo
+from addendum.cli.common import policy_argument, with_repo
+from addendum.config import Repo
+from addendum.errors import UsageError
+from addendum.ids import parse_date
+from addendum.publish.gates import publish_gated
+from addendum.publish.record import DEFAULT_LANGUAGE_KEY
+from addendum.publish.record import sync_tags as sync_version_tags
 
 SUMMARY_OPTION = re.compile(r"--summary-(?P<lang>[a-z]{2,3}(?:-[A-Z]{2})?)(?:=(?P<text>.*))?", re.DOTALL)
 

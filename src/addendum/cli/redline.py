@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from ..config import Repo
-from ..files import write_atomic
-from ..render.redline import LAYOUTS, Layout, make_redline
-from .common import lang_option, policy_argument, site_option, with_repo
+from addendum.cli.common import lang_option, policy_argument, site_option, with_repo
+from addendum.config import Repo
+from addendum.files import write_atomic
+from addendum.operations.changes import make_redline
+from addendum.render.redline import LAYOUTS, Layout
 
 
 @click.command("redline")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from ..config import Repo
-from ..library import render_document
-from ..render import Format
-from .common import lang_option, output_option, policy_argument, site_option, with_repo
+from addendum.cli.common import lang_option, output_option, policy_argument, site_option, with_repo
+from addendum.config import Repo
+from addendum.operations.documents import render_document
+from addendum.render import Format
 
 
 @click.command("render")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..config import Repo
-from ..files import write_atomic
-from ..ids import parse_date
-from ..render import Format
-from ..versions import show_text
-from .common import lang_option, output_option, policy_argument, site_option, with_repo
+from addendum.cli.common import lang_option, output_option, policy_argument, site_option, with_repo
+from addendum.config import Repo
+from addendum.files import write_atomic
+from addendum.ids import parse_date
+from addendum.operations.documents import show_text
+from addendum.render import Format
 
 
 @click.command("show")

@@ -6,9 +6,10 @@ import json
 
 import click
 
-from ..config import Repo
-from ..status import PolicyStatus, policy_status
-from .common import policy_argument, with_repo
+from addendum.cli.common import policy_argument, with_repo
+from addendum.config import Repo
+from addendum.operations.changes import policy_status
+from addendum.publish.status import PolicyStatus
 
 MARKS = {"up-to-date": "ok", "stale": "STALE", "missing": "missing", None: "·"}
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
-from ..config import Repo
-from ..errors import NotifyError
-from ..files import write_atomic
-from ..notify.state import open_state, rotate_keys
-from ..notify.subscribers import (
+from addendum.cli.common import database_option, with_repo
+from addendum.config import Repo
+from addendum.errors import NotifyError
+from addendum.files import write_atomic
+from addendum.notify.state import open_state, rotate_keys
+from addendum.notify.subscribers import (
     add_subscriber,
     export_subscribers,
     forget_subscriber,
@@ -20,8 +21,7 @@ from ..notify.subscribers import (
     remove_subscriber,
     unsubscribe,
 )
-from ..notify.tokens import require_ignored
-from .common import database_option, with_repo
+from addendum.notify.tokens import require_ignored
 
 
 @click.group("subscribers")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..config import Repo
-from ..verify import verify_archive
-from .common import progress_on_stderr, with_repo
+from addendum.archive.verify import verify_archive
+from addendum.cli.common import progress_on_stderr, with_repo
+from addendum.config import Repo
 
 
 @click.command("verify")

@@ -10,16 +10,16 @@ from typing import Any, Protocol
 
 from sqlalchemy import func, or_, select
 
-from ..config import Repo
-from ..errors import NotifyError
-from ..files import write_atomic
-from .content import NoticeContent, NoticePlan, notice_content, plan_notice, require_base_url
-from .message import BuiltMessage, MessageFactory, Recipient, Sender, sender_for
-from .outbox import OutboxSender, SendOptions, SendReport, UnknownPolicy, count_due, recover_interrupted, sending_lease
-from .smtp import Delivery, SmtpConnection, SmtpSettings, smtp_settings
-from .state import State, open_state
-from .store import ALL_POLICIES, Store, attempts, batched_rows, insert_outbox_rows, open_store, outbox, subscribers, subscriptions, utcnow
-from .tokens import require_ignored
+from addendum.config import Repo
+from addendum.errors import NotifyError
+from addendum.files import write_atomic
+from addendum.notify.content import NoticeContent, NoticePlan, notice_content, plan_notice, require_base_url
+from addendum.notify.message import BuiltMessage, MessageFactory, Recipient, Sender, sender_for
+from addendum.notify.outbox import OutboxSender, SendOptions, SendReport, UnknownPolicy, count_due, recover_interrupted, sending_lease
+from addendum.notify.smtp import Delivery, SmtpConnection, SmtpSettings, smtp_settings
+from addendum.notify.state import State, open_state
+from addendum.notify.store import ALL_POLICIES, Store, attempts, batched_rows, insert_outbox_rows, open_store, outbox, subscribers, subscriptions, utcnow
+from addendum.notify.tokens import require_ignored
 
 QUEUE_BATCH = 200
 CANARY_UID = "0" * 32
@@ -179,7 +179,7 @@ class Campaign:
 
     def send_canaries(self, addresses: tuple[str, ...], smtp: SmtpSettings) -> list[tuple[str, str, Delivery]]:
         """Each variant of the notice to internal addresses first; nothing of it enters the outbox."""
-        from .subscribers import normalise_address
+        from addendum.notify.subscribers import normalise_address
 
         connection = SmtpConnection(smtp)
         results = []
@@ -302,8 +302,8 @@ class NoticeRecord:
 def notice_records(repo: Repo, policy_id: str, version_id: str, email: str | None = None, state: str | None = None,
                    database_url: str | None = None) -> Iterator[NoticeRecord]:
     """Who was notified of a version, from the outbox: the record that proves it. Streams, oldest first."""
-    from ..versions import find_version
-    from .subscribers import normalise_address
+    from addendum.history.versions import find_version
+    from addendum.notify.subscribers import normalise_address
 
     version = find_version(repo, policy_id, version_id)
     store = open_store(repo, database_url)

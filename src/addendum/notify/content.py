@@ -9,13 +9,13 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import paths
-from ..config import Repo
-from ..errors import NotifyError, UsageError
-from ..ledger import PublishedVersion
-from ..policy import Controller, Policy
-from ..resolve import ResolvedPolicy, normalise, resolve
-from ..versions import find_version, load_version, published_versions
+from addendum import paths
+from addendum.config import Repo
+from addendum.errors import NotifyError, UsageError
+from addendum.history.ledger import PublishedVersion
+from addendum.history.versions import find_version, load_version, published_versions
+from addendum.policy.model import Controller, Policy
+from addendum.policy.resolve import ResolvedPolicy, normalise, resolve
 
 
 @dataclass(frozen=True)

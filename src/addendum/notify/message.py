@@ -15,14 +15,14 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import paths
-from ..config import Repo
-from ..errors import NotifyError
-from ..policy import Policy
-from ..templates import long_date, render_template, strings
-from .content import NoticeContent
-from .subscribers import normalise_address
-from .tokens import Keyring, unsubscribe_token
+from addendum import paths
+from addendum.config import Repo
+from addendum.errors import NotifyError
+from addendum.notify.content import NoticeContent
+from addendum.notify.subscribers import normalise_address
+from addendum.notify.tokens import Keyring, unsubscribe_token
+from addendum.policy.model import Policy
+from addendum.templates import long_date, render_template, strings
 
 MAX_LINE = 998  # RFC 5322: octets per line, CRLF excluded
 # Serialised without folding below the hard limit: folding a long unsubscribe URL at 78 would turn it into

@@ -25,9 +25,9 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, updat
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import NotifyError
-from .smtp import Delivery, SmtpAuthError, SmtpConnectError, SmtpConnection, SmtpSettings
-from .store import Store, attempts, batched_rows, locks, outbox, utcnow
+from addendum.errors import NotifyError
+from addendum.notify.smtp import Delivery, SmtpAuthError, SmtpConnectError, SmtpConnection, SmtpSettings
+from addendum.notify.store import Store, attempts, batched_rows, locks, outbox, utcnow
 
 UnknownPolicy = Literal["retry", "hold"]
 DUE_STATES = ("pending", "retry", "unknown")

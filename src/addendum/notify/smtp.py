@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..config import Repo
-from ..errors import NotifyError
-from .tokens import require_private
+from addendum.config import Repo
+from addendum.errors import NotifyError
+from addendum.notify.tokens import require_private
 
 PASSWORD_ENV = "ADDENDUM_SMTP_PASSWORD"
 Outcome = Literal["sent", "retry", "failed", "unknown"]

@@ -7,9 +7,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Repo
-from .store import Store, open_store
-from .tokens import Keyring, load_keyring, rotate_key
+from addendum.config import Repo
+from addendum.notify.store import Store, open_store
+from addendum.notify.tokens import Keyring, load_keyring, rotate_key
 
 
 @dataclass(frozen=True)

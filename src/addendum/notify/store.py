@@ -31,10 +31,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from ..config import Repo
-from ..errors import NotifyError
-from ..history import is_tracked
-from .tokens import private_dir, require_ignored, require_private
+from addendum.config import Repo
+from addendum.errors import NotifyError
+from addendum.history.repository import is_tracked
+from addendum.notify.tokens import private_dir, require_ignored, require_private
 
 DATABASE_ENV = "ADDENDUM_DATABASE_URL"
 ALL_POLICIES = "*"

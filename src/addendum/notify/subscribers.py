@@ -17,13 +17,13 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from ..config import Repo
-from ..errors import NotifyError, UsageError
-from ..ids import ID_PATTERN, LANGUAGE_PATTERN
-from ..policy import load_policy
-from .state import State
-from .store import ALL_POLICIES, AUDIENCES, attempts, batched_rows, outbox, subscribers, subscriptions, suppressions, utcnow
-from .tokens import Keyring, address_digests, read_unsubscribe_token
+from addendum.config import Repo
+from addendum.errors import NotifyError, UsageError
+from addendum.ids import ID_PATTERN, LANGUAGE_PATTERN
+from addendum.notify.state import State
+from addendum.notify.store import ALL_POLICIES, AUDIENCES, attempts, batched_rows, outbox, subscribers, subscriptions, suppressions, utcnow
+from addendum.notify.tokens import Keyring, address_digests, read_unsubscribe_token
+from addendum.policy.model import load_policy
 
 REQUIRED_COLUMNS = ("email", "name", "language", "sites", "audience")
 OPTIONAL_COLUMNS = ("policies", "consent_source", "consent_at")

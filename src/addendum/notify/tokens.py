@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import NotifyError, UsageError
-from ..files import write_atomic
-from ..history import is_ignored
+from addendum.errors import NotifyError, UsageError
+from addendum.files import write_atomic
+from addendum.history.repository import is_ignored
 
 KEYS_ENV = "ADDENDUM_NOTIFY_KEYS"
 MIN_SECRET_LENGTH = 32

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from markupsafe import Markup
 
-from ..markup import to_html, to_plain
-from ..resolve import ResolvedPolicy
-from ..templates import assets_dir, render_template, strings
+from addendum.policy.markup import to_html, to_plain
+from addendum.policy.resolve import ResolvedPolicy
+from addendum.templates import assets_dir, render_template, strings
 
 Format = Literal["html", "md", "text"]
 TEMPLATE_FOR = {"html": "policy.html", "md": "policy.md", "text": "policy.txt"}

@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
-from ..errors import RenderError
-from ..templates import assets_dir
+from addendum.errors import RenderError
+from addendum.templates import assets_dir
 
 # The bundled fonts (templates/assets/fonts): (family, file, weight, style).
 FONT_FACES = (("DejaVu Serif", "DejaVuSerif.ttf", "normal", "normal"), ("DejaVu Serif", "DejaVuSerif-Bold.ttf", "bold", "normal"),

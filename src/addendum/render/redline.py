@@ -12,16 +12,11 @@ from typing import Any, Literal
 
 from markupsafe import Markup
 
-from ..classify import classify_changeset
-from ..config import Repo
-from ..diff import ChangeSet, Op, SectionChange, SectionSide, Segment, compare
-from ..errors import RenderError
-from ..markup import INVISIBLE
-from ..resolve import resolve
-from ..templates import long_date, render_template, strings
-from ..versions import snapshot
-from . import stylesheet
-from .pdf import html_to_pdf
+from addendum.compare.model import ChangeSet, Op, SectionChange, SectionSide, Segment
+from addendum.errors import RenderError
+from addendum.policy.markup import INVISIBLE
+from addendum.render import stylesheet
+from addendum.templates import long_date, render_template, strings
 
 Layout = Literal["inline", "side-by-side"]
 LAYOUTS: tuple[Layout, ...] = ("inline", "side-by-side")
@@ -382,26 +377,3 @@ def summary_line(changesets: Sequence[ChangeSet], t: Callable[..., str] | None =
                 totals[kind] = totals.get(kind, 0) + count
     details = ", ".join(f"{count} {t('kind_' + kind)}" for kind, count in totals.items())
     return t("diff_summary", changed=len(changed), total=len(changesets), details=details or t("redline_title_only"))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# From the repository: the `addendum redline` operation.
-
-def make_redline(repo: Repo, policy_id: str, from_ref: str, to_ref: str | None, site_id: str, language: str, *,
-                 fmt: Literal["html", "pdf"] = "html", layout: Layout = "inline", changes_only: bool = False,
-                 generated: date | None = None) -> bytes:
-    """The redline of one site and language between two snapshots (version, date, revision; None: working tree),
-    with each change's suggested materiality, as HTML or PDF bytes."""
-    old, new = snapshot(repo, policy_id, from_ref), snapshot(repo, policy_id, to_ref)
-    for shot in (old, new):
-        shot.policy.site(site_id)
-        shot.policy.require_language(language)
-    changeset = classify_changeset(compare(resolve(old.policy, site_id, language), resolve(new.policy, site_id, language)),
-                                   new.policy)
-    html = redline_html(changeset, old, new, layout=layout, changes_only=changes_only, repo_templates=repo.templates_dir,
-                        generated=generated)
-    if fmt == "html":
-        return html.encode("utf-8")
-    t = strings(language, repo.templates_dir)
-    title = t("redline_document_title", title=changeset.new_title, old=old.label, new=new.label)
-    return html_to_pdf(html, title=title, language=language)

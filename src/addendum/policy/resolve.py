@@ -13,9 +13,9 @@ from typing import Any
 from jinja2 import StrictUndefined, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import PolicyFormatError, Problem
-from .markup import PREAMBLE_ID
-from .policy import Document, Location, Policy, Section
+from addendum.errors import PolicyFormatError, Problem
+from addendum.policy.markup import PREAMBLE_ID
+from addendum.policy.model import Document, Location, Policy, Section
 
 PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
 PENDING_MARKER = {"en": "[to be provided: {key}]", "nl": "[nog aan te vullen: {key}]"}

@@ -13,14 +13,14 @@ from pathlib import Path
 import tomli_w
 from markdown_it import MarkdownIt
 
-from .config import Repo
-from .errors import HistoryError, PolicyFormatError, UsageError
-from .history import FileVersion, NewTag, WorkTree, open_work_tree, read_file_history, read_only, require_repository_path, require_revision
-from .ids import ID_PATTERN, require_id, require_language
-from .ledger import PublishedVersion, append_entries, next_version_id
-from .markup import HEADING_ID, PREAMBLE_ID
-from .policy import load_policy_files, read_policy_files
-from .versions import SOURCE_FOLDER, content_hashes, published_versions
+from addendum.config import Repo
+from addendum.errors import HistoryError, PolicyFormatError, UsageError
+from addendum.history.ledger import PublishedVersion, append_entries, next_version_id
+from addendum.history.repository import FileVersion, NewTag, WorkTree, open_work_tree, read_file_history, read_only, require_repository_path, require_revision
+from addendum.history.versions import SOURCE_FOLDER, content_hashes, published_versions
+from addendum.ids import ID_PATTERN, require_id, require_language
+from addendum.policy.markup import HEADING_ID, PREAMBLE_ID
+from addendum.policy.model import load_policy_files, read_policy_files
 
 MONTHS = {name: number for number, names in enumerate([
     ("january", "jan", "januari"), ("february", "feb", "februari"), ("march", "mar", "maart", "mrt"), ("april", "apr"),

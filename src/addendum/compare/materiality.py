@@ -13,11 +13,11 @@ from urllib.parse import unquote
 
 from babel import Locale
 
-from .errors import ConfigError
-from .ids import LANGUAGE_PATTERN
-from .markup import markdown
-from .policy import Policy
-from .resolve import normalise
+from addendum.errors import ConfigError
+from addendum.ids import LANGUAGE_PATTERN
+from addendum.policy.markup import markdown
+from addendum.policy.model import Policy
+from addendum.policy.resolve import normalise
 
 Level = Literal["none", "formatting", "editorial", "material"]
 LEVELS: tuple[Level, ...] = ("none", "formatting", "editorial", "material")

@@ -10,8 +10,8 @@ from typing import Any
 
 import tomli_w
 
-from .errors import HistoryError, UsageError
-from .ids import VERSION_PATTERN
+from addendum.errors import HistoryError, UsageError
+from addendum.ids import VERSION_PATTERN
 
 LEDGER_NAME = "ledger.toml"
 LEDGER_HEADER = """\

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from .classify import FIRST_VERSION, assess
-from .config import Repo
-from .errors import UsageError
-from .ledger import PublishedVersion
-from .parity import StaleTranslation, stale_translations
-from .policy import Policy, load_policy
-from .versions import load_version, publish, published_versions
+from addendum.compare.classify import FIRST_VERSION, assess
+from addendum.config import Repo
+from addendum.errors import UsageError
+from addendum.history.ledger import PublishedVersion
+from addendum.history.versions import load_version, published_versions
+from addendum.policy.model import Policy, load_policy
+from addendum.publish.parity import StaleTranslation, stale_translations
+from addendum.publish.record import publish
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from typing import IO
 
 import git
 
-from .errors import HistoryError, UsageError
-from .files import write_atomic
-from .ids import VERSION_PATTERN
+from addendum.errors import HistoryError, UsageError
+from addendum.files import write_atomic
+from addendum.ids import VERSION_PATTERN
 
 # A policy file is text of some kilobytes; anything this large is not one, and is not read into memory.
 MAX_BLOB_BYTES = 16 * 1024 * 1024

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .config import Repo
-from .diff import ChangeSet, PolicyDiff, SectionChange, compare, diff_policy
-from .materiality import Classification, SectionEdit, classify_section, classify_version, rules_from_policy
-from .policy import Policy
-from .resolve import resolve
-from .versions import VersionLog, load_version, published_versions, version_log
+from addendum.compare.materiality import Classification, SectionEdit, classify_section, classify_version, rules_from_policy
+from addendum.compare.model import ChangeSet, SectionChange
+from addendum.compare.sections import compare
+from addendum.policy.model import Policy
+from addendum.policy.resolve import resolve
 
 
 @dataclass(frozen=True)
@@ -53,43 +52,20 @@ def classify_changeset(changeset: ChangeSet, policy: Policy) -> ChangeSet:
     return replace(changeset, sections=tuple(sections), classification=overall.level, reasons=overall.reasons)
 
 
+def classified_changes(old: Policy | None, new: Policy, site_id: str, language: str) -> ChangeSet:
+    """What changed for one site and language between two versions (None: a first version, all added), each
+    change with its suggested class and reasons (tags of the new version)."""
+    after = resolve(new, site_id, language)
+    before = resolve(old, site_id, language) if old is not None else replace(after, sections=())
+    return classify_changeset(compare(before, after), new)
+
+
 def assess(old: Policy | None, new: Policy) -> Assessment:
     """Compare and classify every site × language of `new` against `old` (None: a first version, all added)."""
     changesets = []
     for site_id in new.sites:
         for language in new.languages:
-            after = resolve(new, site_id, language)
-            if old is not None and site_id in old.sites and language in old.languages:
-                before = resolve(old, site_id, language)
-            else:
-                before = replace(after, sections=())
-            changesets.append(classify_changeset(compare(before, after), new))
+            known = old is not None and site_id in old.sites and language in old.languages
+            changesets.append(classified_changes(old if known else None, new, site_id, language))
     overall = classify_version(Classification(c.classification or "none", c.reasons) for c in changesets)  # type: ignore[arg-type]
     return Assessment(overall.level, overall.reasons, tuple(changesets))
-
-
-def classified_diff(repo: Repo, policy_id: str, from_ref: str | None = None, to_ref: str | None = None,
-                    site_id: str | None = None, language: str | None = None) -> PolicyDiff:
-    """`addendum diff`: the comparison with each change's suggested class and reasons (tags of the TO side)."""
-    result = diff_policy(repo, policy_id, from_ref, to_ref, site_id, language)
-    return replace(result, changesets=tuple(classify_changeset(c, result.new.policy) for c in result.changesets))
-
-
-def suggestions(repo: Repo, policy_id: str) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Each published version's suggested class and reasons: as recorded when it was published, or worked out again."""
-    versions = published_versions(repo, policy_id)
-    found: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for index, version in enumerate(versions):
-        if version.extra.get("suggested"):
-            found[version.id] = (str(version.extra["suggested"]), tuple(version.extra.get("reasons", ())))
-        elif index == 0:
-            found[version.id] = (FIRST_VERSION.level, FIRST_VERSION.reasons)
-        else:
-            assessment = assess(load_version(repo, versions[index - 1]), load_version(repo, version))
-            found[version.id] = (assessment.level, assessment.reasons)
-    return found
-
-
-def version_log_with_suggestions(repo: Repo, policy_id: str) -> VersionLog:
-    """`addendum log`: the versions with their suggested class and its reasons next to the editor's."""
-    return replace(version_log(repo, policy_id), suggestions=suggestions(repo, policy_id))

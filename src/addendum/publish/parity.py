@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .policy import Document, Policy
-from .resolve import normalise
+from addendum.policy.model import Document, Policy
+from addendum.policy.resolve import normalise
 
 
 @dataclass(frozen=True)

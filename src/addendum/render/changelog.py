@@ -9,18 +9,16 @@ from typing import Any, Literal, cast
 
 from feedgen.feed import FeedGenerator
 
-from . import paths
-from .classify import classify_changeset
-from .config import Repo
-from .diff import compare
-from .errors import HistoryError
-from .ledger import PublishedVersion, ledger_path
-from .materiality import Level, max_level
-from .policy import Policy
-from .render import stylesheet
-from .resolve import resolve
-from .templates import long_date, render_template, strings
-from .versions import load_version, published_versions
+from addendum import paths
+from addendum.compare.classify import classified_changes
+from addendum.compare.materiality import Level, max_level
+from addendum.config import Repo
+from addendum.errors import HistoryError
+from addendum.history.ledger import PublishedVersion, ledger_path
+from addendum.history.versions import load_version, published_versions
+from addendum.policy.model import Policy
+from addendum.render import stylesheet
+from addendum.templates import long_date, render_template, strings
 
 Format = Literal["md", "html"]
 
@@ -55,7 +53,7 @@ def _changes(policy_id: str, language: str, old: Policy, new: Policy, version: P
     for site_id in new.sites:
         if site_id not in old.sites:
             continue
-        changeset = classify_changeset(compare(resolve(old, site_id, language), resolve(new, site_id, language)), new)
+        changeset = classified_changes(old, new, site_id, language)
         reasons.extend(r for r in changeset.reasons if r not in reasons)
         for change in changeset.changes:
             known = by_section.get(change.id)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import CONFIG_NAME
-from .errors import UsageError
-from .files import write_atomic
-from .history import init_repository
-from .templates import builtin_dir
+from addendum.config import CONFIG_NAME
+from addendum.errors import UsageError
+from addendum.files import write_atomic
+from addendum.history.repository import init_repository
+from addendum.templates import builtin_dir
 
 GITIGNORE = """\
 # Local state of addendum: subscribers, the outbox, keys. Personal data never enters git.

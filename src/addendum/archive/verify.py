@@ -9,31 +9,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import paths
-from .archive import (
+from addendum import paths
+from addendum.archive.build import build
+from addendum.archive.manifest import (
     Finding,
     Manifest,
     PolicyPlan,
     Progress,
     View,
     archived_policy_ids,
-    archived_text_hash,
-    build,
-    forget_loaded_versions,
     plan_policy,
     read_manifest,
     require_policies,
-    resolved_view,
     sha256_file,
     toolchain,
     toolchain_id,
 )
-from .config import Repo
-from .errors import AddendumError, HistoryError
-from .history import WorkTree, open_work_tree
-from .ledger import LEDGER_NAME, ledger_path
-from .policy import load_policy_files
-from .versions import SOURCE_FOLDER, content_hashes, is_source_file
+from addendum.archive.pages import archived_text_hash, forget_loaded_versions, resolved_view
+from addendum.config import Repo
+from addendum.errors import AddendumError, HistoryError
+from addendum.history.ledger import LEDGER_NAME, ledger_path
+from addendum.history.repository import WorkTree, open_work_tree
+from addendum.history.versions import SOURCE_FOLDER, content_hashes, is_source_file
+from addendum.policy.model import load_policy_files
 
 
 @dataclass(frozen=True)

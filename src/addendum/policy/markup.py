@@ -8,8 +8,8 @@ from functools import lru_cache
 
 from markdown_it import MarkdownIt
 
-from .errors import Problem
-from .ids import ID_PATTERN
+from addendum.errors import Problem
+from addendum.ids import ID_PATTERN
 
 HEADING_ID = re.compile(r"^(?P<heading>.*?)[ \t]*\{#(?P<id>[^}]*)\}[ \t]*$")
 PREAMBLE_ID = "preamble"

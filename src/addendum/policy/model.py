@@ -12,9 +12,9 @@ from typing import Any
 
 from babel import Locale, UnknownLocaleError
 
-from .errors import PolicyFormatError, Problem, UsageError
-from .ids import ID_PATTERN, LANGUAGE_PATTERN, require_id
-from .markup import RawSection, split_sections
+from addendum.errors import PolicyFormatError, Problem, UsageError
+from addendum.ids import ID_PATTERN, LANGUAGE_PATTERN, require_id
+from addendum.policy.markup import RawSection, split_sections
 
 RESERVED_SITE_ID = "source"
 DEFAULT_LOCALES = {"en": "en_GB", "nl": "nl_BE", "fr": "fr_BE", "de": "de_DE"}

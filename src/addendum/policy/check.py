@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PolicyFormatError, Problem
-from .markup import INVISIBLE, PREAMBLE_ID
-from .policy import Document, Policy, load_policy
-from .resolve import resolve
+from addendum.errors import PolicyFormatError, Problem
+from addendum.policy.markup import INVISIBLE, PREAMBLE_ID
+from addendum.policy.model import Document, Policy, load_policy
+from addendum.policy.resolve import resolve
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 REGULAR_REVIEW_PHRASES = {

@@ -1,18 +1,16 @@
-"""`addendum status`: which sections are up to date, stale or missing in each language, and what is unpublished."""
+"""Status: which sections are up to date, stale or missing in each language, and what is unpublished."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .classify import Assessment, assess
-from .config import Repo
-from .ledger import PublishedVersion
-from .markup import PREAMBLE_ID
-from .parity import changed_languages
-from .policy import Policy, load_policy
-from .resolve import section_order
-from .versions import load_version, published_versions
+from addendum.compare.classify import Assessment, assess
+from addendum.history.ledger import PublishedVersion
+from addendum.policy.markup import PREAMBLE_ID
+from addendum.policy.model import Policy
+from addendum.policy.resolve import section_order
+from addendum.publish.parity import changed_languages
 
 State = Literal["up-to-date", "stale", "missing"]
 
@@ -86,16 +84,15 @@ def _state(policy: Policy, site: str, section_id: str, language: str, last: dict
     return "stale" if mine < newest else "up-to-date"
 
 
-def policy_status(repo: Repo, policy_id: str) -> PolicyStatus:
-    current = load_policy(repo.root, policy_id)
-    versions = published_versions(repo, policy_id)
-    history = [load_version(repo, v) for v in versions]
+def status_of(current: Policy, history: list[Policy], versions: list[PublishedVersion]) -> PolicyStatus:
+    """The status matrix of `current` (the working tree) against its published `history` (one Policy per version)."""
+    policy_id = current.id
     unpublished = assess(history[-1], current) if history else assess(None, current)
     if history and unpublished.level == "none":
         unpublished_or_none: Assessment | None = None
     else:
         unpublished_or_none = unpublished
-    history.append(current)
+    history = [*history, current]
     columns = [Column("", lang) for lang in current.languages]
     columns += [Column(site.id, lang) for site in current.sites.values() if site.overrides for lang in current.languages]
     lasts = {site: _last_changes(history, site) for site in {c.site for c in columns}}

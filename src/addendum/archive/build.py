@@ -1,0 +1,269 @@
+"""The archive: every published version × site × language as HTML, PDF/A and JSON under history/, with a manifest.
+
+Two kinds of files. A *record* (a version's page, PDF, JSON, redline) is written once and never rewritten: it is
+the proof of what readers were shown. A *listing* (a policy's index pages, changelogs, feeds) is rebuilt when the
+ledger gains a version. history/manifest.json lists both with their SHA-256. Rendering is deterministic: the
+same version renders to the same bytes (fixed PDF identifier and dates, no generation time anywhere), so anyone
+can rebuild a version and compare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from addendum.archive.manifest import (
+    MANIFEST_SAVE_SECONDS,
+    ArchiveReport,
+    Finding,
+    Manifest,
+    PolicyPlan,
+    Progress,
+    View,
+    listing_names,
+    manifest_path,
+    plan_policy,
+    read_manifest,
+    require_policies,
+    sha256_file,
+    toolchain,
+    toolchain_id,
+)
+from addendum.archive.pages import forget_loaded_versions, render_listings, render_view
+from addendum.config import Repo
+from addendum.errors import AddendumError, ConfigError, HistoryError, PolicyFormatError, RenderError, UsageError
+from addendum.files import write_atomic
+from addendum.history.ledger import PublishedVersion
+
+# ---------------------------------------------------------------------------------------------- work in workers
+
+
+Action = Literal["write", "restore", "adopt"]
+
+
+@dataclass(frozen=True)
+class ViewTask:
+    """Render some files of one view. write: missing; restore: missing but recorded (write only the recorded
+    bytes); adopt: present but not recorded (record it if it is what a fresh rendering gives)."""
+
+    repo: Repo
+    out_root: Path
+    view: View
+    actions: tuple[tuple[str, Action, str], ...]  # (file name, action, recorded sha256 for restore)
+    toolchain: str
+
+
+@dataclass(frozen=True)
+class ListingTask:
+    repo: Repo
+    policy_id: str
+    versions: tuple[PublishedVersion, ...]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    written: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    listings: dict[str, bytes] = field(default_factory=dict)
+    policy_id: str = ""
+    error: tuple[str, str, str] | None = None  # (error class name, message, hint), re-raised in the parent
+
+
+def _perform_view(task: ViewTask) -> TaskResult:
+    view = task.view
+    rendered = render_view(task.repo, view, [name for name, _, _ in task.actions])
+    entries: dict[str, dict[str, Any]] = {}
+    written: list[str] = []
+    findings: list[Finding] = []
+    for name, action, recorded in task.actions:
+        path, data = view.path(name), rendered[name]
+        target = task.out_root / path
+        sha = hashlib.sha256(data).hexdigest()
+        if action == "adopt":
+            if target.read_bytes() == data:
+                entries[path] = view.entry(name, data, task.toolchain)
+            else:
+                findings.append(Finding("unrecorded", path, "not in the manifest, and not what this version renders to; left alone "
+                                                             "(delete it to let `addendum archive` write it)"))
+        elif action == "restore" and sha != recorded:
+            findings.append(Finding("missing", path, "recorded in the manifest but missing, and a fresh rendering differs from the "
+                                                     "recorded bytes; restore the file from git"))
+        else:
+            write_atomic(target, data)
+            written.append(path)
+            if action == "write":
+                entries[path] = view.entry(name, data, task.toolchain)
+    return TaskResult(entries=entries, written=tuple(written), findings=tuple(findings))
+
+
+def _perform(task: ViewTask | ListingTask) -> TaskResult:
+    """Run one task, in a worker process or in this one. Errors come back as data: they must cross processes."""
+    try:
+        if isinstance(task, ListingTask):
+            return TaskResult(listings=render_listings(task.repo, task.policy_id, task.versions), policy_id=task.policy_id)
+        return _perform_view(task)
+    except PolicyFormatError as exc:
+        return TaskResult(error=("HistoryError", f"the archived sources of a published version do not load:\n{exc.format()}",
+                                 "restore the version's sources under history/ from git"))
+    except AddendumError as exc:
+        return TaskResult(error=(type(exc).__name__, exc.message, exc.hint))
+
+
+def _raise(error: tuple[str, str, str]) -> None:
+    kinds: dict[str, type[AddendumError]] = {cls.__name__: cls for cls in (HistoryError, RenderError, UsageError, ConfigError)}
+    raise kinds.get(error[0], RenderError)(error[1], error[2])
+
+
+def default_jobs(repo: Repo) -> int:
+    """archive.jobs from addendum.toml, or one worker per core this process may use."""
+    configured = int(repo.setting("archive.jobs") or 0)
+    if configured > 0:
+        return configured
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _results(tasks: Sequence[ViewTask | ListingTask], jobs: int) -> Iterator[TaskResult]:
+    if jobs <= 1 or len(tasks) <= 1:
+        yield from map(_perform, tasks)
+        return
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+        futures: list[Future[TaskResult]] = [pool.submit(_perform, task) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+
+def _view_tasks(repo: Repo, plan: PolicyPlan, out_root: Path, manifest: Manifest, chain_id: str,
+                findings: list[Finding]) -> tuple[list[ViewTask], int]:
+    """What must be rendered for a policy's views; what is archived already is left alone, and only re-hashed."""
+    tasks: list[ViewTask] = []
+    kept = 0
+    for view in plan.views:
+        actions: list[tuple[str, Action, str]] = []
+        for name in view.names:
+            path = view.path(name)
+            recorded = manifest.files.get(path)
+            target = out_root / path
+            if not target.exists():
+                actions.append((name, "restore", recorded["sha256"]) if recorded else (name, "write", ""))
+            elif recorded is None:
+                actions.append((name, "adopt", ""))
+            else:
+                kept += 1
+                if sha256_file(target) != recorded.get("sha256"):
+                    findings.append(Finding("changed", path, "not as the manifest records it; left alone (see `addendum verify`)"))
+        if actions:
+            tasks.append(ViewTask(repo, out_root, view, tuple(actions), chain_id))
+    return tasks, kept
+
+
+def _listings_current(plan: PolicyPlan, out_root: Path, manifest: Manifest) -> bool:
+    if manifest.listings.get(plan.policy_id) != plan.listing_key:
+        return False
+    return all((out_root / name).is_file() and name in manifest.files for name in plan.listing_names)
+
+
+def _apply_listings(result: TaskResult, out_root: Path, manifest: Manifest, chain_id: str, findings: list[Finding],
+                    plan: PolicyPlan, dry_run: bool) -> list[str]:
+    """Write the listings that changed; a listing that is not as the manifest recorded it is reported, not overwritten."""
+    written: list[str] = []
+    blocked = False
+    for path, data in sorted(result.listings.items()):
+        target = out_root / path
+        recorded = manifest.files.get(path)
+        entry = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "kind": "listing", "policy": plan.policy_id,
+                 "toolchain": chain_id}
+        if target.is_file():
+            on_disk = sha256_file(target)
+            if on_disk == entry["sha256"]:
+                manifest.files[path] = entry
+                continue
+            if recorded is None or on_disk != recorded["sha256"]:
+                blocked = True
+                findings.append(Finding("changed" if recorded else "unrecorded", path,
+                                        "not as the manifest records it; left alone (restore it from git, or delete it to let "
+                                        "`addendum archive` rebuild it)"))
+                continue
+        if not dry_run:
+            write_atomic(target, data)
+            manifest.files[path] = entry
+        written.append(path)
+    if not blocked:
+        manifest.listings[plan.policy_id] = plan.listing_key
+    return written
+
+
+def build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs: int | None = None,
+          progress: Progress | None = None, dry_run: bool = False) -> ArchiveReport:
+    """Archive every published version not archived yet into `out_root` (history/ or a folder to compare with)."""
+    started = time.perf_counter()
+    forget_loaded_versions()
+    ids = require_policies(repo, policy_ids)
+    manifest = read_manifest(out_root) or Manifest()
+    chain = toolchain(repo)
+    chain_id = toolchain_id(chain)
+    plans = [plan_policy(repo, policy_id, chain_id) for policy_id in ids]
+    findings: list[Finding] = []
+    tasks: list[ViewTask | ListingTask] = []
+    kept = 0
+    for plan in plans:
+        if plan.versions and not _listings_current(plan, out_root, manifest):
+            tasks.append(ListingTask(repo, plan.policy_id, plan.versions))
+        view_tasks, plan_kept = _view_tasks(repo, plan, out_root, manifest, chain_id, findings)
+        tasks.extend(view_tasks)
+        kept += plan_kept
+    workers = max(1, jobs or default_jobs(repo))
+    if dry_run:
+        would = [task.view.path(name) for task in tasks if isinstance(task, ViewTask) for name, action, _ in task.actions
+                 if action != "adopt"]
+        would += [name for task in tasks if isinstance(task, ListingTask) for name in listing_names(task.policy_id, task.versions)]
+        return ArchiveReport(tuple(plans), tuple(would), kept, tuple(findings), workers, time.perf_counter() - started, dry_run=True)
+    written: list[str] = []
+    by_policy = {plan.policy_id: plan for plan in plans}
+    if tasks:
+        manifest.toolchains[chain_id] = chain
+    saved = time.monotonic()
+    try:
+        for done, result in enumerate(_results(tasks, workers), start=1):
+            if result.error:
+                _raise(result.error)
+            manifest.files.update(result.entries)
+            written.extend(result.written)
+            findings.extend(result.findings)
+            if result.policy_id:
+                written.extend(_apply_listings(result, out_root, manifest, chain_id, findings, by_policy[result.policy_id], dry_run))
+            if progress:
+                progress(done, len(tasks))
+            if time.monotonic() - saved > MANIFEST_SAVE_SECONDS:
+                _save(out_root, manifest)
+                saved = time.monotonic()
+    finally:
+        if tasks:
+            _save(out_root, manifest)
+    return ArchiveReport(tuple(plans), tuple(sorted(written)), kept, tuple(findings), workers, time.perf_counter() - started)
+
+
+def _save(out_root: Path, manifest: Manifest) -> None:
+    data = manifest.to_bytes()
+    path = manifest_path(out_root)
+    if not path.is_file() or path.read_bytes() != data:
+        write_atomic(path, data)
+
+
+def archive(repo: Repo, policy_ids: Sequence[str] | None = None, *, jobs: int | None = None,
+            progress: Progress | None = None, dry_run: bool = False) -> ArchiveReport:
+    """`addendum archive`: archive what is missing under the repository's history/, in parallel; never rewrite a record."""
+    return build(repo, policy_ids, repo.history_dir, jobs=jobs, progress=progress, dry_run=dry_run)

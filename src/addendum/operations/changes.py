@@ -1,0 +1,140 @@
+"""Comparing a policy between two points of its history: the diff, the redline and each version's suggested class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any, Literal
+
+from addendum.compare.classify import FIRST_VERSION, assess, classified_changes, classify_changeset
+from addendum.compare.model import ChangeSet
+from addendum.compare.sections import compare
+from addendum.config import Repo
+from addendum.errors import HistoryError
+from addendum.history.versions import LATEST, Snapshot, load_version, published_versions, snapshot
+from addendum.ids import require_id
+from addendum.policy.model import load_policy
+from addendum.policy.resolve import resolve
+from addendum.publish.log import VersionLog, version_log
+from addendum.publish.status import PolicyStatus, status_of
+from addendum.render.redline import Layout, redline_html
+from addendum.templates import strings
+
+# ---------------------------------------------------------------------------------------------------------
+# Between two states of a repository: published versions, dates, git revisions or the working tree.
+
+@dataclass(frozen=True)
+class PolicyDiff:
+    """The ChangeSets of every site × language compared between two snapshots of one policy."""
+
+    policy_id: str
+    old: Snapshot
+    new: Snapshot
+    changesets: tuple[ChangeSet, ...]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.has_changes for c in self.changesets)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "format": "addendum-diff/1",
+            "policy": self.policy_id,
+            "from": _snapshot_json(self.old),
+            "to": _snapshot_json(self.new),
+            "compared": [f"{c.site}/{c.language}" for c in self.changesets],
+            "changesets": [c.as_json() for c in self.changesets if c.has_changes],
+        }
+
+
+def _snapshot_json(shot: Snapshot) -> dict[str, Any]:
+    return {"label": shot.label, "version": shot.version.id if shot.version else None,
+            "effective": shot.effective.isoformat() if shot.effective else None}
+
+
+def diff_policy(repo: Repo, policy_id: str, from_ref: str | None = None, to_ref: str | None = None,
+                site_id: str | None = None, language: str | None = None) -> PolicyDiff:
+    """Compare a policy between FROM (default: the last published version) and TO (default: the working tree),
+    for one site and language or, when not given, every site × language either side has."""
+    require_id(policy_id, "policy")
+    if from_ref is None and not published_versions(repo, policy_id):
+        raise HistoryError(f"{policy_id} has no published version to compare the working tree with",
+                           f"name what to compare: addendum diff {policy_id} FROM [TO] (a git revision, e.g. HEAD)")
+    old = snapshot(repo, policy_id, from_ref or LATEST)
+    new = snapshot(repo, policy_id, to_ref)
+    sites = [site_id] if site_id else list(dict.fromkeys([*new.policy.sites, *old.policy.sites]))
+    languages = [language] if language else list(dict.fromkeys([*new.policy.languages, *old.policy.languages]))
+    for site in sites:
+        if site not in new.policy.sites and site not in old.policy.sites:
+            new.policy.site(site)  # raises the usual "no site" error listing the known ones
+    for code in languages:
+        if code not in new.policy.languages and code not in old.policy.languages:
+            new.policy.require_language(code)
+    changesets = []
+    for site in sites:
+        for code in languages:
+            before = resolve(old.policy, site, code) if site in old.policy.sites and code in old.policy.languages else None
+            after = resolve(new.policy, site, code) if site in new.policy.sites and code in new.policy.languages else None
+            # A site or language only one side has is compared with nothing: all added, or all removed.
+            if after is None and before is not None:
+                after = replace(before, sections=())
+            elif before is None and after is not None:
+                before = replace(after, sections=())
+            if before is not None and after is not None:
+                changesets.append(compare(before, after))
+    return PolicyDiff(policy_id, old, new, tuple(changesets))
+
+
+def classified_diff(repo: Repo, policy_id: str, from_ref: str | None = None, to_ref: str | None = None,
+                    site_id: str | None = None, language: str | None = None) -> PolicyDiff:
+    """`addendum diff`: the comparison with each change's suggested class and reasons (tags of the TO side)."""
+    result = diff_policy(repo, policy_id, from_ref, to_ref, site_id, language)
+    return replace(result, changesets=tuple(classify_changeset(c, result.new.policy) for c in result.changesets))
+
+
+def make_redline(repo: Repo, policy_id: str, from_ref: str, to_ref: str | None, site_id: str, language: str, *,
+                 fmt: Literal["html", "pdf"] = "html", layout: Layout = "inline", changes_only: bool = False,
+                 generated: date | None = None) -> bytes:
+    """The redline of one site and language between two snapshots (version, date, revision; None: working tree),
+    with each change's suggested materiality, as HTML or PDF bytes."""
+    old, new = snapshot(repo, policy_id, from_ref), snapshot(repo, policy_id, to_ref)
+    for shot in (old, new):
+        shot.policy.site(site_id)
+        shot.policy.require_language(language)
+    changeset = classified_changes(old.policy, new.policy, site_id, language)
+    html = redline_html(changeset, old, new, layout=layout, changes_only=changes_only, repo_templates=repo.templates_dir,
+                        generated=generated)
+    if fmt == "html":
+        return html.encode("utf-8")
+    from addendum.render.pdf import html_to_pdf
+
+    t = strings(language, repo.templates_dir)
+    title = t("redline_document_title", title=changeset.new_title, old=old.label, new=new.label)
+    return html_to_pdf(html, title=title, language=language)
+
+
+def suggestions(repo: Repo, policy_id: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Each published version's suggested class and reasons: as recorded when it was published, or worked out again."""
+    versions = published_versions(repo, policy_id)
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for index, version in enumerate(versions):
+        if version.extra.get("suggested"):
+            found[version.id] = (str(version.extra["suggested"]), tuple(version.extra.get("reasons", ())))
+        elif index == 0:
+            found[version.id] = (FIRST_VERSION.level, FIRST_VERSION.reasons)
+        else:
+            assessment = assess(load_version(repo, versions[index - 1]), load_version(repo, version))
+            found[version.id] = (assessment.level, assessment.reasons)
+    return found
+
+
+def version_log_with_suggestions(repo: Repo, policy_id: str) -> VersionLog:
+    """`addendum log`: the versions with their suggested class and its reasons next to the editor's."""
+    return replace(version_log(repo, policy_id), suggestions=suggestions(repo, policy_id))
+
+
+def policy_status(repo: Repo, policy_id: str) -> PolicyStatus:
+    """`addendum status`: sections × languages (and overriding sites) of the working tree, and what is unpublished."""
+    current = load_policy(repo.root, policy_id)
+    versions = published_versions(repo, policy_id)
+    return status_of(current, [load_version(repo, v) for v in versions], versions)

@@ -1,0 +1,1 @@
+"""The policy: its model, Markdown markup, resolution for one site and language, and the checks."""

@@ -17,7 +17,8 @@ from urllib.parse import unquote, urldefrag, urlparse
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Debian names it chromium, Ubuntu chromium-browser; scripts/check-system installs it for `make test`.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium (not found: run scripts/check-system)"
 TIMEOUT = 30.0
 HTML_SUFFIXES = (".html",)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 
-from addendum.cli import cli
+from addendum.cli import COMMANDS, Entry, cli
 from addendum.config import SCHEMA
 from conftest import PROJECT
 
@@ -14,7 +14,10 @@ README = (PROJECT / "README.md").read_text(encoding="utf-8")
 
 def commands() -> list[tuple[str, click.Command]]:
     found = []
-    for name, command in cli.commands.items():
+    context = click.Context(cli)
+    for name in cli.list_commands(context):
+        command = cli.get_command(context, name)
+        assert command is not None, name
         found.append((name, command))
         if isinstance(command, click.Group):
             found.extend((f"{name} {sub}", c) for sub, c in command.commands.items())
@@ -27,6 +30,15 @@ def test_every_command_is_documented_and_has_help(name: str, command: click.Comm
     assert command.help and len(command.help.split()) >= 5, f"addendum {name} needs a help text that teaches"
     undocumented = [p.name for p in command.params if isinstance(p, click.Option) and not p.help and p.name != "help"]
     assert not undocumented, f"addendum {name}: options without help: {undocumented}"
+
+
+@pytest.mark.parametrize("entry", COMMANDS, ids=[e.name for e in COMMANDS])
+def test_the_registry_summary_is_the_start_of_the_commands_help(entry: Entry) -> None:
+    """`addendum --help` lists commands from the registry without importing them: its line must not drift."""
+    command = cli.get_command(click.Context(cli), entry.name)
+    assert command is not None and command.name == entry.name
+    assert " ".join((command.help or "").split()).startswith(entry.summary), (
+        f"cli/__init__.py COMMANDS: the summary of {entry.name!r} is not how its help begins")
 
 
 @pytest.mark.parametrize("key", [option.key for option in SCHEMA])

@@ -24,7 +24,7 @@ def shown(path: Path) -> str:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: archive.jobs, or one per core).")
 @click.option("--dry-run", is_flag=True, help="List the files that would be written; write nothing.")
 @with_repo
-def archive_command(repo: Repo, policy_ids: tuple[str, ...], jobs: int | None, dry_run: bool) -> None:
+def archive_command(repo: Repo, policy_ids: tuple[str, ...], jobs: int | None, dry_run: bool) -> int:
     """Archive every published version not archived yet (all policies when none is named).
 
     For each version × site × language, under history/POLICY/VERSION/SITE/LANG/: index.html (self-contained,
@@ -59,4 +59,4 @@ def archive_command(repo: Repo, policy_ids: tuple[str, ...], jobs: int | None, d
         click.echo(finding.format())
     for page in report.index_pages():
         click.echo(f"open {shown(repo.history_dir / page)}")
-    raise SystemExit(1 if report.findings else 0)
+    return 1 if report.findings else 0

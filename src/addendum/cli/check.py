@@ -17,7 +17,7 @@ from addendum.policy.check import check
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on standard output.")
 @with_repo
-def check_command(repo: Repo, policy_ids: tuple[str, ...], strict: bool, as_json: bool) -> None:
+def check_command(repo: Repo, policy_ids: tuple[str, ...], strict: bool, as_json: bool) -> int:
     """Check policies for problems (all policies when none is named).
 
     Each problem is printed as `file:line: section-id: what is wrong`, followed by how to fix it.
@@ -42,4 +42,4 @@ def check_command(repo: Repo, policy_ids: tuple[str, ...], strict: bool, as_json
                 click.echo(problem.format())
             click.echo(f"{result.policy_id}: {len(result.errors)} error(s), {len(result.warnings)} warning(s)")
     failed = any(r.errors or (strict and r.warnings) for r in results)
-    raise SystemExit(1 if failed else 0)
+    return 1 if failed else 0

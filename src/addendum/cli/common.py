@@ -32,11 +32,12 @@ class State:
 
 
 class AddendumGroup(click.Group):
-    """Turns every AddendumError into `error: …` on stderr and its exit code; a traceback only with --debug."""
+    """The one exit path: a command returns its exit code (None: 0) and every AddendumError becomes `error: …` on
+    stderr and its exit code; a traceback only with --debug."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            code = super().invoke(ctx)
         except AddendumError as exc:
             state = ctx.find_object(State)
             if state is not None and state.debug:
@@ -49,6 +50,9 @@ class AddendumGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        if isinstance(code, int) and not isinstance(code, bool) and ctx.parent is None:
+            ctx.exit(code)
+        return code
 
 
 pass_state = click.make_pass_decorator(State, ensure=True)

@@ -14,7 +14,7 @@ from addendum.config import Repo
 @click.option("--rebuild", is_flag=True, help="Also render every version again in a temporary folder and compare bytes.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes for --rebuild (default: one per core).")
 @with_repo
-def verify_command(repo: Repo, policy_ids: tuple[str, ...], rebuild: bool, jobs: int | None) -> None:
+def verify_command(repo: Repo, policy_ids: tuple[str, ...], rebuild: bool, jobs: int | None) -> int:
     """Check the archive (all policies when none is named).
 
     Re-hashes every file history/manifest.json lists and reports files missing, changed, or not in the
@@ -37,4 +37,4 @@ def verify_command(repo: Repo, policy_ids: tuple[str, ...], rebuild: bool, jobs:
     verdict = "intact" if report.intact else f"{len(report.findings)} finding(s)"
     click.echo(f"{', '.join(report.policies)}: {report.files} file(s) hashed, {report.views} version × site × language "
                f"text(s) checked against the ledger{rebuilt}: {verdict}")
-    raise SystemExit(0 if report.intact else 1)
+    return 0 if report.intact else 1

@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-import git
 
 from addendum.errors import HistoryError, UsageError
 from addendum.files import write_atomic
@@ -69,6 +68,8 @@ def require_repository_path(value: str) -> str:
 
 def init_repository(path: Path) -> bool:
     """Make `path` a git repository unless it is inside one already; True when one was created."""
+    import git  # GitPython costs a tenth of a second to import: only `init` needs it
+
     try:
         git.Repo(path, search_parent_directories=True)
         return False

@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from feedgen.feed import FeedGenerator
 
 from addendum import paths
 from addendum.compare.classify import classified_changes
@@ -151,6 +150,8 @@ def atom_feed(repo: Repo, policy_id: str, language: str | None) -> bytes:
     entries: list[ChangelogEntry] = context["entries"]
     def href(path: str) -> str:  # absolute under archive.base_url, else relative to the feed in history/<policy>/
         return paths.url(base, path) if base else paths.link(paths.feed(policy_id, language), path)
+
+    from feedgen.feed import FeedGenerator  # only the Atom feed needs it: `changelog` starts without it
 
     feed = FeedGenerator()
     feed.id(uuid.uuid5(uuid.NAMESPACE_URL, f"addendum:{policy_id}:{language}").urn)

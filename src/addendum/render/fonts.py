@@ -8,8 +8,6 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from fontTools import subset
-from fontTools.ttLib import TTFont
 from markupsafe import Markup
 
 from addendum.render.pdf import FONT_FACES
@@ -17,6 +15,9 @@ from addendum.templates import assets_dir
 
 
 def _subset_woff(font_file: Path, characters: str) -> bytes:
+    from fontTools import subset  # a tenth of a second to import: only archive pages need it
+    from fontTools.ttLib import TTFont
+
     options = subset.Options()
     options.name_IDs = ["*"]  # keep the copyright and licence names of the font
     options.notdef_outline = True

@@ -269,12 +269,27 @@ def test_publishing_a_new_version_archives_only_it_and_refreshes_the_listings(ru
 def test_the_library_reports_what_it_did(published_terms) -> None:
     from addendum.archive.build import archive
 
+    class Recorded:
+        def __init__(self) -> None:
+            self.phases: list[tuple[str, int]] = []
+            self.advanced = 0
+            self.finished = False
+
+        def start(self, label: str, total: int) -> None:
+            self.phases.append((label, total))
+
+        def advance(self, count: int = 1) -> None:
+            self.advanced += count
+
+        def finish(self) -> None:
+            self.finished = True
+
     root = published_terms(1)
-    seen: list[tuple[int, int]] = []
-    report = archive(open_repo(root), ["terms"], jobs=1, progress=lambda done, total: seen.append((done, total)))
+    seen = Recorded()
+    report = archive(open_repo(root), ["terms"], jobs=1, progress=seen)
     assert report.findings == () and report.kept == 0
     assert [plan.policy_id for plan in report.policies] == ["terms"]
-    assert seen[-1][0] == seen[-1][1] == len(seen)
+    assert seen.phases == [("archive", seen.advanced)] and seen.advanced > 0 and seen.finished
     assert report.index_pages() == ["terms/index.html"]
     again = archive(open_repo(root), ["terms"], jobs=2)
     assert again.written == () and again.kept == len(report.written) - len([p for p in report.written if p.count("/") == 1])

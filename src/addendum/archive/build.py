@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -24,7 +25,6 @@ from addendum.archive.manifest import (
     Finding,
     Manifest,
     PolicyPlan,
-    Progress,
     View,
     listing_names,
     manifest_path,
@@ -39,7 +39,10 @@ from addendum.archive.pages import forget_loaded_versions, render_listings, rend
 from addendum.config import Repo
 from addendum.errors import AddendumError, ConfigError, HistoryError, PolicyFormatError, RenderError, UsageError
 from addendum.files import write_atomic
-from addendum.history.ledger import PublishedVersion
+from addendum.history.ledger import LEDGER_NAME, PublishedVersion
+from addendum.history.versions import SOURCE_FOLDER
+from addendum.processes import die_with_parent, folder_lock, stop_if_orphaned, worker_context
+from addendum.progress import NoProgress, Progress
 
 # ---------------------------------------------------------------------------------------------- work in workers
 
@@ -96,6 +99,7 @@ def _perform_view(task: ViewTask) -> TaskResult:
             findings.append(Finding("missing", path, "recorded in the manifest but missing, and a fresh rendering differs from the "
                                                      "recorded bytes; restore the file from git"))
         else:
+            stop_if_orphaned()  # a worker whose run was killed writes nothing more: a new run may be under way
             write_atomic(target, data)
             written.append(path)
             if action == "write":
@@ -133,7 +137,9 @@ def _results(tasks: Sequence[ViewTask | ListingTask], jobs: int) -> Iterator[Tas
     if jobs <= 1 or len(tasks) <= 1:
         yield from map(_perform, tasks)
         return
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+    # Each worker dies with this process, even when it is killed outright (SIGKILL leaves it no time to stop them).
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=worker_context(),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures: list[Future[TaskResult]] = [pool.submit(_perform, task) for task in tasks]
         try:
             for future in as_completed(futures):
@@ -208,7 +214,33 @@ def _apply_listings(result: TaskResult, out_root: Path, manifest: Manifest, chai
 
 def build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs: int | None = None,
           progress: Progress | None = None, dry_run: bool = False) -> ArchiveReport:
-    """Archive every published version not archived yet into `out_root` (history/ or a folder to compare with)."""
+    """Archive every published version not archived yet into `out_root` (history/ or a folder to compare with).
+
+    One run at a time: the run holds a lock on `out_root` (its workers too, until the last has ended), so a run
+    started while a killed one's workers still end waits for them instead of writing beside them."""
+    if dry_run:
+        return _build(repo, policy_ids, out_root, jobs=jobs, progress=progress, dry_run=True)
+    with folder_lock(out_root, "`addendum archive`"):
+        remove_unfinished_writes(out_root)
+        return _build(repo, policy_ids, out_root, jobs=jobs, progress=progress, dry_run=False)
+
+
+# What write_atomic leaves behind when a process is killed between creating its temporary file and renaming it.
+_UNFINISHED = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def remove_unfinished_writes(out_root: Path) -> None:
+    """Delete the temporary files of archive writes that a killed run left half done (under the run's lock, so no
+    live writer owns them). The ledger and each version's sources are publish's, and are left alone."""
+    for folder, subfolders, files in os.walk(out_root):
+        subfolders[:] = [name for name in subfolders if name != SOURCE_FOLDER]
+        for name in files:
+            if _UNFINISHED.fullmatch(name) and not name.startswith(f".{LEDGER_NAME}."):
+                (Path(folder) / name).unlink(missing_ok=True)
+
+
+def _build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs: int | None,
+           progress: Progress | None, dry_run: bool) -> ArchiveReport:
     started = time.perf_counter()
     forget_loaded_versions()
     ids = require_policies(repo, policy_ids)
@@ -236,8 +268,11 @@ def build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs:
     if tasks:
         manifest.toolchains[chain_id] = chain
     saved = time.monotonic()
+    progress = progress or NoProgress()
+    progress.start("archive", len(tasks))
+    results = _results(tasks, workers)
     try:
-        for done, result in enumerate(_results(tasks, workers), start=1):
+        for result in results:
             if result.error:
                 _raise(result.error)
             manifest.files.update(result.entries)
@@ -245,12 +280,13 @@ def build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs:
             findings.extend(result.findings)
             if result.policy_id:
                 written.extend(_apply_listings(result, out_root, manifest, chain_id, findings, by_policy[result.policy_id], dry_run))
-            if progress:
-                progress(done, len(tasks))
+            progress.advance()
             if time.monotonic() - saved > MANIFEST_SAVE_SECONDS:
                 _save(out_root, manifest)
                 saved = time.monotonic()
     finally:
+        results.close()  # ends the pool and its workers now, not whenever the generator is collected
+        progress.finish()
         if tasks:
             _save(out_root, manifest)
     return ArchiveReport(tuple(plans), tuple(sorted(written)), kept, tuple(findings), workers, time.perf_counter() - started)

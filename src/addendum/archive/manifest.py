@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 from addendum import __version__, paths
 from addendum.config import Repo
-from addendum.errors import HistoryError, UsageError
-from addendum.history.ledger import LEDGER_NAME, PublishedVersion, ledger_path
-from addendum.history.versions import published_versions
-from addendum.ids import VERSION_PATTERN, require_id
+from addendum.errors import HistoryError
+from addendum.history.ledger import PublishedVersion, ledger_path
+from addendum.history.versions import known_policy_ids, published_versions, require_policy
+from addendum.ids import VERSION_PATTERN
 from addendum.templates import builtin_dir
 
 MANIFEST_FORMAT = "addendum-archive-manifest/1"
@@ -28,7 +28,6 @@ RECORD_KINDS = {paths.VERSION_PAGE: "page", paths.VERSION_PDF: "pdf", paths.VERS
                 paths.REDLINE_PAGE: "redline", paths.REDLINE_PDF: "redline-pdf"}
 MANIFEST_SAVE_SECONDS = 2.0
 
-Progress = Callable[[int, int], None]
 FindingKind = Literal["missing", "changed", "unrecorded", "not-archived", "text", "ledger", "rebuild"]
 
 
@@ -236,19 +235,11 @@ def plan_policy(repo: Repo, policy_id: str, chain_id: str) -> PolicyPlan:
 
 def archived_policy_ids(repo: Repo) -> list[str]:
     """The repository's policies, and any other that has a ledger under history/."""
-    ids = set(repo.policy_ids())
-    if repo.history_dir.is_dir():
-        ids |= {p.parent.name for p in repo.history_dir.glob(f"*/{LEDGER_NAME}")}
-    return sorted(ids)
+    return known_policy_ids(repo)
 
 
 def require_policies(repo: Repo, policy_ids: Sequence[str] | None) -> list[str]:
     """The policies asked for (all when none), each known to the repository."""
-    known = archived_policy_ids(repo)
     if not policy_ids:
-        return known
-    for policy_id in policy_ids:
-        if require_id(policy_id, "policy") not in known:
-            raise UsageError(f"no policy {policy_id!r} in {repo.policies_dir} and no ledger in {repo.history_dir / policy_id}",
-                             f"known policies: {', '.join(known)}" if known else "create policies/<id>/policy.toml")
-    return list(policy_ids)
+        return known_policy_ids(repo)
+    return [require_policy(repo, policy_id) for policy_id in policy_ids]

@@ -15,7 +15,6 @@ from addendum.archive.manifest import (
     Finding,
     Manifest,
     PolicyPlan,
-    Progress,
     View,
     archived_policy_ids,
     plan_policy,
@@ -32,6 +31,7 @@ from addendum.history.ledger import LEDGER_NAME, ledger_path
 from addendum.history.repository import WorkTree, open_work_tree
 from addendum.history.versions import SOURCE_FOLDER, content_hashes, is_source_file
 from addendum.policy.model import load_policy_files
+from addendum.progress import Progress
 
 
 @dataclass(frozen=True)

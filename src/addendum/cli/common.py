@@ -45,7 +45,7 @@ class AddendumGroup(click.Group):
             click.echo(exc.format(), err=True)
             if isinstance(exc, PolicyFormatError):
                 click.echo(f"{len([p for p in exc.problems if p.severity == 'error'])} error(s); "
-                           "run `addendum check` for warnings too", err=True)
+                           "run `addendum check POLICY` for every problem", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -99,8 +99,7 @@ def database_option(func: F) -> F:
 
 
 class StderrProgress:
-    """Progress on stderr, phase by phase: a bar on a terminal; elsewhere (CI logs, pipes) one line at every tenth.
-    Driven by start/advance/finish, or called with (done, total)."""
+    """Progress on stderr, phase by phase: a bar on a terminal; elsewhere (CI logs, pipes) one line at every tenth."""
 
     def __init__(self, label: str) -> None:
         self._label, self._total, self._done, self._tenth = label, 0, 0, -1
@@ -112,10 +111,6 @@ class StderrProgress:
 
     def advance(self, count: int = 1) -> None:
         self._show(self._done + count)
-
-    def __call__(self, done: int, total: int) -> None:
-        self._total = total
-        self._show(done)
 
     def _show(self, done: int) -> None:
         self._done = done

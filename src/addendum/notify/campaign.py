@@ -6,40 +6,33 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import func, or_, select
 
 from addendum.config import Repo
 from addendum.errors import NotifyError
 from addendum.files import write_atomic
-from addendum.notify.content import NoticeContent, NoticePlan, notice_content, plan_notice, require_base_url
-from addendum.notify.message import BuiltMessage, MessageFactory, Recipient, Sender, sender_for
+from addendum.notify.content import (
+    NoticeContent,
+    NoticePlan,
+    SettingProblem,
+    base_url_problems,
+    notice_content,
+    plan_notice,
+    require_base_url,
+    settings_error,
+)
+from addendum.notify.message import SUBSCRIBER, BuiltMessage, MessageFactory, Recipient, Sender, sender_for, sender_problems
 from addendum.notify.outbox import OutboxSender, SendOptions, SendReport, UnknownPolicy, count_due, recover_interrupted, sending_lease
 from addendum.notify.smtp import Delivery, SmtpConnection, SmtpSettings, smtp_settings
 from addendum.notify.state import State, open_state
 from addendum.notify.store import ALL_POLICIES, Store, attempts, batched_rows, insert_outbox_rows, open_store, outbox, subscribers, subscriptions, utcnow
 from addendum.notify.tokens import require_ignored
+from addendum.progress import NoProgress, Progress
 
 QUEUE_BATCH = 200
 CANARY_UID = "0" * 32
-
-
-class Progress(Protocol):
-    def start(self, label: str, total: int) -> None: ...
-    def advance(self, count: int = 1) -> None: ...
-    def finish(self) -> None: ...
-
-
-class NoProgress:
-    def start(self, label: str, total: int) -> None:
-        pass
-
-    def advance(self, count: int = 1) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -231,6 +224,41 @@ class Campaign:
         return rendered, written
 
 
+def _reaches_subscribers(store: Store, plan: NoticePlan, options: NotifyOptions) -> bool:
+    """Whether this run renders a notice for the subscriber audience (canaries stand in for everyone reached)."""
+    reached = recipients_query(plan, only_new=not options.canary).subquery()
+    with store.connect() as connection:
+        found = connection.execute(select(reached.c.id).where(reached.c.audience == SUBSCRIBER).limit(1)).first()
+    return found is not None
+
+
+def _sending_problems(repo: Repo, options: NotifyOptions) -> list[SettingProblem]:
+    problems = []
+    if options.rate_per_second is None and float(repo.setting("notify.rate_per_second")) < 0:
+        problems.append(SettingProblem("notify.rate_per_second", "is below 0", "set it to 0 (no limit) or more, or pass --rate"))
+    if options.connections is None and int(repo.setting("notify.smtp.connections")) < 1:
+        problems.append(SettingProblem("notify.smtp.connections", "is below 1", "set it to 1 or more, or pass --connections"))
+    try:
+        smtp_settings(repo)
+    except NotifyError as exc:
+        problems.append(SettingProblem("notify.smtp", exc.message, exc.hint))
+    return problems
+
+
+def require_settings(repo: Repo, plan: NoticePlan, store: Store, options: NotifyOptions) -> None:
+    """Every setting this run needs, checked before anything is rendered or sent: one ConfigError lists each missing
+    or invalid key with how to set it (SMTP only when sending; the unsubscribe URL only when subscribers are reached)."""
+    problems = [*base_url_problems(repo), *sender_problems(repo, plan.policy)]
+    if not repo.setting("notify.unsubscribe_url") and _reaches_subscribers(store, plan, options):
+        problems.append(SettingProblem("notify.unsubscribe_url", "is not set: notices to the subscriber audience need "
+                                       "a one-click unsubscribe link (RFC 8058)",
+                                       'set [notify] unsubscribe_url = "https://…" (it receives ?token=…)'))
+    if not (options.dry_run or options.preview_dir is not None):
+        problems.extend(_sending_problems(repo, options))
+    if problems:
+        raise settings_error(problems)
+
+
 def send_options(repo: Repo, options: NotifyOptions) -> SendOptions:
     rate = options.rate_per_second if options.rate_per_second is not None else float(repo.setting("notify.rate_per_second"))
     connections = options.connections if options.connections is not None else int(repo.setting("notify.smtp.connections"))
@@ -252,6 +280,7 @@ def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
     plan = plan_notice(repo, policy_id, version_id, options.force)
     with open_state(repo, options.database_url) as state:
         store = state.store
+        require_settings(repo, plan, store, options)
         campaign = Campaign(state, plan, options.attach_redline)
         if options.dry_run or options.preview_dir is not None:
             audience = campaign.audience(options.unknown)

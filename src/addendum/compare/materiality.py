@@ -1,13 +1,23 @@
-"""Materiality: whether a section change is formatting, editorial or material, and the evidence for it."""
+"""Materiality: whether a section change is formatting, editorial or material, and the evidence for it.
+
+The word lists evidence is found with (organisations, data categories, legal terms, number words, …) are data:
+vocabulary/common.toml for those of no one language, vocabulary/<language>.toml for each language's own. For now
+every shipped language file applies to policies in every language, because Dutch policies often use English terms
+("Privacy Shield", "cookies") and the words of one language rarely occur in another; load_vocabulary(languages)
+can already read a subset. The files are read on the first classification, not at import.
+"""
 
 from __future__ import annotations
 
 import re
+import tomllib
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, get_args
 from urllib.parse import unquote
 
@@ -86,153 +96,113 @@ DEFAULT_RULES = Rules()
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Vocabulary. Built-in lists cover English and Dutch and apply to every language: Dutch policies often
-# use English terms ("Privacy Shield", "cookies"), and the words of one language rarely occur in the other.
+# Vocabulary: the word lists live in vocabulary/*.toml next to this module, read on first classification.
 
-KNOWN_ORGANISATIONS = (
-    "Google", "Google Analytics", "Google Tag Manager", "Google Ads", "Google Maps", "Google Fonts", "Google Cloud",
-    "YouTube", "DoubleClick", "AdSense", "Facebook", "Meta", "Instagram", "WhatsApp", "LinkedIn", "Twitter",
-    "TikTok", "Pinterest", "Snapchat", "Microsoft", "Microsoft Clarity", "Bing", "Azure", "Apple", "Amazon",
-    "Amazon Web Services", "AWS", "Cloudflare", "Akamai", "Fastly", "MailChimp", "Intuit", "Sendinblue", "Brevo",
-    "Mailgun", "SendGrid", "Mailjet", "Twilio", "Campaign Monitor", "ActiveCampaign", "Klaviyo", "HubSpot",
-    "Salesforce", "Zendesk", "Intercom", "Freshdesk", "Hotjar", "Matomo", "Plausible", "Mixpanel", "FullStory",
-    "Smartlook", "Crazy Egg", "Optimizely", "Sentry", "Bugsnag", "Datadog", "New Relic", "Moneybird",
-    "Exact Online", "Teamleader", "Mollie", "Stripe", "PayPal", "Adyen", "Klarna", "Worldline", "Bancontact",
-    "Shopify", "WooCommerce", "WordPress", "Wix", "Squarespace", "Typeform", "SurveyMonkey", "Calendly", "Slack",
-    "Dropbox", "Vimeo", "Disqus", "UserReport", "Getsitecontrol", "Trustpilot", "Zapier", "Airtable", "GitHub",
-    "GitLab", "Vercel", "Netlify", "Heroku", "DigitalOcean", "OVHcloud", "OVH", "Hetzner", "Combell", "TransIP",
-    "PostNL", "DHL", "FedEx", "Sendcloud", "Cookiebot", "OneTrust", "Usercentrics", "Didomi", "Criteo",
-    "Taboola", "Outbrain",
-)
-
-def _word_list(text: str) -> frozenset[str]:
-    return frozenset(text.split())
+VOCABULARY_DIR = Path(__file__).resolve().parent / "vocabulary"
+COMMON_VOCABULARY = "common"  # vocabulary/common.toml: the lists that belong to no one language
+VOCABULARY_WORDS = ("organisations", "function_words", "common_words", "connectors", "abbreviations", "not_countries",
+                    "months", "tlds")
+# Each table maps an id shared by all language files (a category, a term, a unit, a territory code, a number)
+# to the phrases that name it.
+VOCABULARY_TABLES = ("country_variants", "data_categories", "legal_terms", "time_units", "number_words")
 
 
-# Words that are capitalised for other reasons than naming an organisation: stripped from either end of a
-# run of capitalised words (English, then Dutch).
-FUNCTION_WORDS = _word_list("""
-i we you our your the a an this that these those if when while where who what which how why in on at for with
-to of and or but as by from it its they their he she his her all any some each every no not please also only
-even like such after before since until unless although because so then there here do does yes dear note
-ik wij je jij u jouw uw onze ons de het een dit dat deze die als indien wanneer waar wie wat welke hoe waarom
-op bij voor met van aan uit om te tot en maar zoals door naar alle elke geen niet ook enkel alleen zelfs zij
-ze hun hij zijn haar er hier daar dan wel nog na sinds tenzij omdat dus daarom hiervoor naast zodat eventueel
-""")
-# Capitalised words that alone never name an organisation; a run made only of these is not a name.
-COMMON_WORDS = _word_list("""
-privacy policy policies cookie cookies statement notice terms conditions service services data personal
-information regulation general protection right rights article section website websites site framework act
-directive law agreement clauses decision customer customers user users account newsletter internet web email
-e-mail controller processor european belgian dutch english french german american british international
-january february march april may june july august september october november december monday tuesday
-wednesday thursday friday saturday sunday update updates contact support team
-privacyverklaring privacybeleid cookiebeleid cookieverklaring gegevens persoonsgegevens verordening artikel
-wet richtlijn richtlijnen algemene gegevensbescherming nieuwsbrief klant klanten gebruiker gebruikers dienst
-diensten europese belgische nederlandse engelse franse duitse amerikaanse nederlands engels frans duits
-januari februari maart mei juni juli augustus oktober maandag dinsdag woensdag donderdag vrijdag zaterdag
-zondag
-gdpr avg rgpd dsgvo ccpa faq url ip id pdf sms html http https ssl tls api vat btw ceo nb ok ps eur usd cet
-cest gmt utc am pm tv pc it hr ict
-""")
-CONNECTORS = frozenset({"of", "van", "der", "den", "von", "de", "du", "la", "le", "del", "di"})
-ABBREVIATIONS = frozenset({"eg", "ie", "etc", "bv", "vb", "nr", "no", "st", "mr", "mrs", "ms", "dr", "prof", "inc",
-                           "ltd", "co", "corp", "vs", "cf", "incl", "excl", "art", "resp", "ca"})
+@dataclass(frozen=True, eq=False)
+class Vocabulary:
+    """The word lists evidence is found with, merged from common.toml and the chosen language files.
 
-# Countries come from Babel's territory names in both languages; these are the other ways texts name them.
-COUNTRY_VARIANTS: dict[str, tuple[str, ...]] = {
-    "US": ("U.S.", "US", "USA", "U.S.A.", "United States of America", "VS", "V.S.", "Verenigde Staten van Amerika"),
-    "GB": ("UK", "U.K.", "Great Britain", "Britain", "England", "VK", "Groot-Brittannië", "Engeland"),
-    "EU": ("EU", "E.U."),
-    "EEA": ("EEA", "European Economic Area", "EER", "Europese Economische Ruimte"),
-    "NL": ("Holland",),
-    "TR": ("Turkey", "Turkije"),
-    "CZ": ("Czech Republic", "Tsjechische Republiek"),
-}
-# Territory codes that are not places a text sends data to.
-NOT_COUNTRIES = frozenset({"001", "EZ", "UN", "ZZ", "QO", "XA", "XB"})
+    Compared by identity (load_vocabulary gives one per choice of files), so the patterns built from it can be cached.
+    """
 
-DATA_CATEGORIES: dict[str, tuple[str, ...]] = {
-    "e-mail address": ("email address", "e-mail address", "mail address", "e-mailadres", "emailadres", "mailadres"),
-    "phone number": ("phone number", "telephone number", "mobile number", "mobile phone number", "telefoonnummer",
-                     "gsm-nummer", "gsmnummer", "mobiel nummer"),
-    "name": ("first name", "last name", "family name", "surname", "full name", "firstname", "lastname", "voornaam",
-             "achternaam", "familienaam", "volledige naam"),
-    "birthdate": ("birthdate", "date of birth", "birth date", "birthday", "age", "geboortedatum", "geboortejaar",
-                  "verjaardag", "leeftijd"),
-    "postal address": ("street address", "postal address", "home address", "billing address", "delivery address",
-                       "shipping address", "postadres", "woonadres", "factuuradres", "leveringsadres", "afleveradres",
-                       "huisadres"),
-    "location": ("location", "geolocation", "location data", "GPS", "locatie", "locatiegegevens", "geolocatie"),
-    "IP address": ("IP address", "IP-address", "IP-adres", "IP adres"),
-    "payment details": ("payment details", "payment information", "payment data", "credit card", "debit card",
-                        "bank account", "bank account number", "IBAN", "betaalgegevens", "betalingsgegevens",
-                        "bankrekeningnummer", "rekeningnummer", "bankrekening", "kredietkaart", "creditcard",
-                        "bankkaart", "betaalkaart"),
-    "health": ("health", "health data", "medical data", "medical records", "gezondheid", "gezondheidsgegevens",
-               "medische gegevens"),
-    "identity number": ("national identification number", "social security number", "passport", "identity card",
-                        "rijksregisternummer", "burgerservicenummer", "BSN", "paspoort", "identiteitskaart"),
-    "credentials": ("password", "username", "user name", "wachtwoord", "gebruikersnaam"),
-    "device identifier": ("device identifier", "device ID", "advertising ID", "cookie ID", "apparaat-ID"),
-    "biometric data": ("biometric data", "fingerprint", "facial recognition", "biometrische gegevens",
-                       "vingerafdruk", "gezichtsherkenning"),
-    "genetic data": ("genetic data", "genetische gegevens"),
-    "religion": ("religion", "religious beliefs", "godsdienst", "religie", "levensbeschouwing"),
-    "political opinions": ("political opinions", "politieke opvattingen", "politieke voorkeur"),
-    "sexual orientation": ("sexual orientation", "sex life", "seksuele geaardheid", "seksueel gedrag"),
-    "ethnic origin": ("racial or ethnic origin", "ethnic origin", "etnische afkomst"),
-    "criminal records": ("criminal convictions", "criminal records", "strafrechtelijke gegevens", "strafblad"),
-    "trade union membership": ("trade union membership", "vakbondslidmaatschap"),
-    "gender": ("gender", "geslacht"),
-    "company number": ("VAT number", "company number", "btw-nummer", "ondernemingsnummer", "KBO-nummer"),
-    "photos": ("photo", "photograph", "camera images", "voice recording", "foto", "camerabeelden", "spraakopname"),
-    "browsing behaviour": ("browsing history", "browsing behaviour", "browsing behavior", "surfgedrag", "klikgedrag"),
-}
-# Legal bases (GDPR Art. 6) and transfer mechanisms (Art. 45–49), each group one key.
-LEGAL_TERMS: dict[str, tuple[str, ...]] = {
-    "privacy shield": ("Privacy Shield",),
-    "data privacy framework": ("Data Privacy Framework",),
-    "safe harbor": ("Safe Harbor", "Safe Harbour"),
-    "standard contractual clauses": ("standard contractual clauses", "standard contractual clause", "SCCs", "SCC",
-                                     "model clauses", "model contractual clauses", "standaardcontractbepalingen",
-                                     "modelcontractbepalingen", "standaardcontractuele bepalingen"),
-    "binding corporate rules": ("binding corporate rules", "BCRs", "BCR", "bindende bedrijfsvoorschriften"),
-    "adequacy decision": ("adequacy decision", "adequacy decisions", "adequaatheidsbesluit",
-                          "adequaatheidsbesluiten", "adequaatheidsbeslissing"),
-    "consent": ("consent", "toestemming", "akkoord"),
-    "explicit consent": ("explicit consent", "uitdrukkelijke toestemming"),
-    "legitimate interest": ("legitimate interest", "legitimate interests", "gerechtvaardigd belang",
-                            "gerechtvaardigde belangen", "gerechtvaardigde belang"),
-    "contract": ("performance of a contract", "uitvoering van een overeenkomst", "uitvoering van de overeenkomst"),
-    "legal obligation": ("legal obligation", "legal obligations", "wettelijke verplichting", "wettelijke verplichtingen"),
-    "vital interest": ("vital interest", "vital interests", "vitaal belang", "vitale belangen"),
-    "public interest": ("public interest", "public task", "official authority", "algemeen belang", "openbaar gezag"),
-    "automated decisions": ("automated decision-making", "automated decision making", "profiling",
-                            "geautomatiseerde besluitvorming", "profilering"),
-}
+    languages: tuple[str, ...]  # the language files read; Babel's country names in these languages count too
+    organisations: frozenset[str]
+    function_words: frozenset[str]  # capitalised for other reasons than naming an organisation
+    common_words: frozenset[str]  # capitalised words that alone never name an organisation
+    connectors: frozenset[str]  # lowercase particles inside a name ("Bank of America")
+    abbreviations: frozenset[str]  # a full stop after these does not end a sentence
+    not_countries: frozenset[str]  # Babel territory codes that are not places a text sends data to
+    months: frozenset[str]
+    tlds: frozenset[str]
+    country_variants: Mapping[str, frozenset[str]]  # territory code → names other than Babel's
+    data_categories: Mapping[str, frozenset[str]]
+    legal_terms: Mapping[str, frozenset[str]]  # legal bases (GDPR Art. 6) and transfer mechanisms (Art. 45–49)
+    time_units: Mapping[str, frozenset[str]]  # unit → its forms ("day" → "days", "dagen")
+    number_words: Mapping[str, frozenset[str]]  # number in digits → its words ("2" → "two", "twee")
 
-NUMBER_WORDS = {
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "eighteen": 18, "twenty": 20, "thirty": 30,
-    "forty": 40, "fifty": 50, "sixty": 60, "ninety": 90, "hundred": 100,
-    "een": 1, "één": 1, "twee": 2, "drie": 3, "vier": 4, "vijf": 5, "zes": 6, "zeven": 7, "acht": 8, "negen": 9,
-    "tien": 10, "elf": 11, "twaalf": 12, "vijftien": 15, "achttien": 18, "twintig": 20, "dertig": 30,
-    "veertig": 40, "vijftig": 50, "zestig": 60, "negentig": 90, "honderd": 100,
-}
-TIME_UNITS = {
-    "second": "second", "seconds": "second", "minute": "minute", "minutes": "minute", "hour": "hour",
-    "hours": "hour", "day": "day", "days": "day", "business day": "business day", "business days": "business day",
-    "working day": "business day", "working days": "business day", "week": "week", "weeks": "week",
-    "month": "month", "months": "month", "year": "year", "years": "year",
-    "seconde": "second", "seconden": "second", "minuut": "minute", "minuten": "minute", "uur": "hour",
-    "uren": "hour", "dag": "day", "dagen": "day", "werkdag": "business day", "werkdagen": "business day",
-    "weken": "week", "maand": "month", "maanden": "month", "jaar": "year", "jaren": "year",
-}
-MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|"
-          "Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec|januari|februari|maart|mei|juni|juli|augustus|oktober")
-TLDS = ("com|org|net|io|eu|nl|be|de|fr|uk|co|info|biz|app|dev|ai|us|ca|au|ch|at|lu|es|it|se|dk|no|fi|ie|pl|pt|"
-        "cz|gov|edu|cloud|shop|tech")
+
+def _vocabulary_file(path: Path, errors: list[str]) -> dict[str, Any]:
+    """One word-list file's lists and tables; what is wrong with it is added to `errors`."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        errors.append(f"{path}: {error}")
+        return {}
+
+    def phrases(key: str, value: Any) -> bool:
+        if isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value):
+            return True
+        errors.append(f"{path}: '{key}' must be a list of non-empty strings, got {value!r}")
+        return False
+
+    for key in sorted(set(data) - {*VOCABULARY_WORDS, *VOCABULARY_TABLES}):
+        errors.append(f"{path}: unknown key '{key}'")
+    found: dict[str, Any] = {key: data[key] for key in VOCABULARY_WORDS if key in data and phrases(key, data[key])}
+    for key in (k for k in VOCABULARY_TABLES if k in data):
+        table = data[key]
+        if not isinstance(table, dict):
+            errors.append(f"{path}: '{key}' must be a table of id = [phrases], got {table!r}")
+            continue
+        found[key] = {id_: value for id_, value in table.items() if phrases(f"{key}.{id_}", value)}
+        if key == "number_words":
+            errors.extend(f"{path}: 'number_words.{n}' must be a number in digits" for n in table if not n.isdigit())
+    return found
+
+
+@lru_cache(maxsize=8)
+def load_vocabulary(languages: tuple[str, ...] | None = None, directory: Path | None = None) -> Vocabulary:
+    """common.toml merged with the files of `languages` in `directory` (by default the shipped word lists).
+
+    None reads every language file there: that is what classification does for now, for policies in every
+    language, because Dutch policies use English terms too. A language without a file adds nothing.
+    """
+    folder = directory or VOCABULARY_DIR
+    hint = f"word lists are TOML files laid out like those in {VOCABULARY_DIR}: " + ", ".join(
+        (*VOCABULARY_WORDS, *VOCABULARY_TABLES))
+    common = folder / f"{COMMON_VOCABULARY}.toml"
+    if not common.is_file():
+        raise ConfigError(f"{common}: no such word-list file", hint)
+    if languages is None:
+        languages = tuple(sorted(p.stem for p in folder.glob("*.toml") if p.stem != COMMON_VOCABULARY))
+    read = tuple(language for language in languages if (folder / f"{language}.toml").is_file())
+    errors: list[str] = []
+    words: dict[str, set[str]] = {key: set() for key in VOCABULARY_WORDS}
+    tables: dict[str, dict[str, set[str]]] = {key: {} for key in VOCABULARY_TABLES}
+    owners: dict[tuple[str, str], tuple[str, Path]] = {}  # (table, folded phrase) → (id, file), to catch a phrase under two ids
+    for path in (common, *(folder / f"{language}.toml" for language in read)):
+        found = _vocabulary_file(path, errors)
+        for key in VOCABULARY_WORDS:
+            words[key].update(found.get(key, ()))
+        for key in VOCABULARY_TABLES:
+            for id_, phrases in found.get(key, {}).items():
+                tables[key].setdefault(id_, set()).update(phrases)
+                for phrase in phrases:
+                    owner, where = owners.setdefault((key, _fold(phrase)), (id_, path))
+                    if owner != id_:
+                        errors.append(f"{path}: '{key}.{id_}' lists \"{phrase}\", which {where.name} lists under '{key}.{owner}'")
+    if errors:
+        raise ConfigError("\n  ".join(errors), hint)
+
+    def table(key: str) -> Mapping[str, frozenset[str]]:
+        return MappingProxyType({id_: frozenset(phrases) for id_, phrases in tables[key].items()})
+
+    return Vocabulary(
+        read, organisations=frozenset(words["organisations"]), function_words=frozenset(words["function_words"]),
+        common_words=frozenset(words["common_words"]), connectors=frozenset(words["connectors"]),
+        abbreviations=frozenset(words["abbreviations"]), not_countries=frozenset(words["not_countries"]),
+        months=frozenset(words["months"]), tlds=frozenset(words["tlds"]), country_variants=table("country_variants"),
+        data_categories=table("data_categories"), legal_terms=table("legal_terms"), time_units=table("time_units"),
+        number_words=table("number_words"))
+
 
 # Evidence kinds, in the order their reasons are listed; value kinds change meaning even when only
 # punctuation or case changes ("2.5 years" → "25 years"), so they count for formatting-only edits too.
@@ -318,51 +288,55 @@ def _url_key(match: re.Match[str]) -> tuple[str, str]:
     return f"{host.lower()}/{unquote(path).rstrip('/')}", text
 
 
-def _duration_key(match: re.Match[str]) -> tuple[str, str]:
-    amount = match["amount"].casefold()
-    value = str(NUMBER_WORDS[amount]) if amount in NUMBER_WORDS else amount.replace(",", ".")
-    return f"{value} {TIME_UNITS[_fold(match['unit'])]}", match.group()
-
-
-@lru_cache(maxsize=1)
-def _countries() -> dict[str, str]:
-    """Country and region names in English and Dutch → territory code."""
+@lru_cache(maxsize=8)
+def _countries(vocabulary: Vocabulary) -> dict[str, str]:
+    """Country and region names in the vocabulary's languages → territory code."""
     names: dict[str, str] = {}
-    for language in ("en", "nl"):
+    for language in vocabulary.languages:
         for code, name in Locale.parse(language).territories.items():
-            if code not in NOT_COUNTRIES and name[:1].isupper():
+            if code not in vocabulary.not_countries and name[:1].isupper():
                 names[name.translate(_QUOTES)] = code
-    for code, variants in COUNTRY_VARIANTS.items():
+    for code, variants in vocabulary.country_variants.items():
         names.update(dict.fromkeys(variants, code))
     return names
 
 
-def _grouped(groups: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+def _grouped(groups: Mapping[str, Iterable[str]]) -> dict[str, str]:
     return {_fold(phrase): key for key, phrases in groups.items() for phrase in phrases}
 
 
 @lru_cache(maxsize=32)
-def _matchers(extra_terms: tuple[str, ...], ignore_terms: tuple[str, ...],
-              organisations: tuple[str, ...]) -> tuple[_Matcher, ...]:
+def _matchers(extra_terms: tuple[str, ...], ignore_terms: tuple[str, ...], organisations: tuple[str, ...],
+              vocabulary: Vocabulary) -> tuple[_Matcher, ...]:
     """Every pattern, most specific first: a match claims its text, so later patterns cannot reuse it."""
-    countries = _countries()
-    legal = _grouped(LEGAL_TERMS)
-    categories = _grouped(DATA_CATEGORIES)
-    units = _alternation(TIME_UNITS, lambda u: r"\s+".join(u.split()))
-    amounts = _alternation(NUMBER_WORDS, re.escape)
-    known = (*KNOWN_ORGANISATIONS, *organisations)
+    countries = _countries(vocabulary)
+    legal = _grouped(vocabulary.legal_terms)
+    categories = _grouped(vocabulary.data_categories)
+    unit_of = _grouped(vocabulary.time_units)
+    number_of = _grouped(vocabulary.number_words)
+    units = _alternation(unit_of, lambda u: r"\s+".join(u.split()))
+    amounts = _alternation(number_of, re.escape)
+    months = _alternation({month.casefold() for month in vocabulary.months}, re.escape)  # the date pattern ignores case
+    tlds = _alternation(vocabulary.tlds, re.escape)
+    known = (*vocabulary.organisations, *organisations)
+
+    def duration_key(match: re.Match[str]) -> tuple[str, str]:
+        amount = match["amount"].casefold()
+        value = number_of[amount] if amount in number_of else amount.replace(",", ".")
+        return f"{value} {unit_of[_fold(match['unit'])]}", match.group()
+
     matchers = [
         _Matcher(None, re.compile(_bounded(_alternation(ignore_terms, _phrase)) if ignore_terms else r"(?!)"), _as_written),
         _Matcher(None, re.compile(r"\{\{.*?\}\}|\{%.*?%\}"), _as_written),
         # Dates are left out on purpose: "last changed on 19 May 2018" changes with every version.
         _Matcher(None, re.compile(
-            rf"(?i)(?<!\w)(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{MONTHS})\.?,?\s+\d{{4}}"
-            rf"|(?:{MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|(?:{MONTHS})\s+\d{{4}}"
+            rf"(?i)(?<!\w)(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{months})\.?,?\s+\d{{4}}"
+            rf"|(?:{months})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|(?:{months})\s+\d{{4}}"
             r"|\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4})(?!\w)"), _as_written),
         _Matcher("e-mail address", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
                  lambda m: (m.group().lower(), m.group())),
         _Matcher("URL", re.compile(r"(?i)(?:https?://|www\.)[^\s<>()\[\]{}\"'`]+"), _url_key),
-        _Matcher("URL", re.compile(rf"(?<![\w@./-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+(?:{TLDS})"
+        _Matcher("URL", re.compile(rf"(?<![\w@./-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+(?:{tlds})"
                                    r"(?![\w-])(?:/[^\s<>()\[\]{}\"'`]*)?"), _url_key),
         _Matcher("term", re.compile(_bounded(_alternation(extra_terms, _phrase)) if extra_terms else r"(?!)"),
                  lambda m: ("extra " + _fold(m.group()), m.group())),
@@ -371,7 +345,7 @@ def _matchers(extra_terms: tuple[str, ...], ignore_terms: tuple[str, ...],
         _Matcher("data category", re.compile(rf"(?<!\w)(?P<term>{_alternation(categories, _phrase)})(?:'s|s|es|en)?(?!\w)"),
                  lambda m: (categories[_fold(m["term"])], m.group())),
         _Matcher("duration", re.compile(rf"(?i)(?<![\w.,])(?P<amount>\d+(?:[.,]\d+)?|{amounts})(?:\s+|-)"
-                                        rf"(?:\(\d+\)\s+)?(?P<unit>{units})(?!\w)"), _duration_key),
+                                        rf"(?:\(\d+\)\s+)?(?P<unit>{units})(?!\w)"), duration_key),
         _Matcher("organisation", re.compile(rf"(?<!\w)(?P<name>{_alternation(known, _name)})(?:'s|s)?(?!\w)"),
                  lambda m: (_alnum_key(m["name"]), m["name"])),
         _Matcher("country", re.compile(_bounded(_alternation(countries, re.escape))),
@@ -381,9 +355,10 @@ def _matchers(extra_terms: tuple[str, ...], ignore_terms: tuple[str, ...],
     return tuple(matchers)
 
 
-def _is_common(word: str) -> bool:
+def _is_common(word: str, vocabulary: Vocabulary) -> bool:
     folded = word.casefold()
-    return folded in COMMON_WORDS or folded in FUNCTION_WORDS or folded.split("-")[0] in COMMON_WORDS
+    common = vocabulary.common_words
+    return folded in common or folded in vocabulary.function_words or folded.split("-")[0] in common
 
 
 def _is_distinctive(word: str) -> bool:
@@ -392,14 +367,14 @@ def _is_distinctive(word: str) -> bool:
     return bool(re.search(r"[a-z][A-Z]", word)) or (len(letters) >= 2 and word.isupper())
 
 
-def _ends_sentence(gap: str, previous: str) -> bool:
+def _ends_sentence(gap: str, previous: str, vocabulary: Vocabulary) -> bool:
     if "\n" in gap or re.search(r"[!?…]", gap):
         return True
-    abbreviation = "." in previous or len(previous) == 1 or previous.casefold() in ABBREVIATIONS
+    abbreviation = "." in previous or len(previous) == 1 or previous.casefold() in vocabulary.abbreviations
     return "." in gap and not abbreviation
 
 
-def _tokens(text: str, owners: list[str | None], heading: bool) -> list[_Token]:
+def _tokens(text: str, owners: list[str | None], heading: bool, vocabulary: Vocabulary) -> list[_Token]:
     tokens: list[_Token] = []
     previous_end, previous_word = 0, ""
     for match in _WORD.finditer(text):
@@ -408,7 +383,7 @@ def _tokens(text: str, owners: list[str | None], heading: bool) -> list[_Token]:
         if any(owners[start:end]):
             tokens.append(_Token("", start, end, False, False, False))  # a claimed span breaks any run of names
         else:
-            initial = heading or not previous_word or _ends_sentence(gap, previous_word)
+            initial = heading or not previous_word or _ends_sentence(gap, previous_word, vocabulary)
             joined = bool(previous_word) and re.fullmatch(r"\s+|\s*&\s*", gap) is not None
             after = joined and previous_end > 0 and owners[previous_end - 1] == "organisation"
             tokens.append(_Token(match.group(), start, end, initial, joined, after))
@@ -416,26 +391,27 @@ def _tokens(text: str, owners: list[str | None], heading: bool) -> list[_Token]:
     return tokens
 
 
-def _names(text: str, owners: list[str | None], heading: bool) -> list[tuple[int, _Evidence]]:
+def _names(text: str, owners: list[str | None], heading: bool, vocabulary: Vocabulary) -> list[tuple[int, _Evidence]]:
     """Organisations no list knows: runs of capitalised words, minus sentence starts and common words.
 
     In a heading every word counts as a sentence start, because headings are often in Title Case.
     """
+    function_words, connectors = vocabulary.function_words, vocabulary.connectors
     runs: list[list[_Token]] = []
-    for token in _tokens(text, owners, heading):
+    for token in _tokens(text, owners, heading, vocabulary):
         capital = token.word[:1].isupper()
-        continues_run = token.joined and runs and runs[-1] and (capital or token.word.casefold() in CONNECTORS)
+        continues_run = token.joined and runs and runs[-1] and (capital or token.word.casefold() in connectors)
         if continues_run:
             runs[-1].append(token)
         else:
             runs.append([token] if capital else [])
     found = []
     for run in runs:
-        while run and (run[0].initial and not _is_distinctive(run[0].word) or run[0].word.casefold() in FUNCTION_WORDS):
+        while run and (run[0].initial and not _is_distinctive(run[0].word) or run[0].word.casefold() in function_words):
             run.pop(0)
-        while run and (run[-1].word.casefold() in FUNCTION_WORDS or run[-1].word.casefold() in CONNECTORS):
+        while run and (run[-1].word.casefold() in function_words or run[-1].word.casefold() in connectors):
             run.pop()
-        if not run or run[0].after_organisation or all(_is_common(t.word) for t in run):
+        if not run or run[0].after_organisation or all(_is_common(t.word, vocabulary) for t in run):
             continue
         name = re.sub(r"'s$", "", text[run[0].start:run[-1].end])
         if sum(ch.isalpha() for ch in name) >= 2:
@@ -444,7 +420,7 @@ def _names(text: str, owners: list[str | None], heading: bool) -> list[tuple[int
 
 
 @lru_cache(maxsize=4096)
-def _block_evidence(text: str, heading: bool, matchers: tuple[_Matcher, ...]) -> tuple[_Evidence, ...]:
+def _block_evidence(text: str, heading: bool, matchers: tuple[_Matcher, ...], vocabulary: Vocabulary) -> tuple[_Evidence, ...]:
     text = unicodedata.normalize("NFC", text.translate(_QUOTES))
     owners: list[str | None] = [None] * len(text)
     found: list[tuple[int, _Evidence]] = []
@@ -457,7 +433,7 @@ def _block_evidence(text: str, heading: bool, matchers: tuple[_Matcher, ...]) ->
             if matcher.kind is not None:
                 key, shown = matcher.key(match)
                 found.append((start, _Evidence(matcher.kind, key, shown)))
-    found.extend(_names(text, owners, heading))
+    found.extend(_names(text, owners, heading, vocabulary))
     return tuple(evidence for _, evidence in sorted(found, key=lambda item: item[0]))
 
 
@@ -483,15 +459,16 @@ def _plain(text: str, inline: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(blocks), tuple(targets)
 
 
-def _evidence(heading: str, text: str, rules: Rules, language: str) -> tuple[_Evidence, ...]:
-    matchers = _matchers(tuple(rules.extra_terms.get(language, ())), tuple(rules.ignore_terms), tuple(rules.organisations))
+def _evidence(heading: str, text: str, rules: Rules, language: str, vocabulary: Vocabulary) -> tuple[_Evidence, ...]:
+    matchers = _matchers(tuple(rules.extra_terms.get(language, ())), tuple(rules.ignore_terms), tuple(rules.organisations),
+                         vocabulary)
     heading_blocks, heading_targets = _plain(heading, inline=True)
     body_blocks, body_targets = _plain(text, inline=False)
     found: list[_Evidence] = []
     for block in heading_blocks:
-        found.extend(_block_evidence(block, True, matchers))
+        found.extend(_block_evidence(block, True, matchers, vocabulary))
     for block in (*body_blocks, *heading_targets, *body_targets):
-        found.extend(_block_evidence(block, False, matchers))
+        found.extend(_block_evidence(block, False, matchers, vocabulary))
     return tuple(found)
 
 
@@ -590,8 +567,11 @@ def _compare(old: str, new: str, inline: bool) -> _Wording:
 # ---------------------------------------------------------------------------------------------------------
 # Classifying.
 
-def classify_section(change: SectionEdit, rules: Rules = DEFAULT_RULES) -> Classification:
-    """Suggest a level for one section's change, with a reason per piece of evidence (pure: no I/O)."""
+def classify_section(change: SectionEdit, rules: Rules = DEFAULT_RULES, vocabulary: Vocabulary | None = None) -> Classification:
+    """Suggest a level for one section's change, with a reason per piece of evidence.
+
+    Pure but for reading the shipped word lists once, when no `vocabulary` is given.
+    """
     old_heading, new_heading = normalise(change.old_heading), normalise(change.new_heading)
     old_text, new_text = normalise(change.old_text), normalise(change.new_text)
     structural = [kind for kind in ("added", "removed") if kind in change.kinds]
@@ -608,8 +588,9 @@ def classify_section(change: SectionEdit, rules: Rules = DEFAULT_RULES) -> Class
         found["material"].append(f"is tagged {tags}")
     evidence_kinds = EVIDENCE_KINDS if reworded else VALUE_KINDS if overall == "formatting" else ()
     if evidence_kinds:
-        found["material"].extend(_evidence_reasons(_evidence(old_heading, old_text, rules, change.language),
-                                                   _evidence(new_heading, new_text, rules, change.language),
+        words = vocabulary or load_vocabulary()
+        found["material"].extend(_evidence_reasons(_evidence(old_heading, old_text, rules, change.language, words),
+                                                   _evidence(new_heading, new_text, rules, change.language, words),
                                                    evidence_kinds))
     if not structural:
         if heading.change == "wording":

@@ -215,8 +215,10 @@ def toolchain(repo: Repo) -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def _code_digest() -> str:
-    """The package's own code: a change to how a redline or a page is built changes what a rebuild gives."""
-    return _files_digest(Path(__file__).resolve().parent, suffix=".py")
+    """The package's own code and data (word lists): a change to how a page or a redline is built changes what
+    a rebuild gives."""
+    package = Path(__file__).resolve().parents[1]
+    return hashlib.sha256((_files_digest(package, suffix=".py") + _files_digest(package, suffix=".toml")).encode()).hexdigest()
 
 
 def toolchain_id(chain: dict[str, str]) -> str:

@@ -435,3 +435,15 @@ def test_heavily_edited_policies_compare_in_forked_processes_too(tmp_path: Path)
     """The archive forks workers after the parent compared versions: a child must not wait on the parent's threads."""
     done = run_script(tmp_path, FORKED_COMPARES)
     assert done.returncode == 0, done.stderr
+
+
+def test_diff_compares_every_site_and_language_unless_narrowed_and_its_help_says_so(run, published_terms: Callable[[int], Path]) -> None:
+    root = published_terms(2)
+    document = json.loads(run("--repo", root, "diff", "terms", "terms@2024-01-01", "latest", "--json", expect=1).stdout)
+    assert document["compared"] == ["main/en", "main/nl", "shop/en", "shop/nl"]
+    narrowed = json.loads(run("--repo", root, "diff", "terms", "terms@2024-01-01", "latest", "--lang", "nl", "--json", expect=1).stdout)
+    assert narrowed["compared"] == ["main/nl", "shop/nl"]
+    help_text = " ".join(run("diff", "--help").stdout.split())
+    assert "Every site × language is compared unless --site/--lang narrow it" in help_text
+    assert "--site SITE Only this site (default: every site either side has)." in help_text
+    assert "--lang LANG Only this language (default: every language either side has)." in help_text

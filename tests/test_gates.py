@@ -79,3 +79,25 @@ def test_a_change_of_case_is_suggested_formatting(run, published_terms) -> None:
     out = publish(run, root, "--editorial").stdout
     assert "(suggested: formatting)" in out
     assert latest_entry(root)["suggested"] == "formatting"
+
+
+def test_every_gate_that_refuses_is_reported_in_one_run(run, published_terms) -> None:
+    root = published_terms(1)
+    edit(root, "en", "These terms apply to", "We use Hotjar. These terms apply to")
+    git_in(root, "commit", "-qam", "Hotjar, in English only, announced late")
+    refused = publish(run, root, "--material", effective="2024-03-11", published="2024-03-01", expect=2).stderr
+    assert refused == (
+        "error: 2 gates refuse this version:\n"
+        "  - a material change takes effect on 2024-03-11, 10 day(s) after it is published (2024-03-01); "
+        "policy terms requires 30 days' notice\n"
+        '    to fix: set --effective 2024-03-31 or later, or publish with --urgent --reason "…" (recorded)\n'
+        "  - a material version in which some translations did not change along:\n"
+        "    - §scope changed in en but not in nl\n"
+        "    to fix: update those translations and commit them, or publish with --allow-stale (recorded)\n"
+        "  fix each, or override it with the option named (every override is recorded in the ledger)\n")
+    assert "--urgent needs a --reason" in publish(run, root, "--material", "--urgent", effective="2024-03-11",
+                                                  published="2024-03-01", expect=2).stderr.splitlines()[1]
+    publish(run, root, "--material", "--urgent", "--allow-stale", "--reason", "A processor breach forces an immediate switch.",
+            effective="2024-03-11", published="2024-03-01")
+    entry = latest_entry(root)
+    assert (entry["urgent"], entry["allow_stale"]) == (True, True)

@@ -479,3 +479,60 @@ def test_the_smtp_password_may_come_from_a_private_file(run, notify_repo, monkey
         os.chmod(secret, 0o600)
         run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
         assert len(server.handler.received) == 5
+
+
+def unset_config(root: Path, *keys: str) -> None:
+    """Remove dotted keys from a repository's addendum.toml."""
+    import tomllib
+
+    import tomli_w
+
+    path = root / "addendum.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    for key in keys:
+        *tables, leaf = key.split(".")
+        node = data
+        for table in tables:
+            node = node[table]
+        del node[leaf]
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+
+
+def test_every_missing_or_invalid_setting_is_reported_in_one_run(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    unset_config(notify_repo, "archive.base_url", "notify.unsubscribe_url")
+    set_config(notify_repo, {"notify": {"reply_to": "privacy team"}})
+    refused = run("--repo", notify_repo, "notify", "privacy", V2, "--dry-run", expect=2)
+    assert refused.stderr == (
+        "error: notify needs 3 setting(s) in addendum.toml that are missing or invalid:\n"
+        "  - archive.base_url: is not set\n"
+        '    notices link to the archive: set [archive] base_url = "https://…/history/"\n'
+        "  - notify.reply_to: invalid address 'privacy team': An email address must have an @-sign.\n"
+        '    set [notify] reply_to = "…" to a valid address\n'
+        "  - notify.unsubscribe_url: is not set: notices to the subscriber audience need a one-click unsubscribe link (RFC 8058)\n"
+        '    set [notify] unsubscribe_url = "https://…" (it receives ?token=…)\n'
+        "  every key is described in the README under 'Configuration'\n")
+    assert refused.stdout == ""
+    set_config(notify_repo, {"archive": {"base_url": "https://example.org/history/"},
+                             "notify": {"reply_to": "privacy@example.org", "unsubscribe_url": "https://example.org/u"}})
+    assert "dry-run: 5 notice(s)" in run("--repo", notify_repo, "notify", "privacy", V2, "--dry-run").stdout
+
+
+def test_sending_also_checks_the_smtp_settings_before_anything_is_queued(run, notify_repo, smtp):
+    subscribe(run, notify_repo)
+    unset_config(notify_repo, "archive.base_url")
+    set_config(notify_repo, {"notify.smtp": {"password_file": str(notify_repo.parent / "no-such-file")}})
+    refused = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=2).stderr
+    assert refused.startswith("error: notify needs 2 setting(s) in addendum.toml that are missing or invalid:\n"
+                              "  - archive.base_url: is not set\n")
+    assert (f"  - notify.smtp: the SMTP password file {notify_repo.parent / 'no-such-file'} does not exist\n"
+            "    create it (mode 0600) or set ADDENDUM_SMTP_PASSWORD\n") in refused
+    assert stored(notify_repo) == [] and smtp.handler.received == []
+    dry = run("--repo", notify_repo, "notify", "privacy", V2, "--dry-run", expect=2).stderr
+    assert dry.startswith("error: notify needs 1 setting(s)") and "notify.smtp" not in dry
+
+
+def test_account_holders_alone_need_no_unsubscribe_url(run, notify_repo, smtp):
+    subscribe(run, notify_repo, "email,name,language,sites,audience,policies\nbram@example.org,Bram,nl,cavallo,account,privacy\n")
+    unset_config(notify_repo, "notify.unsubscribe_url", "notify.unsubscribe_mailto")
+    assert "dry-run: 1 notice(s)" in run("--repo", notify_repo, "notify", "privacy", V2, "--dry-run").stdout

@@ -207,3 +207,28 @@ def test_redline_command_errors_are_clean(run, published_terms: Callable[[int], 
                  "-o", root / "r.html", expect=2)
     assert result.stderr.startswith("error: policy terms has no site 'nowhere'")
     assert not (root / "r.html").exists()
+
+
+def test_redline_takes_the_default_site_and_language_when_none_is_given(run, published_terms: Callable[[int], Path]) -> None:
+    root = published_terms(2)
+    implicit, explicit = root / "implicit.html", root / "explicit.html"
+    run("--repo", root, "redline", "terms", "terms@2024-01-01", "latest", "-o", implicit)
+    run("--repo", root, "redline", "terms", "terms@2024-01-01", "latest", "--site", "main", "--lang", "en", "-o", explicit)
+    assert implicit.read_bytes() == explicit.read_bytes()
+    nl = root / "nl.html"
+    run("--repo", root, "redline", "terms", "terms@2024-01-01", "latest", "--lang", "nl", "-o", nl)
+    assert "Deze voorwaarden gelden voor Main." in nl.read_text(encoding="utf-8")
+
+
+def test_the_readme_redline_of_the_shipped_policy_needs_no_site_or_language(run, shipped: Path, tmp_path: Path) -> None:
+    import io
+
+    import pypdf
+
+    out = tmp_path / "r.pdf"
+    assert run("--repo", shipped, "redline", "privacy", "privacy@2018-05-19", "latest", "--format", "pdf", "-o", out).stderr \
+        == f"wrote {out}\n"
+    document = pypdf.PdfReader(io.BytesIO(out.read_bytes()))
+    text = " ".join(page.extract_text() for page in document.pages)
+    assert document.trailer["/Root"]["/Lang"] == "en"
+    assert "Site Selentic (selentic)\nLanguage English (en)\nFrom privacy@2018-05-19" in text

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from addendum.cli.common import lang_option, policy_argument, site_option, stdout_is_terminal, with_repo
+from addendum.cli.common import policy_argument, stdout_is_terminal, with_repo
 from addendum.config import Repo
 from addendum.operations.changes import classified_diff
 from addendum.render.redline import redline_text
@@ -16,8 +16,8 @@ from addendum.render.redline import redline_text
 @policy_argument
 @click.argument("from_ref", metavar="[FROM", required=False)
 @click.argument("to_ref", metavar="[TO]]", required=False)
-@site_option()
-@lang_option()
+@click.option("--site", "site_id", metavar="SITE", help="Only this site (default: every site either side has).")
+@click.option("--lang", "language", metavar="LANG", help="Only this language (default: every language either side has).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (see docs/diff-json.md).")
 @click.option("--color/--no-color", default=None, help="Colour the deleted and inserted words (default: on a terminal).")
 @with_repo

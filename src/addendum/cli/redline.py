@@ -17,8 +17,8 @@ from addendum.render.redline import LAYOUTS, Layout
 @policy_argument
 @click.argument("from_ref", metavar="FROM")
 @click.argument("to_ref", metavar="TO")
-@site_option(required=True)
-@lang_option(required=True)
+@site_option()
+@lang_option()
 @click.option("--format", "fmt", type=click.Choice(["html", "pdf"]), default="html", show_default=True,
               help="html: a self-contained page to review in a browser; pdf: a document to sign off and file.")
 @click.option("--layout", type=click.Choice(LAYOUTS), default="inline", show_default=True,
@@ -27,9 +27,9 @@ from addendum.render.redline import LAYOUTS, Layout
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="The file to write (atomically).")
 @with_repo
-def redline_command(repo: Repo, policy_id: str, from_ref: str, to_ref: str, site_id: str, language: str, fmt: str,
-                    layout: Layout, changes_only: bool, output: Path) -> None:
-    """Write the redline of POLICY from FROM to TO for one site and language.
+def redline_command(repo: Repo, policy_id: str, from_ref: str, to_ref: str, site_id: str | None, language: str | None,
+                    fmt: str, layout: Layout, changes_only: bool, output: Path) -> None:
+    """Write the redline of POLICY from FROM to TO for one site and language (default: TO's default site and language).
 
     FROM and TO are a published version (privacy@2018-05-19), a date (the version in force that day), `latest`,
     a git revision, or `worktree`. The document has a title block with both versions and their effective dates,
@@ -39,7 +39,8 @@ def redline_command(repo: Repo, policy_id: str, from_ref: str, to_ref: str, site
 
     \b
     Example:
-      addendum redline privacy privacy@2018-05-19 latest --site selentic --lang en --format pdf -o redline.pdf
+      addendum redline privacy privacy@2018-05-19 latest --format pdf -o redline.pdf
+      addendum redline privacy 2019-01-01 worktree --site cavallo --lang nl --layout side-by-side -o r.html
     """
     data = make_redline(repo, policy_id, from_ref, to_ref, site_id, language,
                         fmt="pdf" if fmt == "pdf" else "html", layout=layout, changes_only=changes_only)

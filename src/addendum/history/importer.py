@@ -15,9 +15,9 @@ from markdown_it import MarkdownIt
 
 from addendum.config import Repo
 from addendum.errors import HistoryError, PolicyFormatError, UsageError
-from addendum.history.ledger import PublishedVersion, append_entries, next_version_id
+from addendum.history.ledger import PublishedVersion, append_entries, next_version_id, read_ledger
 from addendum.history.repository import FileVersion, NewTag, WorkTree, open_work_tree, read_file_history, read_only, require_repository_path, require_revision
-from addendum.history.versions import SOURCE_FOLDER, content_hashes, published_versions
+from addendum.history.versions import SOURCE_FOLDER, content_hashes
 from addendum.ids import ID_PATTERN, require_id, require_language
 from addendum.policy.markup import HEADING_ID, PREAMBLE_ID
 from addendum.policy.model import load_policy_files, read_policy_files
@@ -229,7 +229,7 @@ def policy_toml(policy_id: str, language: str, site_id: str, title: str, source:
 
 def _existing_config(repo: Repo, policy_id: str, language: str) -> str | None:
     """The policy.toml of an existing policy that can take the import; None when the policy does not exist."""
-    if published_versions(repo, policy_id):
+    if read_ledger(repo.history_dir, policy_id):  # the ledger itself: the policy need not exist yet
         raise UsageError(f"policy {policy_id} has published versions already",
                          "import into a new policy id; an import is the whole history of a policy")
     folder = repo.policies_dir / policy_id

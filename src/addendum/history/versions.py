@@ -11,11 +11,11 @@ from typing import Literal
 
 from addendum.config import Repo
 from addendum.errors import HistoryError, UsageError
-from addendum.history.ledger import PublishedVersion, read_ledger
+from addendum.history.ledger import LEDGER_NAME, PublishedVersion, ledger_path, read_ledger
 from addendum.history.repository import open_work_tree, require_revision
 from addendum.ids import DATE_PATTERN, VERSION_PATTERN, parse_date, require_id
 from addendum.paths import SLUG_PATTERN
-from addendum.policy.model import Policy, load_policy, load_policy_files, read_policy_files
+from addendum.policy.model import Policy, load_policy, load_policy_files, read_policy_files, unknown_policy
 from addendum.policy.resolve import resolve
 
 SOURCE_FOLDER = "source"
@@ -44,16 +44,38 @@ class Snapshot:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Which policies there are
+
+
+def known_policy_ids(repo: Repo) -> list[str]:
+    """The repository's policies: those in policies/, and any other that has a ledger under history/ (retired)."""
+    ids = set(repo.policy_ids())
+    if repo.history_dir.is_dir():
+        ids |= {p.parent.name for p in repo.history_dir.glob(f"*/{LEDGER_NAME}")}
+    return sorted(ids)
+
+
+def require_policy(repo: Repo, policy_id: str) -> str:
+    """`policy_id`, when the repository knows it (in policies/ or by its ledger); else the one error every command
+    gives for an unknown policy, naming the known ones. Every read of a policy's history passes here first."""
+    require_id(policy_id, "policy")
+    if (repo.policies_dir / policy_id / "policy.toml").is_file() or ledger_path(repo.history_dir, policy_id).is_file():
+        return policy_id
+    raise unknown_policy(policy_id, known_policy_ids(repo))
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Reading published versions
 
 
 def published_versions(repo: Repo, policy_id: str) -> list[PublishedVersion]:
     """Every published version of the policy, oldest first, from its ledger alone (no git needed)."""
-    return read_ledger(repo.history_dir, require_id(policy_id, "policy"))
+    return read_ledger(repo.history_dir, require_policy(repo, policy_id))
 
 
 def find_version(repo: Repo, policy_id: str, version_id: str) -> PublishedVersion:
     """A published version by its id (`privacy@2018-05-19`) or its date part (`2018-05-19.2`)."""
+    require_policy(repo, policy_id)
     if SLUG_PATTERN.fullmatch(version_id):
         version_id = f"{policy_id}@{version_id}"
     match = VERSION_PATTERN.fullmatch(version_id)
@@ -151,7 +173,8 @@ def load_version(repo: Repo, version: PublishedVersion) -> Policy:
 
 def snapshot(repo: Repo, policy_id: str, ref: str | None) -> Snapshot:
     """The policy at `ref`: a version id, a date (the version in force that day), `latest`, a git revision,
-    or None / "worktree" for the working tree."""
+    or None / "worktree" for the working tree. An unknown policy is refused by the first read of it (require_policy),
+    except at a git revision, where a policy since removed may still be found."""
     require_id(policy_id, "policy")
     if ref is None or ref == WORKTREE:
         return Snapshot(load_policy(repo.root, policy_id), "working tree", None, None)
@@ -195,6 +218,7 @@ def revision_snapshot(repo: Repo, policy_id: str, revision: str) -> Snapshot:
     commit = work_tree.resolve_commit(revision)
     raw = work_tree.files_at(commit, f"policies/{policy_id}")
     if "policy.toml" not in raw:
+        require_policy(repo, policy_id)  # an id the repository never knew gets the usual answer, not this one
         raise HistoryError(f"policy {policy_id} does not exist at {revision} ({commit[:10]})",
                            f"see where it changed with: git log --oneline -- policies/{policy_id}")
     try:

@@ -232,17 +232,13 @@ def _reaches_subscribers(store: Store, plan: NoticePlan, options: NotifyOptions)
     return found is not None
 
 
-def _sending_problems(repo: Repo, options: NotifyOptions) -> list[SettingProblem]:
-    problems = []
-    if options.rate_per_second is None and float(repo.setting("notify.rate_per_second")) < 0:
-        problems.append(SettingProblem("notify.rate_per_second", "is below 0", "set it to 0 (no limit) or more, or pass --rate"))
-    if options.connections is None and int(repo.setting("notify.smtp.connections")) < 1:
-        problems.append(SettingProblem("notify.smtp.connections", "is below 1", "set it to 1 or more, or pass --connections"))
+def _smtp_problems(repo: Repo) -> list[SettingProblem]:
+    """What keeps the SMTP settings from being used (the password file), as a problem of the [notify.smtp] table."""
     try:
         smtp_settings(repo)
     except NotifyError as exc:
-        problems.append(SettingProblem("notify.smtp", exc.message, exc.hint))
-    return problems
+        return [SettingProblem("notify.smtp", exc.message, exc.hint)]
+    return []
 
 
 def require_settings(repo: Repo, plan: NoticePlan, store: Store, options: NotifyOptions) -> None:
@@ -254,7 +250,7 @@ def require_settings(repo: Repo, plan: NoticePlan, store: Store, options: Notify
                                        "a one-click unsubscribe link (RFC 8058)",
                                        'set [notify] unsubscribe_url = "https://…" (it receives ?token=…)'))
     if not (options.dry_run or options.preview_dir is not None):
-        problems.extend(_sending_problems(repo, options))
+        problems.extend(_smtp_problems(repo))
     if problems:
         raise settings_error(problems)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from addendum import paths
 from addendum.config import Repo
-from addendum.errors import NotifyError, UsageError
+from addendum.errors import ConfigError, NotifyError, UsageError
 from addendum.history.ledger import PublishedVersion
 from addendum.history.versions import find_version, load_version, published_versions
 from addendum.policy.model import Controller, Policy
@@ -164,12 +164,35 @@ def archive_links(base_url: str, version: PublishedVersion, previous: PublishedV
     )
 
 
-def require_base_url(repo: Repo) -> str:
+@dataclass(frozen=True)
+class SettingProblem:
+    """A key of addendum.toml that a notice run needs, missing or invalid: what is wrong and how to set it."""
+
+    key: str
+    problem: str
+    fix: str
+
+
+def settings_error(problems: Sequence[SettingProblem]) -> ConfigError:
+    """One error naming every setting to fix, so that a run is not refused one key at a time."""
+    listed = "".join(f"\n  - {p.key}: {p.problem}\n    {p.fix}" for p in problems)
+    return ConfigError(f"notify needs {len(problems)} setting(s) in addendum.toml that are missing or invalid:{listed}",
+                       "every key is described in the README under 'Configuration'")
+
+
+def base_url_problems(repo: Repo) -> list[SettingProblem]:
     base_url = str(repo.setting("archive.base_url"))
-    if urlsplit(base_url).scheme not in ("https", "http") or not urlsplit(base_url).netloc:
-        raise NotifyError("archive.base_url is not set to a web address",
-                          'notices link to the archive: set [archive] base_url = "https://…/history/" in addendum.toml')
-    return base_url
+    if urlsplit(base_url).scheme in ("https", "http") and urlsplit(base_url).netloc:
+        return []
+    return [SettingProblem("archive.base_url", f"{base_url!r} is not a web address" if base_url else "is not set",
+                           'notices link to the archive: set [archive] base_url = "https://…/history/"')]
+
+
+def require_base_url(repo: Repo) -> str:
+    problems = base_url_problems(repo)
+    if problems:
+        raise settings_error(problems)
+    return str(repo.setting("archive.base_url"))
 
 
 def notice_content(plan: NoticePlan, site_id: str, language: str, base_url: str) -> NoticeContent:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from addendum import paths
 from addendum.config import Repo
 from addendum.errors import NotifyError
-from addendum.notify.content import NoticeContent
+from addendum.notify.content import NoticeContent, SettingProblem, settings_error
 from addendum.notify.subscribers import normalise_address
 from addendum.notify.tokens import Keyring, unsubscribe_token
 from addendum.policy.model import Policy
@@ -66,31 +66,48 @@ class BuiltMessage:
         return hashlib.sha256(self.data).hexdigest()
 
 
-def _address(value: str, display_name: str, key: str) -> Address:
-    try:
-        return Address(display_name=display_name, addr_spec=normalise_address(value))
-    except ValueError as exc:
-        raise NotifyError(f"config value '{key}': {exc}", f"set {key} in addendum.toml to a valid address") from None
+def _addresses(repo: Repo, policy: Policy) -> dict[str, str]:
+    """The addresses of [notify] by key, as set; the sender falls back to the controller's e-mail."""
+    return {"notify.from_address": str(repo.setting("notify.from_address") or policy.controller.email),
+            "notify.reply_to": str(repo.setting("notify.reply_to") or ""),
+            "notify.unsubscribe_mailto": str(repo.setting("notify.unsubscribe_mailto") or "")}
+
+
+def sender_problems(repo: Repo, policy: Policy) -> list[SettingProblem]:
+    """Every [notify] sender setting that is invalid; the sender's address is needed even when not set."""
+    problems = []
+    for key, value in _addresses(repo, policy).items():
+        if not value and key != "notify.from_address":
+            continue
+        try:
+            normalise_address(value)
+        except ValueError as exc:
+            given = str(exc) if value else "is not set, and the controller has no e-mail"
+            problems.append(SettingProblem(key, given, f'set [notify] {key.split(".", 1)[1]} = "…" to a valid address'))
+    url = str(repo.setting("notify.unsubscribe_url") or "")
+    parts = urlsplit(url)
+    if url and (parts.scheme != "https" or not parts.netloc or parts.fragment
+                or any(ch.isspace() or not ch.isprintable() or ord(ch) > 126 for ch in url)):
+        problems.append(SettingProblem("notify.unsubscribe_url", f"{url!r} is not a plain https URL",
+                                       "RFC 8058 one-click unsubscribe needs an https URL (it receives ?token=…)"))
+    return problems
 
 
 def sender_for(repo: Repo, policy: Policy) -> Sender:
-    """The sender from [notify] settings; the controller's name and e-mail where they are not set."""
-    address = _address(str(repo.setting("notify.from_address") or policy.controller.email),
-                       str(repo.setting("notify.from_name") or policy.controller.name), "notify.from_address")
-    reply_to = str(repo.setting("notify.reply_to") or "")
-    url = str(repo.setting("notify.unsubscribe_url") or "")
-    if url:
-        parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.netloc or parts.fragment or any(ch.isspace() or not ch.isprintable() or ord(ch) > 126 for ch in url):
-            raise NotifyError(f"config value 'notify.unsubscribe_url': {url!r} is not a plain https URL",
-                              "RFC 8058 one-click unsubscribe needs an https URL (it receives ?token=…)")
-    mailto = str(repo.setting("notify.unsubscribe_mailto") or "")
+    """The sender from [notify] settings; the controller's name and e-mail where they are not set. Every invalid
+    setting is reported in one ConfigError."""
+    problems = sender_problems(repo, policy)
+    if problems:
+        raise settings_error(problems)
+    addresses = {key: normalise_address(value) if value else "" for key, value in _addresses(repo, policy).items()}
+    address = Address(display_name=str(repo.setting("notify.from_name") or policy.controller.name),
+                      addr_spec=addresses["notify.from_address"])
     return Sender(
         address=address,
-        reply_to=_address(reply_to, "", "notify.reply_to") if reply_to else None,
+        reply_to=Address(addr_spec=addresses["notify.reply_to"]) if addresses["notify.reply_to"] else None,
         list_id=str(repo.setting("notify.list_id") or f"{policy.id}-changes.{address.domain}"),
-        unsubscribe_url=url,
-        unsubscribe_mailto=_address(mailto, "", "notify.unsubscribe_mailto").addr_spec if mailto else "",
+        unsubscribe_url=str(repo.setting("notify.unsubscribe_url") or ""),
+        unsubscribe_mailto=addresses["notify.unsubscribe_mailto"],
     )
 
 

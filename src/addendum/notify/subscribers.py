@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from addendum.config import Repo
 from addendum.errors import NotifyError, UsageError
+from addendum.history.versions import require_policy
 from addendum.ids import ID_PATTERN, LANGUAGE_PATTERN
 from addendum.notify.state import State
 from addendum.notify.store import ALL_POLICIES, AUDIENCES, attempts, batched_rows, outbox, subscribers, subscriptions, suppressions, utcnow
@@ -359,6 +360,8 @@ def _load(connection: Connection, emails: list[str] | None = None, page: list[An
 def list_subscribers(state: State, policy_id: str | None = None, site_id: str | None = None,
                      email: str | None = None) -> Iterator[Subscriber]:
     """Subscribers in the order they were added, page by page; filtered by policy, site or address."""
+    if policy_id is not None:
+        require_policy(state.repo, policy_id)
     store = state.store
     query = select(subscribers)
     if email is not None:

@@ -92,12 +92,14 @@ def classified_diff(repo: Repo, policy_id: str, from_ref: str | None = None, to_
     return replace(result, changesets=tuple(classify_changeset(c, result.new.policy) for c in result.changesets))
 
 
-def make_redline(repo: Repo, policy_id: str, from_ref: str, to_ref: str | None, site_id: str, language: str, *,
-                 fmt: Literal["html", "pdf"] = "html", layout: Layout = "inline", changes_only: bool = False,
-                 generated: date | None = None) -> bytes:
-    """The redline of one site and language between two snapshots (version, date, revision; None: working tree),
-    with each change's suggested materiality, as HTML or PDF bytes."""
+def make_redline(repo: Repo, policy_id: str, from_ref: str, to_ref: str | None, site_id: str | None = None,
+                 language: str | None = None, *, fmt: Literal["html", "pdf"] = "html", layout: Layout = "inline",
+                 changes_only: bool = False, generated: date | None = None) -> bytes:
+    """The redline of one site and language (default: the TO side's default site and language) between two snapshots
+    (version, date, revision; None: working tree), with each change's suggested materiality, as HTML or PDF bytes."""
     old, new = snapshot(repo, policy_id, from_ref), snapshot(repo, policy_id, to_ref)
+    site_id = site_id or new.policy.default_site
+    language = language or new.policy.default_language
     for shot in (old, new):
         shot.policy.site(site_id)
         shot.policy.require_language(language)

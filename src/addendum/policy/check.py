@@ -23,8 +23,12 @@ LANGUAGE_NAMES = {"en": "English", "nl": "Dutch", "fr": "French", "de": "German"
 
 @dataclass(frozen=True)
 class CheckResult:
+    """What `check` found in one policy; `loaded` is False when its files could not be loaded, so that the
+    problems are the load errors and the rules that need a loaded policy did not run."""
+
     policy_id: str
     problems: tuple[Problem, ...]
+    loaded: bool = True
 
     @property
     def errors(self) -> list[Problem]:
@@ -191,8 +195,12 @@ def check_policy(policy: Policy) -> list[Problem]:
 
 
 def check(repo_root: Path, policy_id: str) -> CheckResult:
-    """Load and check one policy; a policy that cannot be loaded raises PolicyFormatError."""
-    policy = load_policy(repo_root, policy_id)
+    """Load and check one policy. Files that cannot be loaded are problems like any other (the result is not
+    `loaded`); only a policy id the repository does not know raises (UsageError)."""
+    try:
+        policy = load_policy(repo_root, policy_id)
+    except PolicyFormatError as exc:
+        return CheckResult(policy_id, tuple(exc.problems), loaded=False)
     return CheckResult(policy_id, tuple(check_policy(policy)))
 
 

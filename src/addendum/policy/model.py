@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,11 +370,19 @@ def read_policy_files(folder: Path) -> dict[str, str]:
     return files
 
 
+def unknown_policy(policy_id: str, known: Iterable[str]) -> UsageError:
+    """The one answer every command gives to a policy id the repository does not know, naming the ones it does."""
+    names = ", ".join(sorted(set(known)))
+    if names:
+        return UsageError(f"no policy {policy_id!r} in policies/ — known policies: {names}",
+                          f"check the spelling, or create policies/{policy_id}/policy.toml (see docs/format.md)")
+    return UsageError(f"no policy {policy_id!r} in policies/ — there is none yet",
+                      f"create policies/{policy_id}/policy.toml (see docs/format.md)")
+
+
 def load_policy(repo_root: Path, policy_id: str) -> Policy:
     require_id(policy_id, "policy")
     folder = repo_root / "policies" / policy_id
     if not (folder / "policy.toml").is_file():
-        known = sorted(p.parent.name for p in (repo_root / "policies").glob("*/policy.toml"))
-        raise UsageError(f"no policy {policy_id!r} in {repo_root / 'policies'}",
-                         f"known policies: {', '.join(known)}" if known else "create policies/<id>/policy.toml")
+        raise unknown_policy(policy_id, (p.parent.name for p in (repo_root / "policies").glob("*/policy.toml")))
     return load_policy_files(policy_id, read_policy_files(folder), f"policies/{policy_id}")

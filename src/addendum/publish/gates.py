@@ -34,31 +34,45 @@ def _bullets(lines: list[str] | tuple[str, ...], limit: int = 8) -> str:
     return "\n".join(shown)
 
 
+def _refused(refusals: list[UsageError]) -> UsageError:
+    """One error for every gate that refused: alone as it is, or each with its own way out."""
+    if len(refusals) == 1:
+        return refusals[0]
+    listed = "".join("\n  - " + r.message.replace("\n", "\n  ") + "\n    to fix: " + r.hint for r in refusals)
+    return UsageError(f"{len(refusals)} gates refuse this version:{listed}",
+                      "fix each, or override it with the option named (every override is recorded in the ledger)")
+
+
 def gate_publication(old: Policy | None, new: Policy, *, classification: str, reason: str, effective: date,
                      published: date, urgent: bool = False, allow_stale: bool = False) -> GateDecision:
-    """Refuse (UsageError) what the rules forbid without an explicit, recorded override."""
+    """Refuse (UsageError) what the rules forbid without an explicit, recorded override: every gate that refuses,
+    in one error, so that a publication is not turned down one gate per attempt."""
     assessment = FIRST_VERSION if old is None else assess(old, new)
     suggested = assessment.level
     material = classification == "material"
+    refusals: list[UsageError] = []
     if urgent and not reason.strip():
-        raise UsageError("--urgent needs a --reason", "say why the notice period cannot be kept; the reason is recorded in the ledger")
+        refusals.append(UsageError("--urgent needs a --reason",
+                                   "say why the notice period cannot be kept; the reason is recorded in the ledger"))
     if classification == "editorial" and suggested == "material" and not reason.strip():
-        raise UsageError(
+        refusals.append(UsageError(
             "the rules suggest this version is material, but it is being published as editorial\n"
             + _bullets(assessment.reasons),
-            "publish with --material, or keep --editorial and explain why with --reason \"…\" (both are recorded)")
+            "publish with --material, or keep --editorial and explain why with --reason \"…\" (both are recorded)"))
     notice = timedelta(days=new.notice_days)
     if material and old is not None and effective - published < notice and not urgent:
         earliest = published + notice
-        raise UsageError(
+        refusals.append(UsageError(
             f"a material change takes effect on {effective.isoformat()}, {(effective - published).days} day(s) after it is "
             f"published ({published.isoformat()}); policy {new.id} requires {new.notice_days} days' notice",
-            f"set --effective {earliest.isoformat()} or later, or publish with --urgent --reason \"…\" (recorded)")
+            f"set --effective {earliest.isoformat()} or later, or publish with --urgent --reason \"…\" (recorded)"))
     stale = tuple(stale_translations(old, new)) if material else ()
     if stale and not allow_stale:
-        raise UsageError(
+        refusals.append(UsageError(
             "a material version in which some translations did not change along:\n" + _bullets([s.describe() for s in stale]),
-            "update those translations and commit them, or publish with --allow-stale (recorded)")
+            "update those translations and commit them, or publish with --allow-stale (recorded)"))
+    if refusals:
+        raise _refused(refusals)
     record: dict[str, Any] = {"suggested": suggested, "reasons": list(assessment.reasons)}
     if urgent:
         record["urgent"] = True

@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean system
+.PHONY: demo test bench lint clean system messages
 
 # First, within seconds: the Debian packages in scripts/system-packages.txt (installed if we may, else the
 # apt-get line to run) and a $(PYTHON) that can create the venv. Order-only, so it runs even when .venv is ready.
@@ -32,6 +32,14 @@ lint: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
+
+# The product's words: extract them from the code and templates (babel.cfg), then bring every catalogue in step
+# (new messages arrive untranslated: tests/test_i18n.py names them until they are translated).
+messages: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg --no-location --sort-output --width 120 --project=Addendum \
+	  --copyright-holder=Addendum -o src/addendum/locale/addendum.pot .
+	$(VENV)/bin/pybabel update -i src/addendum/locale/addendum.pot -d src/addendum/locale -D addendum \
+	  --no-location --width 120 --no-fuzzy-matching --ignore-obsolete
 
 clean:
 	rm -rf build .pytest_cache

@@ -182,7 +182,7 @@ def test_the_terminal_diff_marks_words_and_neutralises_escape_sequences() -> Non
     assert "\x1b" not in plain and "{+⟨U+001B⟩[31mred+}" in plain
     coloured = redline_text([changeset], "v1", "v2", color=True)
     assert "\x1b[4;32m⟨U+001B⟩[31mred\x1b[0m" in coloured and "\x1b[31m" not in coloured.replace("\x1b[9;31m", "")
-    assert plain.endswith("1 of 1 site/language texts changed: 1 modified\n")
+    assert plain.endswith("1 of 1 site/language text changed: 1 modified\n")
 
 
 def test_redline_command_writes_html_with_anchors_for_the_changelog(run, published_terms: Callable[[int], Path]) -> None:

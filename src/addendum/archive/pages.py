@@ -15,9 +15,10 @@ from addendum import paths
 from addendum.archive.manifest import JSON_FORMAT, PDF_VARIANT, View, languages_of, plan_views
 from addendum.compare.classify import classified_changes
 from addendum.config import Repo
-from addendum.errors import HistoryError, RenderError
+from addendum.errors import HistoryError
 from addendum.history.ledger import PublishedVersion
 from addendum.history.versions import load_version
+from addendum.i18n import own_name
 from addendum.policy.model import Location, Policy
 from addendum.policy.resolve import ResolvedPolicy, ResolvedSection, canonical_text, content_hash, resolve
 from addendum.render import policy_context, stylesheet
@@ -66,11 +67,8 @@ def resolved_view(repo: Repo, view: View) -> ResolvedPolicy:
 
 
 def language_name(code: str, repo: Repo) -> str:
-    """A language's name in that language (a reader looks for "Nederlands", not "Dutch"), or its code."""
-    try:
-        return strings(code, repo.templates_dir)(f"language_name_{code}")
-    except RenderError:
-        return code
+    """A language's name in that language, from CLDR (a reader looks for "Nederlands", not "Dutch"), or its code."""
+    return own_name(code)
 
 
 def _version_context(repo: Repo, view: View, resolved: ResolvedPolicy, print_copy: bool) -> dict[str, Any]:

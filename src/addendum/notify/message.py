@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from addendum import paths
 from addendum.config import Repo
 from addendum.errors import NotifyError
+from addendum.i18n import Words
 from addendum.notify.content import NoticeContent, SettingProblem, settings_error
 from addendum.notify.subscribers import normalise_address
 from addendum.notify.tokens import Keyring, unsubscribe_token
@@ -139,16 +140,16 @@ class MessageFactory:
         self.slots = {name: f"addendum{nonce}{name}" for name in
                       ("tgreeting", "temail", "turl", "hgreeting", "hemail", "hurl", "token", "mid")}
         self._variants: dict[tuple[str, str, str], _Variant] = {}
-        self._strings: dict[str, Callable[..., str]] = {}
+        self._strings: dict[str, Words] = {}
 
-    def t(self, language: str) -> Callable[..., str]:
+    def t(self, language: str) -> Words:
         if language not in self._strings:
             self._strings[language] = strings(language, self.repo.templates_dir)
         return self._strings[language]
 
     def _render(self, content: NoticeContent, audience: str, values: dict[str, str]) -> tuple[str, str, str]:
         t = self.t(content.language)
-        subject = t("notice_subject", controller=content.controller.name, title=content.title,
+        subject = t.gettext("%(controller)s: changes to our %(title)s from %(date)s", controller=content.controller.name, title=content.title,
                     date=long_date(content.effective, content.locale))
         context: dict[str, Any] = {"notice": content, "audience": audience, "t": t, "subject": subject,
                                    "sender": {"name": self.sender.address.display_name, "address": self.sender.address.addr_spec}}
@@ -224,7 +225,7 @@ class MessageFactory:
 
     def _values(self, recipient: Recipient, language: str) -> dict[str, str]:
         t = self.t(language)
-        greeting = t("notice_greeting", name=recipient.name) if recipient.name else t("notice_greeting_anonymous")
+        greeting = t.gettext("Dear %(name)s,", name=recipient.name) if recipient.name else t.gettext("Hello,")
         url = self._unsubscribe_url(self._token(recipient)) if recipient.audience == SUBSCRIBER else ""
         return {"tgreeting": greeting, "temail": recipient.email, "turl": url,
                 "hgreeting": html.escape(greeting), "hemail": html.escape(recipient.email), "hurl": html.escape(url)}

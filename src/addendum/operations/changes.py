@@ -111,7 +111,7 @@ def make_redline(repo: Repo, policy_id: str, from_ref: str, to_ref: str | None, 
     from addendum.render.pdf import html_to_pdf
 
     t = strings(language, repo.templates_dir)
-    title = t("redline_document_title", title=changeset.new_title, old=old.label, new=new.label)
+    title = t.gettext("Redline — %(title)s: %(old)s → %(new)s", title=changeset.new_title, old=old.label, new=new.label)
     return html_to_pdf(html, title=title, language=language)
 
 

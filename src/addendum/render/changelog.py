@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-
 from addendum import paths
 from addendum.compare.classify import classified_changes
 from addendum.compare.materiality import Level, max_level
@@ -155,7 +154,7 @@ def atom_feed(repo: Repo, policy_id: str, language: str | None) -> bytes:
 
     feed = FeedGenerator()
     feed.id(uuid.uuid5(uuid.NAMESPACE_URL, f"addendum:{policy_id}:{language}").urn)
-    feed.title(f"{context['title']} — {t('changelog_title')}")
+    feed.title(context["title"] + " — " + t.gettext("Changelog"))
     feed.language(language)
     feed.link(href=href(paths.changelog(policy_id, language)), rel="alternate")
     feed.link(href=href(paths.feed(policy_id, language)), rel="self")
@@ -165,7 +164,7 @@ def atom_feed(repo: Repo, policy_id: str, language: str | None) -> bytes:
         version = entry.version
         item = feed.add_entry()
         item.id(entry_id(version, language))
-        item.title(t("feed_entry_title", version=version.id, date=long_date(version.effective, locale)))
+        item.title(t.gettext("%(version)s, effective %(date)s", version=version.id, date=long_date(version.effective, locale)))
         item.updated(_midnight(version.published))
         item.published(_midnight(version.published))
         item.link(href=href(paths.version_page(policy_id, version.slug, context["default_site"], language)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -13,7 +13,7 @@ from typing import Any, Literal
 from markupsafe import Markup
 
 from addendum.compare.model import ChangeSet, Op, SectionChange, SectionSide, Segment
-from addendum.errors import RenderError
+from addendum.i18n import Words
 from addendum.policy.markup import INVISIBLE
 from addendum.render import stylesheet
 from addendum.templates import long_date, render_template, strings
@@ -134,43 +134,44 @@ def _heading_level(level: int) -> int:
     return min(level + 1, 6) if level else 2
 
 
-def _notes(change: SectionChange, sides: dict[str, SectionSide], t: Callable[..., str]) -> list[str]:
+def _notes(change: SectionChange, sides: dict[str, SectionSide], t: Words) -> list[str]:
     """One line each for what the kinds alone do not say: where a moved section was, what it was called."""
     notes = []
     old, new = change.old, change.new
     if change.has("moved") and old is not None:
         previous = sides.get(f"old:{old.position - 1}")
-        notes.append(t("redline_moved_from", ref=old.ref, position=old.position)
-                     + (" " + t("redline_moved_after", heading=visible(previous.heading) or previous.ref) if previous else ""))
+        notes.append(t.gettext("moved from %(ref)s (section %(position)s of the old version)", ref=old.ref, position=old.position)
+                     + (" " + t.gettext("after “%(heading)s”", heading=visible(previous.heading) or previous.ref) if previous else ""))
     if change.has("renamed") and old is not None:
-        notes.append(t("redline_renamed_from", heading=visible(old.heading)))
+        notes.append(t.gettext("renamed; the heading was “%(heading)s”", heading=visible(old.heading)))
     if change.matched_by == "similarity" and old is not None and new is not None and old.id != new.id:
-        notes.append(t("redline_matched_by_content", old_id=old.id))
+        notes.append(t.gettext("recognised by its content: its id was %(old_id)s", old_id=old.id))
     if change.split_from:
-        notes.append(t("redline_split_from", ref=change.split_from))
+        notes.append(t.gettext("split from %(ref)s", ref=change.split_from))
     if change.merged_into:
-        notes.append(t("redline_merged_into", ref=change.merged_into))
+        notes.append(t.gettext("merged into %(ref)s", ref=change.merged_into))
     if change.formatting:
-        notes.append(t("redline_formatting_only"))
+        notes.append(t.gettext("formatting only: whitespace, punctuation, quotes or case"))
     return notes
 
 
-def _details(change: SectionChange, t: Callable[..., str]) -> str:
+def _details(change: SectionChange, t: Words) -> str:
     parts = []
     if change.has("modified") or change.has("renamed") or change.has("added") or change.has("removed"):
-        parts.append(t("words_changed", deleted=change.words("delete"), inserted=change.words("insert")))
+        parts.append(t.gettext("%(deleted)s, %(inserted)s", deleted=t.ngettext("%(num)d word deleted", "%(num)d words deleted", change.words("delete")),
+                               inserted=t.ngettext("%(num)d inserted", "%(num)d inserted", change.words("insert"))))
     if change.has("moved") and change.old is not None:
-        parts.append(t("redline_moved_from", ref=change.old.ref, position=change.old.position))
+        parts.append(t.gettext("moved from %(ref)s (section %(position)s of the old version)", ref=change.old.ref, position=change.old.position))
     if change.split_from:
-        parts.append(t("redline_split_from", ref=change.split_from))
+        parts.append(t.gettext("split from %(ref)s", ref=change.split_from))
     if change.merged_into:
-        parts.append(t("redline_merged_into", ref=change.merged_into))
+        parts.append(t.gettext("merged into %(ref)s", ref=change.merged_into))
     if change.formatting:
-        parts.append(t("redline_formatting_only"))
+        parts.append(t.gettext("formatting only: whitespace, punctuation, quotes or case"))
     return "; ".join(parts)
 
 
-def _section(change: SectionChange, sides: dict[str, SectionSide], t: Callable[..., str]) -> dict[str, Any]:
+def _section(change: SectionChange, sides: dict[str, SectionSide], t: Words) -> dict[str, Any]:
     side = change.new or change.old
     assert side is not None
     return {
@@ -185,7 +186,7 @@ def _section(change: SectionChange, sides: dict[str, SectionSide], t: Callable[.
         "has_heading": bool(change.heading),
         "changed": change.changed,
         "kinds": list(change.ordered_kinds),
-        "kind_labels": [t(f"kind_{kind}") for kind in change.ordered_kinds],
+        "kind_labels": [t.change_kind(kind) for kind in change.ordered_kinds],
         "notes": _notes(change, sides, t),
         "blocks": blocks(change.text),
         "old_blocks": blocks(change.text, "old") if change.old else (),
@@ -198,21 +199,16 @@ def _section(change: SectionChange, sides: dict[str, SectionSide], t: Callable[.
     }
 
 
-def _class_label(classification: str | None, t: Callable[..., str]) -> str:
-    if not classification:
-        return ""
-    try:
-        return t(f"class_{classification}")
-    except RenderError:  # a class the interface has no name for is shown as it is named
-        return classification
+def _class_label(classification: str | None, t: Words) -> str:
+    return t.classification(classification) if classification else ""
 
 
-def _end(info: VersionInfo, locale: str, t: Callable[..., str]) -> dict[str, Any]:
+def _end(info: VersionInfo, locale: str, t: Words) -> dict[str, Any]:
     when = long_date(info.effective, locale) if info.effective else ""
     return {"label": info.label, "effective": info.effective, "effective_text": when,
             "short": when or info.label,
-            "description": t("redline_effective", label=info.label, date=when) if when else
-            t("redline_unpublished", label=info.label)}
+            "description": t.gettext("%(label)s, in force from %(date)s", label=info.label, date=when) if when else
+            t.gettext("%(label)s (not published)", label=info.label)}
 
 
 def redline_context(changeset: ChangeSet, old_info: Any, new_info: Any, *, layout: Layout = "inline",
@@ -236,7 +232,7 @@ def redline_context(changeset: ChangeSet, old_info: Any, new_info: Any, *, layou
         "policy_id": changeset.policy_id,
         "site": {"id": changeset.site, "name": visible(changeset.site_name)},
         "language": changeset.language,
-        "language_name": _language_name(changeset.language, t),
+        "language_name": t.language_name(changeset.language),
         "locale": changeset.locale,
         "old": old_end,
         "new": new_end,
@@ -253,17 +249,10 @@ def redline_context(changeset: ChangeSet, old_info: Any, new_info: Any, *, layou
         "classification": changeset.classification,
         "classification_label": _class_label(changeset.classification, t),
         "reasons": [visible(reason) for reason in changeset.reasons],
-        "running_header": t("redline_running_header", title=title, old=old_end["short"], new=new_end["short"]),
+        "running_header": t.gettext("Redline — %(title)s — %(old)s → %(new)s", title=title, old=old_end["short"], new=new_end["short"]),
         "t": t,
         "css": Markup(stylesheet("redline.css")),  # our own asset file: CSS must not be HTML-escaped
     }
-
-
-def _language_name(language: str, t: Callable[..., str]) -> str:
-    try:
-        return t(f"language_name_{language}")
-    except RenderError:  # a language the interface has no name for is shown by its code
-        return language
 
 
 def redline_html(changeset: ChangeSet, old_info: Any, new_info: Any, *, layout: Layout = "inline",
@@ -336,44 +325,46 @@ def redline_text(changesets: Sequence[ChangeSet], old_label: str, new_label: str
         changeset = group[0]
         texts = ", ".join(f"{c.site}/{c.language}" for c in group)
         start, end = style["head"]
-        lines.append(f"{start}{t('diff_header', policy=changeset.policy_id, texts=texts, old=old_label, new=new_label)}{end}")
+        lines.append(f"{start}{changeset.policy_id} {texts}: {old_label} → {new_label}{end}")
         if changeset.old_title != changeset.new_title:
-            lines.append("  " + t("redline_title_changed", old=visible(changeset.old_title), new=visible(changeset.new_title)))
+            lines.append("  " + t.gettext("The title changed from “%(old)s” to “%(new)s”.", old=visible(changeset.old_title), new=visible(changeset.new_title)))
         for change in changeset.changes:
             lines.extend(_terminal_change(change, style, t))
     lines.append(summary_line(changesets, t))
     return "\n".join(lines) + "\n"
 
 
-def _terminal_change(change: SectionChange, style: dict[str, tuple[str, str]], t: Callable[..., str]) -> list[str]:
-    kinds = ", ".join(t(f"kind_{kind}") for kind in change.ordered_kinds)
-    flags = f", {t('diff_formatting')}" if change.formatting else ""
+def _terminal_change(change: SectionChange, style: dict[str, tuple[str, str]], t: Words) -> list[str]:
+    kinds = ", ".join(t.change_kind(kind) for kind in change.ordered_kinds)
+    flags = ", " + t.gettext("formatting only") if change.formatting else ""
     side = change.new or change.old
     assert side is not None
     dim_start, dim_end = style["dim"]
     lines = [f"  {change.ref} ({kinds}{flags})  {dim_start}{side.file}:{side.line}{dim_end}"]
     if change.has("moved") and change.old is not None:
-        lines.append("    " + t("redline_moved_from", ref=change.old.ref, position=change.old.position))
+        lines.append("    " + t.gettext("moved from %(ref)s (section %(position)s of the old version)", ref=change.old.ref, position=change.old.position))
     if change.split_from:
-        lines.append("    " + t("redline_split_from", ref=change.split_from))
+        lines.append("    " + t.gettext("split from %(ref)s", ref=change.split_from))
     if change.merged_into:
-        lines.append("    " + t("redline_merged_into", ref=change.merged_into))
+        lines.append("    " + t.gettext("merged into %(ref)s", ref=change.merged_into))
     if any(s.op != "equal" for s in change.heading):
         lines.extend(_terminal_text(change.heading, style))
     lines.extend(_terminal_text(change.text, style))
     return lines
 
 
-def summary_line(changesets: Sequence[ChangeSet], t: Callable[..., str] | None = None) -> str:
+def summary_line(changesets: Sequence[ChangeSet], t: Words | None = None) -> str:
     """`2 of 6 site/language texts changed: 1 added, 3 modified, 1 moved` (sections counted over all of them)."""
     t = t or strings("en")
     changed = [c for c in changesets if c.has_changes]
     if not changed:
-        return t("diff_no_changes")
+        return t.gettext("no changes")
     totals: dict[str, int] = {}
     for changeset in changed:
         for kind, count in changeset.counts().items():
             if kind != "unchanged" and count:
                 totals[kind] = totals.get(kind, 0) + count
-    details = ", ".join(f"{count} {t('kind_' + kind)}" for kind, count in totals.items())
-    return t("diff_summary", changed=len(changed), total=len(changesets), details=details or t("redline_title_only"))
+    details = ", ".join(f"{count} {t.change_kind(kind)}" for kind, count in totals.items())
+    return t.ngettext("%(changed)d of %(num)d site/language text changed: %(details)s",
+                      "%(changed)d of %(num)d site/language texts changed: %(details)s", len(changesets),
+                      changed=len(changed), details=details or t.gettext("title changed"))

@@ -1,0 +1,218 @@
+"""The product's own words: gettext catalogues complete in every shipped language, and no English in other outputs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from addendum import i18n
+from conftest import PROJECT, git_in
+
+LANGUAGES = ("nl", "fr", "de")
+FIELD = re.compile(r"%\(\w+\)[sd]")
+
+
+def _key(message_id: str | tuple[str, ...], context: str | None) -> tuple[str | None, str]:
+    return context, message_id if isinstance(message_id, str) else message_id[0]
+
+
+def extracted() -> set[tuple[str | None, str]]:
+    """What `pybabel extract -F babel.cfg` finds in the Python code and the templates."""
+    from babel.messages.frontend import parse_mapping_cfg
+
+    with open(PROJECT / "babel.cfg", encoding="utf-8") as config:
+        method_map, options_map = parse_mapping_cfg(config)
+    found = set()
+    for _file, _line, message, _comments, context in extract_from_dir(str(PROJECT), method_map, options_map):
+        found.add(_key(message, context))
+    return found
+
+
+def catalogue(language: str) -> dict[tuple[str | None, str], object]:
+    path = i18n.catalogue_path(i18n.LOCALE_DIR, language)
+    with path.open("rb") as file:
+        return {_key(m.id, m.context): m for m in read_po(file) if m.id}
+
+
+def test_the_shipped_catalogues_are_english_dutch_french_and_german() -> None:
+    assert i18n.shipped_languages() == ("de", "en", "fr", "nl")
+
+
+@pytest.mark.parametrize("language", ["en", *LANGUAGES])
+def test_every_extracted_message_is_in_the_shipped_catalogue_and_no_other(language: str) -> None:
+    shipped = set(catalogue(language))
+    found = extracted()
+    assert found - shipped == set(), "run `make messages` and translate the new messages"
+    assert shipped - found == set(), "these messages are no longer used: run `make messages`"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_message_is_translated_with_the_same_fields(language: str) -> None:
+    for key, message in catalogue(language).items():
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)  # type: ignore[attr-defined]
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)  # type: ignore[attr-defined]
+        assert all(strings) and not message.fuzzy, f"{language}: {key} is not translated"  # type: ignore[attr-defined]
+        wanted = set(FIELD.findall(ids[-1])) | set(FIELD.findall(ids[0]))
+        for string in strings:
+            assert set(FIELD.findall(string)) <= wanted | {"%(num)d"}, f"{language}: {key} uses fields the text does not give"
+            assert set(FIELD.findall(string)) >= set(FIELD.findall(ids[0])) - {"%(num)d"}, f"{language}: {key} drops a field"
+
+
+def english_fragments(language: str) -> list[str]:
+    """The English text of every message whose translation differs: its words between the fields."""
+    fragments = set()
+    for message in catalogue(language).values():
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)  # type: ignore[attr-defined]
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)  # type: ignore[attr-defined]
+        for text in ids:
+            pieces = FIELD.split(text)
+            for fragment in pieces:
+                fragment = fragment.strip(" ,.:;()“”")
+                # One word between fields ("section" of "(section %(position)s …)") is too common to tell.
+                whole = len(pieces) == 1 or " " in fragment
+                if whole and len(fragment) >= 4 and re.search("[A-Za-z]{3}", fragment) and not any(fragment in s for s in strings):
+                    fragments.add(fragment)
+    return sorted(fragments, key=len, reverse=True)
+
+
+def readable(text: str) -> str:
+    """What a reader sees of a page, and its attribute values: tag names, comments and style sheets removed."""
+    text = re.sub(r"<style>.*?</style>|<!--.*?-->|\s(class|id|href|rel|type|hreflang|lang|datetime|content|name)=\"[^\"]*\"", " ", text, flags=re.DOTALL)
+    return re.sub(r"</?[a-zA-Z][\w-]*|\s[\w-]+=|/?>", " ", text)
+
+
+def assert_no_english(text: str, language: str, where: str) -> None:
+    text = readable(text)
+    text = re.sub(r"(material|editorial|formatting): §[^\n<]*", " ", text)  # materiality reasons: English until they are localised
+    leaked = [f for f in english_fragments(language) if re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text)]
+    assert not leaked, f"{where} ({language}) has English product words: {leaked}"
+
+
+TERMS = {
+    "en": ("Terms of use", "Introduction text.", "Scope", "These terms apply to {{ site.name }}.", "Contact", "Write to {{ site.contact.email }}."),
+    "nl": ("Gebruiksvoorwaarden", "Inleidende tekst.", "Toepassing", "Deze voorwaarden gelden voor {{ site.name }}.", "Contact", "Schrijf naar {{ site.contact.email }}."),
+    "fr": ("Conditions d'utilisation", "Texte d'introduction.", "Champ d'application", "Les présentes conditions régissent {{ site.name }}.",
+           "Nous joindre", "Écrivez-nous à {{ site.contact.email }}."),
+    "de": ("Nutzungsbedingungen", "Einleitender Absatz.", "Geltungsbereich", "Diese Bedingungen gelten für {{ site.name }}.",
+           "Kontakt", "Schreiben Sie an {{ site.contact.email }}."),
+}
+REVISED = {"en": "They also cover the mobile app.", "nl": "Ze gelden ook voor de mobiele app.",
+           "fr": "Elles couvrent aussi l'application mobile.", "de": "Sie gelten auch für die mobile App."}
+
+
+def terms_policy(languages: tuple[str, ...]) -> dict[str, str]:
+    """A terms policy in `languages` with two sites."""
+    toml = ['id = "terms"', f'default_language = "{languages[0]}"', f"languages = {list(languages)!r}".replace("'", '"'),
+            'default_site = "main"', "", "[title]"]
+    toml += [f'{lang} = "{TERMS.get(lang, TERMS["en"])[0]}"' for lang in languages]
+    toml += ["", "[controller]", 'name = "Acme SAS"', 'address = "1 rue de la Paix, 75002 Paris"', 'email = "legal@example.org"',
+             "", "[sites.main]", 'name = "Acme"', 'contact = { email = "legal@example.org" }', "",
+             "[sites.shop]", 'name = "Acme Shop"', 'contact = { email = "shop@example.org" }', ""]
+    files = {"policy.toml": "\n".join(toml)}
+    for lang in languages:
+        _title, intro, scope, scope_text, contact, contact_text = TERMS.get(lang, TERMS["en"])
+        files[f"{lang}.md"] = f"{intro}\n\n## {scope} {{#scope}}\n\n{scope_text}\n\n## {contact} {{#contact}}\n\n{contact_text}\n"
+    return files
+
+
+@pytest.fixture
+def terms_repo(make_repo: Callable[..., Path], run: Callable[..., object], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """A git repository with a terms policy in the given languages, published twice (the second revises §scope)."""
+    for name, value in {"GIT_AUTHOR_NAME": "Test Editor", "GIT_AUTHOR_EMAIL": "editor@example.org",
+                        "GIT_COMMITTER_NAME": "Test Editor", "GIT_COMMITTER_EMAIL": "editor@example.org"}.items():
+        monkeypatch.setenv(name, value)
+
+    def build(languages: tuple[str, ...]) -> Path:
+        root = make_repo({"en.md": None, "nl.md": None, **terms_policy(languages)})
+        (root / "addendum.toml").write_text('[archive]\nbase_url = "https://example.org/legal/history/"\n\n'
+                                            '[notify]\nfrom_address = "legal@example.org"\nunsubscribe_url = "https://example.org/unsubscribe"\n',
+                                            encoding="utf-8")
+        (root / ".gitignore").write_text(".addendum/\n", encoding="utf-8")
+        git_in(root, "init", "-q")
+        git_in(root, "add", "-A")
+        git_in(root, "commit", "-q", "-m", "Terms")
+        summaries = [a for lang in languages[1:] for a in (f"--summary-{lang}", f"Version 1 ({lang}).")]
+        run("--repo", root, "publish", "terms", "--effective", "2026-01-01", "--published", "2025-12-01",
+            "--summary", "Version 1.", *summaries, "--material")
+        for lang in languages:
+            path = root / "policies" / "terms" / f"{lang}.md"
+            scope_text = TERMS.get(lang, TERMS["en"])[3]
+            path.write_text(path.read_text(encoding="utf-8").replace(scope_text, f"{scope_text} {REVISED.get(lang, REVISED['en'])}"), encoding="utf-8")
+        git_in(root, "commit", "-q", "-am", "Revise the scope")
+        summaries = [a for lang in languages[1:] for a in (f"--summary-{lang}", f"Version 2 ({lang}).")]
+        run("--repo", root, "publish", "terms", "--effective", "2026-12-31", "--published", "2026-11-30",
+            "--summary", "Version 2.", *summaries, "--material")
+        return root
+
+    return build
+
+
+def notices(run: Callable[..., object], root: Path, languages: tuple[str, ...], tmp_path: Path) -> Iterator[tuple[str, Message]]:
+    """Every notice of the second version as previewed .eml files, one subscriber per site and language."""
+    rows = ["email,name,language,sites,audience,consent_source"]
+    rows += [f"{lang}-{site}@example.org,Alice Martin,{lang},{site},subscriber,test" for lang in languages for site in ("main", "shop")]
+    (tmp_path / "subscribers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    run("--repo", root, "subscribers", "import", tmp_path / "subscribers.csv")
+    preview = tmp_path / "preview"
+    run("--repo", root, "notify", "terms", "terms@2026-12-31", "--preview", preview)
+    for path in sorted(preview.glob("*.eml")):
+        yield path.name, message_from_bytes(path.read_bytes())
+
+
+def text_of(message: Message) -> str:
+    parts = [str(message["Subject"])]
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            parts.append(part.get_payload(decode=True).decode("utf-8"))  # type: ignore[union-attr]
+    return "\n".join(parts)
+
+
+@pytest.mark.slow
+def test_every_output_in_every_shipped_language_has_no_english_product_word(run, terms_repo, tmp_path: Path) -> None:
+    languages = ("en", "nl", "fr", "de")
+    root = terms_repo(languages)
+    for lang in LANGUAGES:
+        for fmt in ("html", "md", "text"):
+            for site in ("main", "shop"):
+                rendered = run("--repo", root, "render", "terms", "--site", site, "--lang", lang, "--format", fmt).stdout
+                assert_no_english(rendered, lang, f"render --format {fmt}")
+        redline = tmp_path / f"redline-{lang}.html"
+        run("--repo", root, "redline", "terms", "terms@2026-01-01", "terms@2026-12-31", "--lang", lang, "-o", redline)
+        assert_no_english(redline.read_text(encoding="utf-8"), lang, "redline")
+        for fmt in ("md", "html"):
+            assert_no_english(run("--repo", root, "changelog", "terms", "--lang", lang, "--format", fmt).stdout, lang, f"changelog {fmt}")
+    run("--repo", root, "archive")
+    history = root / "history" / "terms"
+    for lang in LANGUAGES:
+        for page in [history / f"index.{lang}.html", *history.glob(f"*/*/{lang}/*.html")]:
+            if page.is_file():
+                assert_no_english(page.read_text(encoding="utf-8"), lang, str(page.relative_to(root)))
+    seen = set()
+    for name, message in notices(run, root, languages, tmp_path):
+        language = str(message["Content-Language"])
+        seen.add(language)
+        if language != "en":
+            assert_no_english(text_of(message), language, name)
+    assert seen == set(languages)
+
+
+def test_language_and_country_names_come_from_cldr() -> None:
+    assert [i18n.own_name(code) for code in ("en", "nl", "fr", "de")] == ["English", "Nederlands", "Français", "Deutsch"]
+    assert i18n.words("nl").language_name("en") == "Engels"
+    assert i18n.words("fr").country_name("BE") == "Belgique"
+    assert i18n.words("de").country_name("NL") == "Niederlande"
+
+
+def test_plural_forms_follow_the_language() -> None:
+    nl, fr = i18n.words("nl"), i18n.words("fr")
+    assert nl.ngettext("%(num)d word deleted", "%(num)d words deleted", 1) == "1 woord geschrapt"
+    assert nl.ngettext("%(num)d word deleted", "%(num)d words deleted", 2) == "2 woorden geschrapt"
+    assert fr.ngettext("%(num)d word deleted", "%(num)d words deleted", 0) == "0 mot supprimé"  # French counts 0 as one
+    assert fr.ngettext("%(num)d word deleted", "%(num)d words deleted", 2) == "2 mots supprimés"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from addendum.errors import ConfigError
+from addendum.files import read_repository_file
 
 CONFIG_NAME = "addendum.toml"
 
@@ -157,7 +158,7 @@ def open_repo(path: Path | None = None) -> Repo:
     if not config_file.is_file():
         raise ConfigError(f"{root} is not a policy repository: it has no {CONFIG_NAME}", "create one with `addendum init`")
     try:
-        data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_repository_file(root, config_file).decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{CONFIG_NAME}: {exc}", "fix the TOML syntax at that line") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +109,7 @@ def _perform_view(task: ViewTask) -> TaskResult:
 
 def _perform(task: ViewTask | ListingTask) -> TaskResult:
     """Run one task, in a worker process or in this one. Errors come back as data: they must cross processes."""
+    stop_if_orphaned()
     try:
         if isinstance(task, ListingTask):
             return TaskResult(listings=render_listings(task.repo, task.policy_id, task.versions), policy_id=task.policy_id)
@@ -133,7 +134,7 @@ def default_jobs(repo: Repo) -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _results(tasks: Sequence[ViewTask | ListingTask], jobs: int) -> Iterator[TaskResult]:
+def _results(tasks: Sequence[ViewTask | ListingTask], jobs: int) -> Generator[TaskResult, None, None]:
     if jobs <= 1 or len(tasks) <= 1:
         yield from map(_perform, tasks)
         return

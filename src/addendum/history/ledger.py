@@ -11,6 +11,8 @@ from typing import Any
 import tomli_w
 
 from addendum.errors import HistoryError, UsageError
+from addendum.files import read_repository_file
+from addendum.history.repository import finish_interrupted_commit
 from addendum.ids import VERSION_PATTERN
 
 LEDGER_NAME = "ledger.toml"
@@ -97,10 +99,12 @@ def _version(policy_id: str, entry: object, number: int, where: str) -> Publishe
 def read_ledger(history_dir: Path, policy_id: str) -> list[PublishedVersion]:
     """Published versions, oldest first; an absent ledger means nothing was published yet."""
     path = ledger_path(history_dir, policy_id)
+    finish_interrupted_commit(history_dir.parent)  # a publish killed after its commit has not written the ledger yet
     if not path.is_file():
         return []
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # history/ sits at the top of the repository: the ledger must not be a link leading out of it.
+        data = tomllib.loads(read_repository_file(history_dir.parent, path).decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise HistoryError(f"{path}: {exc}", RESTORE_HINT) from None
     return _versions(policy_id, data, str(path))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
 import shutil
@@ -15,9 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-
 from addendum.errors import HistoryError, UsageError
-from addendum.files import write_atomic
+from addendum.files import inside_repository, write_atomic
 from addendum.ids import VERSION_PATTERN
 
 # A policy file is text of some kilobytes; anything this large is not one, and is not read into memory.
@@ -86,6 +87,33 @@ class GitFailed(HistoryError):
 
 class NothingToCommit(HistoryError):
     """The files to commit are exactly as HEAD has them."""
+
+
+# In the git folder while a commit is under way (see WorkTree.commit); its presence means one was interrupted.
+JOURNAL_NAME = "addendum-commit.json"
+
+
+@dataclass(frozen=True)
+class PendingCommit:
+    """A commit being made: its files, as git paths from the top of the work tree, and its parent."""
+
+    commit: str
+    parent: str | None
+    write: tuple[str, ...]  # files whose contents the commit sets (written into the work tree after the index)
+    add: tuple[str, ...]  # folders whose work-tree state the commit took (only the index follows)
+
+    def as_json(self) -> dict[str, object]:
+        return {"commit": self.commit, "parent": self.parent, "write": list(self.write), "add": list(self.add)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> PendingCommit:
+        commit, parent, write, add = data["commit"], data["parent"], data["write"], data["add"]
+        if not (isinstance(commit, str) and (parent is None or isinstance(parent, str)) and isinstance(write, list)
+                and isinstance(add, list)):
+            raise TypeError("not a commit journal")
+        for path in (*write, *add):
+            require_repository_path(path)  # a journal naming `../x` is not ours: refuse it, write nothing
+        return cls(commit, parent, tuple(write), tuple(add))
 
 
 @dataclass(frozen=True)
@@ -380,6 +408,7 @@ class WorkTree:
 
     git: Git
     prefix: str  # the policy repository's folder relative to the work tree's top, "" or ending in "/"
+    git_dir: Path | None = None  # the work tree's own git folder (holds its index), when known
 
     def path(self, relative: str) -> str:
         """A path relative to the policy repository, as git names it from the top of the work tree."""
@@ -463,8 +492,14 @@ class WorkTree:
         or staged in the work tree stays out of it. HEAD moves only if it still points where it did, and the tags
         are created in the same transaction: both happen, or neither. The written files are then put into the work
         tree and the index. Returns the new commit.
+
+        A kill at any moment leaves nothing half done that the next command does not finish: before HEAD moves, a
+        journal in the git folder records the commit; once it has moved, the index is brought in line first (so
+        that a plain `git commit` cannot record the files as deleted), then the work tree, then the journal goes.
+        Whichever process next opens the work tree or reads a ledger finishes what the journal lists.
         """
         write = dict(write or {})
+        self.finish_interrupted_commit()
         self._require_new_tags(tags)
         self.identity()
         head = self.head()
@@ -481,9 +516,139 @@ class WorkTree:
         parents = ["-p", head] if head else []
         commit = self.git.text("commit-tree", tree, *parents, "-F", "-", input=message.encode("utf-8"))
         updates = self._tag_updates([(tag, commit) for tag in tags]) + [f"update HEAD {commit} {head or ZERO_OID}"]
-        self._transaction(updates, message)
-        self._sync_work_tree(write, add)
+        pending = PendingCommit(commit, head, tuple(self.path(name) for name in write), tuple(self.path(folder) for folder in add))
+        journal, descriptor = self._write_journal(pending)
+        try:
+            try:
+                self._transaction(updates, message)
+            except HistoryError:
+                journal.unlink(missing_ok=True)  # git refused the update: HEAD did not move, nothing to finish
+                raise
+            self._finish(pending, commit)
+            journal.unlink()
+        finally:
+            os.close(descriptor)
         return commit
+
+    def journal_path(self) -> Path:
+        """Where the journal of a commit under way is kept: in the git folder, out of the work tree and `git status`."""
+        git_dir = self.git_dir or Path(self.git.text("rev-parse", "--absolute-git-dir"))
+        return git_dir / JOURNAL_NAME
+
+    def _write_journal(self, pending: PendingCommit) -> tuple[Path, int]:
+        """Write the journal whole and locked (renamed into place only once locked), so that a process reading it
+        waits while this one finishes the commit; the lock ends with this process, however it ends."""
+        journal = self.journal_path()
+        handle, temporary = tempfile.mkstemp(prefix=f".{JOURNAL_NAME}.", suffix=".tmp", dir=journal.parent)
+        try:
+            os.write(handle, json.dumps(pending.as_json()).encode("utf-8"))
+            os.fsync(handle)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            os.replace(temporary, journal)
+        except BaseException as exc:
+            os.close(handle)
+            Path(temporary).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise HistoryError(f"cannot write {journal}: {exc.strerror or exc}", "check the permissions of the git folder") from None
+            raise
+        return journal, handle
+
+    def finish_interrupted_commit(self) -> bool:
+        """Finish a commit whose process was killed after HEAD moved (index and work tree brought in line with it),
+        or forget one killed before; True when there was one. Cheap when there is none: one `stat`."""
+        journal = self.journal_path()
+        try:
+            descriptor = os.open(journal, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)  # waits while the committing process, if alive, finishes itself
+            if os.fstat(descriptor).st_nlink == 0:
+                return True  # finished meanwhile by the process that wrote it
+            try:
+                pending = PendingCommit.from_json(json.loads(journal.read_bytes()))
+            except (ValueError, KeyError, TypeError):
+                pending = None  # written whole before HEAD moved, so unreadable means it never was a journal of ours
+            head = self.head()
+            if pending is not None and head is not None and self._contains(head, pending.commit):
+                self._finish(pending, head)
+            journal.unlink(missing_ok=True)
+            return True
+        finally:
+            os.close(descriptor)
+
+    def _contains(self, head: str, commit: str) -> bool:
+        try:
+            self.git.run("merge-base", "--is-ancestor", "--end-of-options", commit, head)
+            return True
+        except GitFailed:
+            return False  # not an ancestor, or not even in the repository: HEAD never moved to it
+
+    def _entries(self, revision: str | None, paths: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """path → (mode, object id) of every file under `paths` at `revision` (none for None)."""
+        if revision is None or not paths:
+            return {}
+        listing = self.git.run("ls-tree", "-r", "-z", "--full-tree", "--end-of-options", revision, "--", *paths)
+        entries = {}
+        for line in listing.split(b"\x00"):
+            if line:
+                meta, _, name = line.partition(b"\t")
+                mode, _, object_id = meta.decode().split()
+                entries[name.decode("utf-8", "surrogateescape")] = (mode, object_id)
+        return entries
+
+    def _index_entries(self, paths: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """path → (mode, object id) of the index's entries under `paths`; a conflicted path is left out."""
+        listing = self.git.run("ls-files", "-s", "-z", "--", *paths) if paths else b""
+        entries: dict[str, tuple[str, str]] = {}
+        conflicted = set()
+        for line in listing.split(b"\x00"):
+            if line:
+                meta, _, name = line.partition(b"\t")
+                mode, object_id, stage = meta.decode().split()
+                path = name.decode("utf-8", "surrogateescape")
+                if stage == "0":
+                    entries[path] = (mode, object_id)
+                else:
+                    conflicted.add(path)
+        return {path: entry for path, entry in entries.items() if path not in conflicted}
+
+    def _finish(self, pending: PendingCommit, head: str) -> None:
+        """Bring the index, then the work tree, in line with the files `pending` committed, where HEAD still has them;
+        a work-tree file is written only where it is still as the commit's parent had it (what anyone changed since
+        is theirs to keep). Safe to repeat."""
+        paths = [*pending.write, *pending.add]
+        try:
+            old = self._entries(pending.parent, paths)
+            new = self._entries(pending.commit, paths)
+            current = new if head == pending.commit else self._entries(head, paths)
+            index = self._index_entries(paths)
+            # As `git add` would after the commit: the index takes what the commit recorded, where HEAD still has it.
+            stale = [path for path in sorted(set(old) | set(new))
+                     if current.get(path) == new.get(path) and index.get(path) != new.get(path)]
+            if stale:
+                lines = "".join(f"{new[path][0]} {new[path][1]}\t{path}\x00" if path in new else f"0 {ZERO_OID}\t{path}\x00"
+                                for path in stale)
+                self.git.run("update-index", "-z", "--index-info", input=lines.encode("utf-8", "surrogateescape"))
+            files = [path for path in pending.write if path in new and current.get(path) == new[path]]
+            blobs = read_blobs(self.git, [new[path][1] for path in files] + [old[path][1] for path in files if path in old])
+            written = []
+            for path in files:
+                target = self.git.cwd / path
+                on_disk = target.read_bytes() if target.is_file() and not target.is_symlink() else None
+                before = blobs[old[path][1]] if path in old else None
+                if on_disk == blobs[new[path][1]] or on_disk != before or (on_disk is None and os.path.lexists(target)):
+                    continue  # done already, or changed by someone since: theirs to keep
+                inside_repository(self.git.cwd, target.parent)  # never written through a folder linked elsewhere
+                write_atomic(target, blobs[new[path][1]])
+                written.append(path)
+            if written:
+                self.git.run("update-index", "--add", "--", *written)  # records the new files' stat data
+        except (OSError, UsageError, GitFailed) as exc:
+            detail = exc.message if isinstance(exc, UsageError) else str(exc)
+            raise HistoryError(f"committed, but the work tree or index could not be updated: {detail}",
+                               "any addendum command run in the repository finishes it (e.g. `addendum log POLICY`); "
+                               "if git holds a lock (.git/index.lock), wait for it and run again") from None
 
     def create_tags(self, targets: Sequence[tuple[NewTag, str]]) -> None:
         """Create annotated tags on existing commits, all or none."""
@@ -524,19 +689,6 @@ class WorkTree:
         entries = "".join(f"100644 {oid}\t{self.path(name)}\x00" for name, oid in zip(files, object_ids, strict=True))
         self.git.run("update-index", "-z", "--index-info", input=entries.encode("utf-8"), env=index)
 
-    def _sync_work_tree(self, write: Mapping[str, bytes], add: Sequence[str]) -> None:
-        root = self.git.cwd / self.prefix
-        try:
-            for name, content in write.items():
-                write_atomic(root / name, content)
-            if write:
-                self.git.run("update-index", "--add", "--", *(self.path(n) for n in write))
-            if add:
-                self.git.run("add", "--all", "--", *(self.path(p) for p in add))
-        except (OSError, GitFailed) as exc:
-            raise HistoryError(f"committed, but the work tree or index could not be updated: {exc}",
-                               "bring them in line with: git checkout HEAD -- " + " ".join(self.path(n) for n in write)) from None
-
 
 def _store_objects(repository: Git, kind: str, contents: Sequence[bytes]) -> list[str]:
     """Write objects into the repository with one `git hash-object`; their ids, in order."""
@@ -550,15 +702,39 @@ def _store_objects(repository: Git, kind: str, contents: Sequence[bytes]) -> lis
 
 
 def open_work_tree(root: Path) -> WorkTree:
-    """The git work tree holding the policy repository at `root`."""
+    """The git work tree holding the policy repository at `root`, with any commit a killed process left unfinished
+    finished first (see WorkTree.commit)."""
     env = _base_environment()
     try:
-        top = Git(root, env).text("rev-parse", "--show-toplevel")
-    except GitFailed:
+        top, git_dir = Git(root, env).text("rev-parse", "--show-toplevel", "--absolute-git-dir").splitlines()
+    except (GitFailed, ValueError):
         raise HistoryError(f"{root} is not inside a git repository", "run `git init` there (or `addendum init`)") from None
     top_path = Path(top).resolve()
     relative = root.resolve().relative_to(top_path).as_posix()
-    return WorkTree(Git(top_path, env), "" if relative == "." else relative + "/")
+    work_tree = WorkTree(Git(top_path, env), "" if relative == "." else relative + "/", Path(git_dir))
+    work_tree.finish_interrupted_commit()
+    return work_tree
+
+
+def finish_interrupted_commit(root: Path) -> None:
+    """Finish a commit a killed process left unfinished in the work tree holding `root` (see WorkTree.commit).
+
+    For readers of the work tree's files (the ledger): costs a few `stat`s, and runs git only when a journal exists."""
+    git_dir = _find_git_dir(root)
+    if git_dir is not None and (git_dir / JOURNAL_NAME).exists():
+        open_work_tree(root)
+
+
+def _find_git_dir(root: Path) -> Path | None:
+    """The git folder of the work tree holding `root`, found as git finds it (no git run); None outside one."""
+    start = root.resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            try:
+                return _git_folders(folder)[0]
+            except (HistoryError, OSError):
+                return None
+    return None
 
 
 def is_tracked(repo_root: Path, path: Path) -> bool:

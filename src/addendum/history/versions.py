@@ -119,7 +119,7 @@ def working_files(repo: Repo, policy_id: str) -> dict[str, str]:
     folder = repo.policies_dir / require_id(policy_id, "policy")
     if not (folder / "policy.toml").is_file():
         load_policy(repo.root, policy_id)  # raises the usual "no policy" error with the known ones
-    return {name: text for name, text in read_policy_files(folder).items() if is_source_file(name)}
+    return {name: text for name, text in read_policy_files(folder, repo.root).items() if is_source_file(name)}
 
 
 def version_files(repo: Repo, version: PublishedVersion) -> tuple[dict[str, str], str]:
@@ -127,7 +127,7 @@ def version_files(repo: Repo, version: PublishedVersion) -> tuple[dict[str, str]
     folder = version_folder(repo, version) / SOURCE_FOLDER
     where = folder.relative_to(repo.root).as_posix()
     if folder.is_dir():
-        return {n: t for n, t in read_policy_files(folder).items() if is_source_file(n)}, where
+        return {n: t for n, t in read_policy_files(folder, repo.root).items() if is_source_file(n)}, where
     if version.commit:
         try:
             work_tree = open_work_tree(repo.root)

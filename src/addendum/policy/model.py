@@ -7,12 +7,13 @@ import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
 
 from addendum.errors import PolicyFormatError, Problem, UsageError
+from addendum.files import OutsideRepository, repository_files
 from addendum.ids import ID_PATTERN, LANGUAGE_PATTERN, require_id
 from addendum.policy.markup import RawSection, split_sections
 
@@ -356,17 +357,25 @@ def load_policy_files(policy_id: str, files: Mapping[str, str], directory: str) 
     )
 
 
-def read_policy_files(folder: Path) -> dict[str, str]:
-    """policy.toml and every Markdown file under a policy folder, as text."""
+def _is_policy_file(name: str) -> bool:
+    path = PurePosixPath(name)
+    return path.suffix == ".md" or path.name == "policy.toml"
+
+
+def read_policy_files(folder: Path, root: Path | None = None) -> dict[str, str]:
+    """policy.toml and every Markdown file under a policy folder, as text. A symbolic link is followed only where
+    it stays inside `root` (the repository; by default the folder itself): every link leading out is an error."""
     files: dict[str, str] = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and (path.suffix == ".md" or path.name == "policy.toml"):
-            relative = path.relative_to(folder).as_posix()
-            try:
-                files[relative] = path.read_bytes().decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise PolicyFormatError([Problem("error", str(path), 0, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                                 "save the file as UTF-8", rule="encoding")]) from None
+    refused: list[OutsideRepository] = []
+    for relative, path in repository_files(root or folder, folder, _is_policy_file, refused):
+        try:
+            files[relative] = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PolicyFormatError([Problem("error", str(folder / relative), 0, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                                             "save the file as UTF-8", rule="encoding")]) from None
+    if refused:
+        raise PolicyFormatError([Problem("error", problem.file, 0, problem.reason, problem.hint, rule="link-outside")
+                                 for problem in refused])
     return files
 
 
@@ -385,4 +394,4 @@ def load_policy(repo_root: Path, policy_id: str) -> Policy:
     folder = repo_root / "policies" / policy_id
     if not (folder / "policy.toml").is_file():
         raise unknown_policy(policy_id, (p.parent.name for p in (repo_root / "policies").glob("*/policy.toml")))
-    return load_policy_files(policy_id, read_policy_files(folder), f"policies/{policy_id}")
+    return load_policy_files(policy_id, read_policy_files(folder, repo_root), f"policies/{policy_id}")

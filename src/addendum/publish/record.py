@@ -8,6 +8,7 @@ from typing import Any
 
 from addendum.config import Repo
 from addendum.errors import HistoryError, UsageError
+from addendum.files import read_repository_file
 from addendum.history.ledger import PublishedVersion, append_entries, ledger_path, next_version_id
 from addendum.history.repository import NewTag, WorkTree, open_work_tree
 from addendum.history.versions import SOURCE_FOLDER, content_hashes, load_version, published_versions, source_texts, working_files
@@ -39,7 +40,7 @@ def publish(repo: Repo, policy_id: str, *, effective: date, published: date | No
     if published > today:
         raise UsageError(f"the published date {published.isoformat()} is in the future",
                          "publish on the day the text is announced; --effective is the date it takes effect")
-    work_tree = open_work_tree(repo.root)
+    work_tree = open_work_tree(repo.root)  # finishes first a publish that was killed after its commit
     head = work_tree.head()
     if head is None:
         raise HistoryError("the repository has no commits yet", f"commit the policy first: addendum commit {policy_id} -m …")
@@ -75,7 +76,7 @@ def publish(repo: Repo, policy_id: str, *, effective: date, published: date | No
         reason=reason.strip(), author=work_tree.identity(), summaries=clean_summaries, hashes=hashes, extra=dict(extra or {}),
     )
     ledger = ledger_path(repo.history_dir, policy_id)
-    existing = ledger.read_text(encoding="utf-8") if ledger.is_file() else None
+    existing = read_repository_file(repo.root, ledger).decode("utf-8") if ledger.is_file() else None
     files = {f"history/{policy_id}/{ledger.name}": append_entries(existing, policy_id, [version]).encode("utf-8")}
     files.update({f"{folder}/{SOURCE_FOLDER}/{name}": text.encode("utf-8")
                   for name, text in working_files(repo, policy_id).items()})
@@ -108,7 +109,7 @@ def _require_committed(repo: Repo, work_tree: WorkTree, head: str, policy_id: st
         raise HistoryError(f"policies/{policy_id} has uncommitted changes: {', '.join(dirty)}",
                            f'commit them first (addendum commit {policy_id} -m "…"), or undo them')
     ledger = f"history/{policy_id}/ledger.toml"
-    on_disk = (repo.root / ledger).read_bytes() if (repo.root / ledger).is_file() else None
+    on_disk = read_repository_file(repo.root, repo.root / ledger) if (repo.root / ledger).is_file() else None
     if on_disk != work_tree.file_at(head, ledger):
         raise HistoryError(f"{ledger} differs from the last commit",
                            f"the ledger is written only by publish; restore it with: git checkout HEAD -- {ledger}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Mapping
 from datetime import date
 from functools import lru_cache
@@ -14,10 +13,12 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, St
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from addendum import i18n
 from addendum.errors import RenderError
-from addendum.files import inside_repository, read_repository_file
+from addendum.files import inside_repository
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+SOURCE_LANGUAGE = i18n.SOURCE_LANGUAGE
 
 
 def builtin_dir() -> Path:
@@ -54,8 +55,10 @@ def repository_of(repo_templates: Path) -> Path:
     return repo_templates.parent
 
 
-@lru_cache(maxsize=8)
-def environment(repo_templates: Path | None) -> ImmutableSandboxedEnvironment:
+@lru_cache(maxsize=32)
+def environment(repo_templates: Path | None, language: str = SOURCE_LANGUAGE) -> ImmutableSandboxedEnvironment:
+    """The environment of one repository's templates in one reader's language: `_`, `ngettext` and `pgettext`
+    (jinja2.ext.i18n, newstyle: fields are %-filled and escaped) speak it, through the catalogues of addendum.i18n."""
     # The built-ins are guarded too: in a source checkout they are a policy repository's own templates/.
     builtin = RepositoryLoader(builtin_dir(), builtin_dir().parent)
     loaders: list[Any] = [builtin]
@@ -65,6 +68,7 @@ def environment(repo_templates: Path | None) -> ImmutableSandboxedEnvironment:
     # Sandboxed because a policy repository's own templates are input we did not write.
     env = ImmutableSandboxedEnvironment(
         loader=ChoiceLoader(loaders),
+        extensions=["jinja2.ext.i18n"],
         autoescape=select_autoescape(["html", "xml"], default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -72,47 +76,24 @@ def environment(repo_templates: Path | None) -> ImmutableSandboxedEnvironment:
         keep_trailing_newline=True,
     )
     env.filters["long_date"] = long_date
+    words = i18n.words(language, repo_templates.parent if repo_templates is not None else None)
+    env.install_gettext_callables(gettext=words.translations.gettext, ngettext=words.translations.ngettext,  # type: ignore[attr-defined]
+                                  newstyle=True, pgettext=words.translations.pgettext)
+    env.globals.update(classification=words.classification, change_kind=words.change_kind, notice_change=words.notice_change,
+                       language_name=words.language_name, country_name=words.country_name)
     return env
 
 
-def _strings_file(folder: Path, language: str, repository: Path | None = None) -> dict[str, str]:
-    """One i18n/<language>.toml; inside a policy repository (`repository`), not through a link leading out of it."""
-    path = folder / "i18n" / f"{language}.toml"
-    if not path.is_file():
-        return {}
-    try:
-        data = read_repository_file(repository, path) if repository is not None else path.read_bytes()
-        return {k: str(v) for k, v in tomllib.loads(data.decode("utf-8")).items()}
-    except tomllib.TOMLDecodeError as exc:
-        raise RenderError(f"{path}: {exc}", "fix the TOML syntax of the strings file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RenderError(f"{path}: cannot be read: {exc}", "it must be a readable UTF-8 text file") from None
-
-
-def strings(language: str, repo_templates: Path | None = None) -> Callable[..., str]:
-    """A lookup `t(key, **values)` of interface text in `language`, English where a string is missing."""
-    merged: dict[str, str] = {}
-    for code in ("en", language.split("-")[0], language):
-        merged.update(_strings_file(builtin_dir(), code))
-        if repo_templates is not None:
-            merged.update(_strings_file(repo_templates, code, repository_of(repo_templates)))
-
-    def lookup(key: str, **values: Any) -> str:
-        if key not in merged:
-            raise RenderError(f"no interface text {key!r} in templates/i18n/{language}.toml or en.toml",
-                              f"add {key} = \"…\" to templates/i18n/en.toml")
-        try:
-            return merged[key].format(**values)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise RenderError(f"interface text {key!r} ({merged[key]!r}) cannot be filled: {exc!r}",
-                              f"it may use only {', '.join('{' + v + '}' for v in values) or 'no {placeholders}'}") from None
-
-    return lookup
+def strings(language: str, repo_templates: Path | None = None) -> i18n.Words:
+    """The product's words in `language` (`t.gettext("…")`, `t.ngettext(…)`), a repository's own catalogue first.
+    Passed to templates as `t`, it also tells render_template the reader's language."""
+    return i18n.words(language, repo_templates.parent if repo_templates is not None else None)
 
 
 def render_template(names: str | list[str], context: Mapping[str, Any], repo_templates: Path | None = None) -> str:
     """Render the first template found of `names` (most specific first)."""
-    env = environment(repo_templates)
+    words = context.get("t")
+    env = environment(repo_templates, words.language if isinstance(words, i18n.Words) else SOURCE_LANGUAGE)
     try:
         return env.select_template([names] if isinstance(names, str) else names).render(**context)
     except TemplateError as exc:

@@ -216,3 +216,49 @@ def test_plural_forms_follow_the_language() -> None:
     assert nl.ngettext("%(num)d word deleted", "%(num)d words deleted", 2) == "2 woorden geschrapt"
     assert fr.ngettext("%(num)d word deleted", "%(num)d words deleted", 0) == "0 mot supprimé"  # French counts 0 as one
     assert fr.ngettext("%(num)d word deleted", "%(num)d words deleted", 2) == "2 mots supprimés"
+
+
+def _po(language: str, messages: dict[str, str]) -> str:
+    entries = "".join(f'\nmsgid "{msgid}"\nmsgstr "{msgstr}"\n' for msgid, msgstr in messages.items())
+    return f'msgid ""\nmsgstr ""\n"Language: {language}\\n"\n"Content-Type: text/plain; charset=UTF-8\\n"\n{entries}'
+
+
+def test_a_language_without_catalogue_renders_english_words_and_check_warns_once_per_file(run, make_repo) -> None:
+    toml = terms_policy(("en", "pl"))["policy.toml"].replace('languages = ["en", "pl"]', 'languages = ["en", "pl"]')
+    root = make_repo({"nl.md": None, "policy.toml": toml, "pl.md": "Wstęp.\n\n## Zakres {#scope}\n\nTe warunki.\n\n## Kontakt {#contact}\n\nNapisz.\n",
+                      "en.md": terms_policy(("en",))["en.md"]})
+    checked = run("--repo", root, "check", "terms", expect=None)
+    warnings = [line for line in checked.stdout.splitlines() if "no catalogue" in line]
+    assert len(warnings) == 1, checked.stdout
+    assert warnings[0].startswith("warning: policies/terms/pl.md:1:") and "Polish (pl)" in warnings[0]
+    assert "locale/pl/LC_MESSAGES/addendum.po" in checked.stdout
+    page = run("--repo", root, "render", "terms", "--lang", "pl", "--format", "text").stdout
+    assert "Draft: this text has not been published" in page  # English product words, not a blank or an error
+
+
+def test_a_repository_catalogue_adds_a_language_and_rewords_a_built_in_one(run, make_repo) -> None:
+    root = make_repo({"nl.md": None, "policy.toml": terms_policy(("en", "pl"))["policy.toml"],
+                      "pl.md": "Wstęp.\n\n## Zakres {#scope}\n\nTe warunki.\n\n## Kontakt {#contact}\n\nNapisz.\n",
+                      "en.md": terms_policy(("en",))["en.md"]})
+    assert "Draft: this text" in run("--repo", root, "render", "terms", "--lang", "pl", "--format", "text").stdout
+    polish = root / "locale" / "pl" / "LC_MESSAGES" / "addendum.po"
+    polish.parent.mkdir(parents=True)
+    polish.write_text(_po("pl", {"Draft: this text has not been published": "Projekt: ten tekst nie został opublikowany"}), encoding="utf-8")
+    assert "Projekt: ten tekst nie został opublikowany" in run("--repo", root, "render", "terms", "--lang", "pl", "--format", "text").stdout
+    assert "no catalogue" not in run("--repo", root, "check", "terms", expect=None).stdout
+    english = root / "locale" / "en" / "LC_MESSAGES" / "addendum.po"
+    english.parent.mkdir(parents=True)
+    english.write_text(_po("en", {"Draft: this text has not been published": "Draft: not yet in force"}), encoding="utf-8")
+    assert "Draft: not yet in force" in run("--repo", root, "render", "terms", "--lang", "en", "--format", "text").stdout
+
+
+def test_a_broken_repository_catalogue_is_an_error_naming_the_file(run, make_repo) -> None:
+    root = make_repo()
+    dutch = root / "locale" / "nl" / "LC_MESSAGES" / "addendum.po"
+    dutch.parent.mkdir(parents=True)
+    dutch.write_text('msgid "Draft: this text has not been published"\nmsgstr "Ontwerp"\nnot a keyword\n', encoding="utf-8")
+    failed = run("--repo", root, "render", "terms", "--lang", "nl", expect=2)
+    assert "locale/nl/LC_MESSAGES/addendum.po: not a valid gettext catalogue" in failed.stderr
+    dutch.write_text(_po("nl", {"Last changed on %(date)s": "Gewijzigd op %(datum)s"}), encoding="utf-8")
+    failed = run("--repo", root, "render", "terms", "--lang", "nl", expect=2)
+    assert "the translation of 'Last changed on %(date)s' cannot be filled" in failed.stderr

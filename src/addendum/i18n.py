@@ -51,6 +51,11 @@ def _compiled(path: Path, data: bytes, language: str) -> bytes:
         catalogue = read_po(BytesIO(data), locale=language.replace("-", "_"), domain=DOMAIN, abort_invalid=True)
     except (PoFileError, ValueError) as exc:
         raise RenderError(f"{path}: not a valid gettext catalogue: {exc}", "fix the .po syntax (msgfmt --check-format shows the line)") from None
+    for message, errors in catalogue.check():
+        if errors:  # a translation whose %(fields)s differ from the English would fail (or leak) when rendered
+            shown = message.id if isinstance(message.id, str) else message.id[0]
+            raise RenderError(f"{path}:{message.lineno}: the translation of {shown!r} cannot be filled: {errors[0]}",
+                              "use exactly the %(fields)s of the English text, and %% for a percent sign")
     buffer = BytesIO()
     write_mo(buffer, catalogue)
     return buffer.getvalue()
@@ -70,8 +75,12 @@ def _inside(root: Path, path: Path) -> bool:
         return False
 
 
-@lru_cache(maxsize=32)
 def _repository(root: Path, language: str) -> bytes | None:
+    return _repository_catalogue(root, language, stamp(language, root))
+
+
+@lru_cache(maxsize=32)
+def _repository_catalogue(root: Path, language: str, _stamp: tuple[tuple[str, int, int], ...]) -> bytes | None:
     path = catalogue_path(root / "locale", language)
     if not path.is_file():
         return None
@@ -186,7 +195,27 @@ def country_name(code: str, in_locale: str) -> str:
     return str(reader.territories.get(code.upper(), code)) if reader is not None else code
 
 
-@lru_cache(maxsize=64)
+def stamp(language: str, repo_root: Path | None) -> tuple[tuple[str, int, int], ...]:
+    """What a repository's catalogues for `language` are now (path, size, mtime): a cache key that changes when
+    one is added or edited, so a long-lived process (or a test) never speaks from a stale catalogue."""
+    if repo_root is None:
+        return ()
+    found = []
+    for code in [*_candidates(language), SOURCE_LANGUAGE]:
+        path = catalogue_path(repo_root / "locale", code)
+        try:
+            status = path.stat()
+        except OSError:
+            continue
+        found.append((str(path), status.st_size, status.st_mtime_ns))
+    return tuple(found)
+
+
 def words(language: str, repo_root: Path | None = None) -> Words:
     """The product's words in `language`, a repository's own catalogue first."""
+    return _words(language, repo_root, stamp(language, repo_root))
+
+
+@lru_cache(maxsize=64)
+def _words(language: str, repo_root: Path | None, _stamp: tuple[tuple[str, int, int], ...]) -> Words:
     return Words(language, repo_root)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from addendum.errors import PolicyFormatError, Problem
+from addendum.i18n import has_catalogue, language_name
 from addendum.policy.markup import INVISIBLE, PREAMBLE_ID
 from addendum.policy.model import Document, Policy, load_policy
 from addendum.policy.resolve import resolve
@@ -17,8 +18,9 @@ REGULAR_REVIEW_PHRASES = {
     "en": ["check this page regularly", "review this page regularly", "regularly check this page",
            "regularly review this page", "regularly view this page", "check back regularly", "periodically review"],
     "nl": ["regelmatig deze pagina", "deze pagina regelmatig", "regelmatig te raadplegen"],
+    "fr": ["consulter régulièrement cette page", "consulter cette page régulièrement", "consulter régulièrement la présente page"],
+    "de": ["diese seite regelmäßig", "regelmäßig diese seite", "regelmäßig auf dieser seite"],
 }
-LANGUAGE_NAMES = {"en": "English", "nl": "Dutch", "fr": "French", "de": "German"}
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,21 @@ class CheckResult:
 
 
 def _language(code: str) -> str:
-    return f"{LANGUAGE_NAMES[code]} ({code})" if code in LANGUAGE_NAMES else code
+    """A language as an editor reads it in a message: "French (fr)", its name from CLDR."""
+    name = language_name(code, "en")
+    return f"{name} ({code})" if name != code else code
+
+
+def _catalogues(policy: Policy, repo_root: Path | None) -> Iterator[Problem]:
+    """A language the product has no words for: its pages, redlines and notices fall back to English there."""
+    for language, document in policy.documents.items():
+        if not has_catalogue(language, repo_root):
+            code = language.replace("-", "_")
+            yield Problem("warning", document.file, 1,
+                          f"Addendum has no catalogue for {_language(language)}: the words it writes itself (labels of "
+                          f"pages, redlines, changelogs and archive pages, notices' headings and sentences) are English "
+                          f"there; dates and the names of languages and countries are in {_language(language)}",
+                          f"add locale/{code}/LC_MESSAGES/addendum.po to the repository (README: Languages)", rule="no-catalogue")
 
 
 def _lines(document: Document) -> Iterator[tuple[str, int, str]]:
@@ -187,10 +203,12 @@ def _tags(policy: Policy) -> Iterator[Problem]:
                           "use an existing section id, or remove the line", section=section_id, rule="unknown-tagged-section")
 
 
-def check_policy(policy: Policy) -> list[Problem]:
+def check_policy(policy: Policy, repo_root: Path | None = None) -> list[Problem]:
+    """Every problem of a loaded policy; `repo_root` lets the rules see the repository's own catalogues."""
     problems: list[Problem] = []
     for rule in (_translations, _overrides, _pending, _placeholders, _text_rules, _tags):
         problems.extend(rule(policy))
+    problems.extend(_catalogues(policy, repo_root))
     return problems
 
 
@@ -201,7 +219,7 @@ def check(repo_root: Path, policy_id: str) -> CheckResult:
         policy = load_policy(repo_root, policy_id)
     except PolicyFormatError as exc:
         return CheckResult(policy_id, tuple(exc.problems), loaded=False)
-    return CheckResult(policy_id, tuple(check_policy(policy)))
+    return CheckResult(policy_id, tuple(check_policy(policy, repo_root)))
 
 
 def require_valid(policy: Policy) -> None:

@@ -1,7 +1,9 @@
-"""A real SMTP server for tests: aiosmtpd on 127.0.0.1, with scripted replies, dropped connections and failed logins."""
+"""A real SMTP server for tests: aiosmtpd on 127.0.0.1, with scripted replies, dropped connections, failed logins and
+replies dripped one byte at a time."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Callable
@@ -12,7 +14,7 @@ from email.parser import BytesParser
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 def free_port() -> int:
@@ -46,11 +48,16 @@ class ScriptedHandler:
     received: list[Received] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
     on_accept: Callable[[Received, int], None] | None = None
+    # recipient -> seconds between the bytes of the reply to its next message (after the message is in), or of the
+    # go-ahead (354) to its next DATA command (before the message is sent); each used once
+    drip_reply: dict[str, float] = field(default_factory=dict)
+    drip_go_ahead: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         recipient = envelope.rcpt_tos[0]
         with self.lock:
+            server.drip = self.drip_reply.pop(recipient, 0.0)
             queued = self.script.get(recipient)
             reply = queued.pop(0) if queued else self.always
             if reply and reply != DROP:
@@ -74,6 +81,36 @@ class ScriptedHandler:
         return out
 
 
+class DrippingSMTP(SMTP):
+    """aiosmtpd's server, except that a reply the handler marked goes out one byte at a time."""
+
+    drip = 0.0  # seconds between the bytes of the next reply
+
+    async def smtp_DATA(self, arg: str) -> None:
+        handler = self.event_handler
+        if self.envelope.rcpt_tos and isinstance(handler, ScriptedHandler):
+            with handler.lock:
+                self.drip = handler.drip_go_ahead.pop(self.envelope.rcpt_tos[0], 0.0)
+        await super().smtp_DATA(arg)
+
+    async def push(self, status: Any) -> None:
+        delay, self.drip = self.drip, 0.0
+        if not delay:
+            await super().push(status)
+            return
+        for byte in (status.encode("ascii") if isinstance(status, str) else status) + b"\r\n":
+            if self._writer.transport.is_closing():
+                return  # the client gave up waiting
+            self._writer.write(bytes([byte]))
+            await self._writer.drain()
+            await asyncio.sleep(delay)
+
+
+class DrippingController(Controller):
+    def factory(self) -> SMTP:
+        return DrippingSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class SmtpServer:
     """A running server: `port`, `handler`; `credentials` turns on AUTH and refuses any other login with 535."""
 
@@ -84,7 +121,7 @@ class SmtpServer:
         if credentials is not None:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=False, auth_required=True)
         self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
+        self.controller = DrippingController(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
 
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == self.credentials

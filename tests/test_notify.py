@@ -207,11 +207,54 @@ def test_a_connection_dropped_after_data_is_unknown_then_held_or_retried(run, no
     assert [r["recipient"] for r in unknown] == ["ann@example.org"]
     assert "before the server replied" in unknown[0]["reply"]
     assert len(smtp.handler.received) == 5  # the server did get it: the outcome was unknown to the sender
-    held = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--unknown", "hold")
-    assert "nothing to send" in held.stdout and len(smtp.handler.received) == 5
+    held = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--unknown", "hold", expect=1)  # still owed
+    assert held.stdout.splitlines() == ["nothing to send for privacy@2020-09-01 now", "outbox: 4 sent, 1 unknown",
+                                        "outstanding: 1 unknown (may have arrived; held: `--unknown retry` sends them again)"]
+    assert len(smtp.handler.received) == 5
     run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--unknown", "retry")
     assert [i.recipients[0] for i in smtp.handler.received].count("ann@example.org") == 2
     assert {r["state"] for r in stored(notify_repo)} == {"sent"}
+
+
+def test_a_server_that_drips_its_reply_keeps_one_message_no_longer_than_its_deadline(run, notify_repo, smtp):
+    """Per-socket timeouts bound nothing when each byte comes within them: the message's own deadline does."""
+    set_config(notify_repo, {"notify": {"message_deadline": 1.5}})
+    subscribe(run, notify_repo)
+    smtp.handler.drip_reply = {"ann@example.org": 0.5}  # its 21-byte reply would take ten seconds
+    smtp.handler.drip_go_ahead = {"cleo@example.org": 0.5}  # the go-ahead for its message, likewise
+    started = time.monotonic()
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
+    assert time.monotonic() - started < 1.5 * 2 + 2.5  # two deadlines and the rest of the run
+    assert "sent 3, retry 1, failed 0, unknown 1" in result.stdout
+    rows = {r["recipient"]: r for r in stored(notify_repo)}
+    assert rows["ann@example.org"]["state"] == "unknown"  # the message was in: it may have arrived
+    assert rows["ann@example.org"]["reply"] == ("no reply within the 1.5 s deadline for one message "
+                                                "(notify.message_deadline) after the message was sent: it may have been delivered")
+    assert rows["cleo@example.org"]["state"] == "retry"  # it never went out
+    assert rows["cleo@example.org"]["reply"] == "the 1.5 s deadline for one message (notify.message_deadline) ran out before the message was complete"
+    assert sorted(i.recipients[0] for i in smtp.handler.received) == [
+        "ann@example.org", "bram@example.org", "bram@example.org", "dirk@example.org"]
+    assert result.stdout.splitlines()[-1].startswith("outstanding: 1 retry (next due ")
+    assert result.stdout.splitlines()[-1].endswith(" (may have arrived; the next run sends them again, `--unknown hold` keeps them)")
+
+
+def test_the_exit_status_counts_what_is_still_owed_not_only_what_this_run_did(run, notify_repo, smtp):
+    set_config(notify_repo, {"notify": {"retry_delay": 3600.0}})
+    subscribe(run, notify_repo)
+    smtp.handler.script = {"ann@example.org": ["451 4.3.0 try later"], "cleo@example.org": ["451 4.3.0 try later"]}
+    first = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
+    assert "sent 3, retry 2, failed 0, unknown 0" in first.stdout
+    assert re.search(r"^outstanding: 2 retry \(next due \d{4}-\d\d-\d\d \d\d:\d\d UTC: run notify again then\)$",
+                     first.stdout, re.MULTILINE)
+    again = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)  # nothing due yet, but still owed
+    assert again.stdout.splitlines()[:2] == ["nothing to send for privacy@2020-09-01 now", "outbox: 2 retry, 3 sent"]
+    assert again.stdout.splitlines()[2].startswith("outstanding: 2 retry (next due ")
+    with open_state(open_repo(notify_repo)) as state, state.store.begin() as connection:
+        connection.execute(outbox.update().where(outbox.c.state == "retry").values(state="failed"))
+    done = run("--repo", notify_repo, "notify", "privacy", V2, "--yes")  # failed for good: nothing more to do
+    assert done.stdout.splitlines() == [
+        "nothing to send for privacy@2020-09-01: everyone affected was notified, except 2 whose notice failed for good "
+        "(`addendum notices … --state failed`)", "outbox: 2 failed, 3 sent"]
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -457,6 +500,8 @@ def test_a_second_sender_is_refused_while_one_runs(run, notify_repo, smtp):
                                                 heartbeat_at=utcnow()))
     result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=2)
     assert f"another `addendum notify` is sending (process {os.getppid()}" in result.stderr
+    assert ": it is running, renewed " in result.stderr  # a live sender on this host is never taken over
+    assert f"wait for it to finish, or stop it (kill {os.getppid()})" in result.stderr
     assert smtp.handler.received == []
 
 

@@ -124,7 +124,8 @@ def test_in_flight_messages_can_be_held_for_inspection(run, notify_repo):
         server.handler.on_accept = None
         held = start_notify(notify_repo, server, "--unknown", "hold")
         out, err = held.communicate(timeout=60)
-        assert held.returncode == 0, err
+        assert held.returncode == 1, err  # the held notice is still owed: the run is not done
+        assert out.endswith("outstanding: 1 unknown (may have arrived; held: `--unknown retry` sends them again)\n")
         assert states(notify_repo) == Counter({"sent": PEOPLE - 1, "unknown": 1})
     delivered = Counter(r for item in server.handler.received for r in item.recipients)
     assert set(delivered) == expected and sum(delivered.values()) == PEOPLE  # the held one had arrived: no duplicate

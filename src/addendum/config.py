@@ -43,6 +43,12 @@ SCHEMA: tuple[Option, ...] = (
     Option("notify.retry_delay", float, 300.0, "Seconds before the first retry; doubled at each attempt, with jitter."),
     Option("notify.error_window", int, 20, "How many recent attempts the error rate is measured over."),
     Option("notify.error_threshold", float, 0.5, "Pause the run when this share of the recent attempts failed."),
+    Option("notify.message_deadline", float, 120.0,
+           "Seconds one message may take in all, however slowly the server answers; past it the message is "
+           "`unknown` if it was sent, else retried."),
+    Option("notify.heartbeat_interval", float, 10.0,
+           "Seconds between renewals of the sending lease; a sender on another host is taken over after three "
+           "intervals without one, a stopped one on this host after one, a dead one at once."),
     Option("notify.smtp.host", str, "localhost", "SMTP server (environment: ADDENDUM_SMTP_HOST)."),
     Option("notify.smtp.port", int, 25, "SMTP port (environment: ADDENDUM_SMTP_PORT)."),
     Option("notify.smtp.security", str, "starttls", "Transport security.", ("starttls", "tls", "none")),

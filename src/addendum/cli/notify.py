@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +39,40 @@ def _print(report: NotifyReport) -> None:
     if report.declined:
         click.echo("nothing sent")
     elif report.send is None:
-        click.echo(f"nothing to send for {audience.version_id}: everyone affected was notified or is held")
+        click.echo(f"nothing to send for {audience.version_id} now" if report.outstanding else
+                   f"nothing to send for {audience.version_id}: everyone affected was notified"
+                   + (f", except {report.totals['failed']} whose notice failed for good (`addendum notices … --state failed`)"
+                      if report.totals.get("failed") else ""))
     else:
         s = report.send
         click.echo(f"{audience.version_id}: queued {report.queued} new notice(s); this run: sent {s.sent}, retry {s.retry}, "
                    f"failed {s.failed}, unknown {s.unknown}" + (f"; {s.recovered} interrupted earlier" if s.recovered else ""))
-        if s.next_retry_at:
-            click.echo(f"  next retry due {s.next_retry_at:%Y-%m-%d %H:%M} UTC: run notify again then")
     click.echo("outbox: " + (", ".join(f"{n} {state}" for state, n in sorted(report.totals.items())) or "empty"))
+    if report.outstanding:
+        click.echo("outstanding: " + ", ".join(f"{n} {state}{_OWED[state](report)}" for state, n in report.outstanding.items()))
+
+
+# What each outstanding state waits for, after its count.
+_OWED: dict[str, Callable[[NotifyReport], str]] = {
+    "new": lambda report: " recipient(s), not queued",
+    "pending": lambda report: " (not attempted yet: run notify again)",
+    "sending": lambda report: " (interrupted: the next run records them unknown)",
+    "retry": lambda report: (f" (next due {report.next_retry_at:%Y-%m-%d %H:%M} UTC: run notify again then)"
+                             if report.next_retry_at else ""),
+    "unknown": lambda report: (" (may have arrived; held: `--unknown retry` sends them again)" if report.audience.held_unknown
+                               else " (may have arrived; the next run sends them again, `--unknown hold` keeps them)"),
+}
+
+
+def _exit_status(report: NotifyReport) -> int:
+    """0 when nothing of the version is owed to anyone any more; 1 while something is, or this run paused or met a
+    permanent failure; an error (2) when the run stopped on the server."""
+    send = report.send
+    if send is not None and send.stopped and not send.paused:
+        raise NotifyError(send.stopped, send.hint)
+    if send is not None and send.paused:
+        click.echo(f"{send.stopped}\n  {send.hint}", err=True)
+    return 1 if report.outstanding or (send is not None and (send.paused or send.failed)) else 0
 
 
 @click.command("notify")
@@ -68,7 +95,7 @@ def _print(report: NotifyReport) -> None:
 @with_repo
 def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force: bool, dry_run: bool,
                    preview_dir: Path | None, canary: tuple[str, ...], attach_redline: bool, unknown: str, rate: float | None,
-                   connections: int | None, database_url: str | None) -> None:
+                   connections: int | None, database_url: str | None) -> int:
     """E-mail the change notice of a published VERSION to the subscribers of the sites it changed.
 
     Each person gets one notice per site, in their language (else the site's default): what changed per section,
@@ -77,10 +104,15 @@ def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force
     stored in the outbox before the first attempt; running notify again sends only what is pending or due, so it
     is safe to re-run after any interruption, even a killed process.
 
-    Exit status: 0 when everything due was sent; 1 when some notices wait for a retry, failed or have an unknown
-    outcome (see `addendum notices`), or when too many attempts in a row failed and the run paused (the outbox is
-    kept: run again later); 2 on an error (e.g. the server refused the login or could not be reached: the outbox
-    is kept too).
+    One sender at a time: a second run is refused while the first one runs, and told when it may take over; a
+    sender that was killed or stopped is taken over at once or after one heartbeat (notify.heartbeat_interval).
+
+    Exit status: 0 when nothing of the version is outstanding (every notice was sent, or failed for good in an
+    earlier run); 1 while something is (notices pending, waiting for a retry or of unknown outcome, held or not:
+    the last line counts them per state, `addendum notices` lists them), when this run met a permanent failure, or
+    when too many attempts in a row failed and the run paused (the outbox is kept: run again later); 2 on an error
+    (e.g. the server refused the login or could not be reached, or another sender holds the lease: the outbox is
+    kept too). A dry run or preview exits 0.
 
     \b
     Example:
@@ -94,12 +126,4 @@ def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force
     with progress_on_stderr("notify") as progress:
         report = notify(repo, policy_id, version_id, options, _ask(yes), progress)
     _print(report)
-    send = report.send
-    if send is None:
-        return
-    if send.stopped and not send.paused:
-        raise NotifyError(send.stopped, send.hint)
-    if send.paused:
-        click.echo(f"{send.stopped}\n  {send.hint}", err=True)
-    if send.paused or send.retry or send.failed or send.unknown:
-        sys.exit(1)
+    return _exit_status(report)

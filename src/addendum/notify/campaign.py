@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,17 @@ from addendum.notify.content import (
     settings_error,
 )
 from addendum.notify.message import SUBSCRIBER, BuiltMessage, MessageFactory, Recipient, Sender, sender_for, sender_problems
-from addendum.notify.outbox import OutboxSender, SendOptions, SendReport, UnknownPolicy, count_due, recover_interrupted, sending_lease
+from addendum.notify.outbox import (
+    OUTSTANDING_STATES,
+    OutboxSender,
+    SendOptions,
+    SendReport,
+    UnknownPolicy,
+    count_due,
+    next_retry,
+    recover_interrupted,
+    sending_lease,
+)
 from addendum.notify.smtp import Delivery, SmtpConnection, SmtpSettings, smtp_settings
 from addendum.notify.state import State, open_state
 from addendum.notify.store import ALL_POLICIES, Store, attempts, batched_rows, insert_outbox_rows, open_store, outbox, subscribers, subscriptions, utcnow
@@ -76,6 +87,15 @@ class NotifyReport:
     declined: bool = False
     send: SendReport | None = None
     totals: dict[str, int] = field(default_factory=dict)
+    next_retry_at: datetime | None = None
+
+    @property
+    def outstanding(self) -> dict[str, int]:
+        """What of the version is still owed to someone after this run, per outbox state ("new": not queued yet)."""
+        owed = {state: self.totals[state] for state in OUTSTANDING_STATES if self.totals.get(state)}
+        if self.declined and self.audience.new_recipients:
+            owed["new"] = self.audience.new_recipients
+        return owed
 
 
 def recipients_query(plan: NoticePlan, only_new: bool = True) -> Any:
@@ -261,7 +281,8 @@ def send_options(repo: Repo, options: NotifyOptions) -> SendOptions:
     if rate < 0 or connections < 1:
         raise NotifyError("the rate must be 0 (no limit) or more, and connections at least 1", "check --rate and --connections")
     return SendOptions(rate, connections, int(repo.setting("notify.max_attempts")), float(repo.setting("notify.retry_delay")),
-                       int(repo.setting("notify.error_window")), float(repo.setting("notify.error_threshold")), options.unknown)
+                       int(repo.setting("notify.error_window")), float(repo.setting("notify.error_threshold")), options.unknown,
+                       heartbeat_interval=float(repo.setting("notify.heartbeat_interval")))
 
 
 def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
@@ -283,8 +304,8 @@ def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
             rendered, written = campaign.preview(options.preview_dir, options.unknown, progress)
             return NotifyReport(audience, "preview" if options.preview_dir else "dry-run", rendered=rendered, previews=written)
         settings, smtp = send_options(repo, options), smtp_settings(repo)
-        with sending_lease(store) as lease:
-            recovered = recover_interrupted(store, plan.version.id)
+        with sending_lease(store, settings.heartbeat_interval) as lease:
+            recovered = recover_interrupted(store, plan.version.id, lease)
             audience = campaign.audience(options.unknown)
             report = NotifyReport(audience, "send")
             if options.canary and audience.to_send:
@@ -292,6 +313,7 @@ def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
             if audience.to_send == 0 or not confirm(audience):
                 report.declined = audience.to_send > 0
                 report.totals = _state_counts(store, plan.version.id)
+                report.next_retry_at = next_retry(store, plan.version.id)
                 return report
             report.queued = campaign.queue(progress)
             progress.start("sending", count_due(store, plan.version.id, options.unknown))
@@ -300,6 +322,7 @@ def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
             report.send.recovered = recovered
             progress.finish()
             report.totals = _state_counts(store, plan.version.id)
+            report.next_retry_at = report.send.next_retry_at
             return report
 
 

@@ -1,20 +1,27 @@
-"""SMTP: the only module that talks to a mail server. One connection, reused; every socket operation under a timeout."""
+"""SMTP: the only module that talks to a mail server. One connection, reused; every socket operation under a timeout,
+and every message under a deadline of its own."""
 
 from __future__ import annotations
 
+import io
 import ipaddress
+import math
 import os
 import re
 import smtplib
 import socket
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from addendum.config import Repo
 from addendum.errors import NotifyError
 from addendum.notify.tokens import require_private
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 PASSWORD_ENV = "ADDENDUM_SMTP_PASSWORD"
 Outcome = Literal["sent", "retry", "failed", "unknown"]
@@ -29,6 +36,7 @@ class SmtpSettings:
     user: str
     password: str = field(repr=False)
     timeout: float
+    message_deadline: float = 120.0  # seconds one message may take in all, however slowly the server answers
 
     @property
     def where(self) -> str:
@@ -63,9 +71,13 @@ def smtp_settings(repo: Repo) -> SmtpSettings:
             raise NotifyError(f"the SMTP password file {path} does not exist", "create it (mode 0600) or set ADDENDUM_SMTP_PASSWORD")
         require_private(path, "SMTP password file")
         password = path.read_text(encoding="utf-8").strip()
+    deadline = float(repo.setting("notify.message_deadline"))
+    if not deadline > 0:
+        raise NotifyError(f"notify.message_deadline must be more than 0 seconds, not {deadline:g}",
+                          "set it in addendum.toml (default 120)")
     return SmtpSettings(str(repo.setting("notify.smtp.host")), int(repo.setting("notify.smtp.port")),
                         str(repo.setting("notify.smtp.security")), str(repo.setting("notify.smtp.user")), password,
-                        float(repo.setting("notify.smtp.timeout")))
+                        float(repo.setting("notify.smtp.timeout")), deadline)
 
 
 def classify(code: int, reply: str) -> Delivery:
@@ -89,6 +101,85 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+class DeadlineExceeded(TimeoutError):
+    """One message took longer than notify.message_deadline, however busy the server kept the socket."""
+
+
+class Deadline:
+    """When the current message on a connection must be done by. Per-socket timeouts alone bound nothing: a server
+    that answers one byte a second never lets a read time out."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout  # what one socket operation may take
+        self.seconds = 0.0
+        self.at = math.inf  # time.monotonic() at which the message must be done
+
+    def start(self, seconds: float) -> None:
+        self.seconds, self.at = seconds, time.monotonic() + seconds
+
+    def clear(self) -> None:
+        self.at = math.inf
+
+    @property
+    def description(self) -> str:
+        return f"the {self.seconds:g} s deadline for one message (notify.message_deadline)"
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self.at - 0.001  # a read that timed out at the deadline may wake a hair early
+
+    def left(self) -> float:
+        """The timeout of the next socket operation: the per-operation one, or less when the deadline is nearer."""
+        remaining = self.at - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceeded(f"{self.description} ran out")
+        return min(self.timeout, remaining)
+
+    def arm(self, sock: socket.socket) -> None:
+        """Give the next operation on `sock` what is left (a system call only when that differs from its timeout)."""
+        wanted = self.left()
+        if sock.gettimeout() != wanted:
+            sock.settimeout(wanted)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket as smtplib reads replies from it: each read waits no longer than what is left of the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
+        super().__init__()
+        self._sock, self._deadline = sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        self._deadline.arm(self._sock)
+        return self._sock.recv_into(buffer)
+
+
+class _BoundedSMTP(smtplib.SMTP):
+    """smtplib.SMTP whose every read and write (greeting, login and STARTTLS included) fits in the deadline."""
+
+    def __init__(self, deadline: Deadline, *args: Any, **kwargs: Any) -> None:
+        self.deadline = deadline  # before connecting: the greeting is read under it too
+        super().__init__(*args, **kwargs)
+
+    def send(self, s: ReadableBuffer | str) -> None:
+        if self.sock is not None:
+            self.deadline.arm(self.sock)
+        super().send(s)
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.file is None and self.sock is not None:
+            # smtplib opens its reader lazily, and again after STARTTLS: this one bounds each read by the deadline.
+            self.file = io.BufferedReader(_DeadlineReader(self.sock, self.deadline))
+        return super().getreply()
+
+
+class _BoundedSMTPSSL(_BoundedSMTP, smtplib.SMTP_SSL):
+    """The same over implicit TLS (port 465)."""
+
+
 class SmtpConnection:
     """One connection to the server, opened on first use and reused for every following message."""
 
@@ -96,15 +187,17 @@ class SmtpConnection:
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
         self._eight_bit = False
+        self._deadline = Deadline(settings.timeout)
 
     def open(self) -> None:
         s = self.settings
+        connect_timeout = self._deadline.left()
         try:
             if s.security == "tls":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, local_hostname=socket.gethostname(), timeout=s.timeout,
-                                                      context=ssl.create_default_context())
+                smtp: smtplib.SMTP = _BoundedSMTPSSL(self._deadline, s.host, s.port, local_hostname=socket.gethostname(),
+                                                     timeout=connect_timeout, context=ssl.create_default_context())
             else:
-                smtp = smtplib.SMTP(s.host, s.port, local_hostname=socket.gethostname(), timeout=s.timeout)
+                smtp = _BoundedSMTP(self._deadline, s.host, s.port, local_hostname=socket.gethostname(), timeout=connect_timeout)
             smtp.ehlo()
             if s.security == "starttls":
                 if not smtp.has_extn("starttls"):
@@ -151,7 +244,15 @@ class SmtpConnection:
             self._smtp = None
 
     def deliver(self, sender: str, recipient: str, data: bytes) -> Delivery:
-        """Send one message; a connection lost while awaiting the final reply is `unknown`: it may have been delivered."""
+        """Send one message within settings.message_deadline (connecting included). A connection lost, or a deadline
+        run out, while awaiting the final reply is `unknown`: it may have been delivered; before that, `retry`."""
+        self._deadline.start(self.settings.message_deadline)
+        try:
+            return self._deliver(sender, recipient, data)
+        finally:
+            self._deadline.clear()
+
+    def _deliver(self, sender: str, recipient: str, data: bytes) -> Delivery:
         if self._smtp is None:
             self.open()
         smtp = self._smtp
@@ -173,6 +274,11 @@ class SmtpConnection:
             code, message = smtp.getreply()
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
+            if self._deadline.expired:
+                if stage == "reply":
+                    return Delivery("unknown", 0, f"no reply within {self._deadline.description} after the message was "
+                                                  "sent: it may have been delivered")
+                return Delivery("retry", 0, f"{self._deadline.description} ran out before the message was complete")
             if stage == "reply":
                 return Delivery("unknown", 0, f"connection lost after the message was sent, before the server replied ({exc})")
             return Delivery("retry", 0, f"connection lost before the message was complete ({exc})")

@@ -261,8 +261,26 @@ def _check_plain_text(sch: _Schema, values: Mapping[str, Any]) -> None:
             sch.error(key, f"'{key}' contains a line break or control character", "write it on one line")
 
 
+# Parsed policies by their exact input: a long-running process (addendum serve) parses the same published versions
+# and an unchanged working tree again and again; a Policy is frozen, so one parse can serve every caller.
+_PARSED: dict[tuple[Any, ...], Policy] = {}
+_PARSED_LIMIT = 64
+
+
 def load_policy_files(policy_id: str, files: Mapping[str, str], directory: str) -> Policy:
-    """Build a Policy from its files (paths relative to the policy folder); raise with every problem found."""
+    """Build a Policy from its files (paths relative to the policy folder); raise with every problem found.
+    The same files give the same (shared, frozen) Policy without parsing them again."""
+    key = (policy_id, directory, tuple(sorted(files.items())))
+    found = _PARSED.get(key)
+    if found is None:
+        found = _parse_policy_files(policy_id, files, directory)
+        if len(_PARSED) >= _PARSED_LIMIT:
+            _PARSED.pop(next(iter(_PARSED)), None)
+        _PARSED[key] = found
+    return found
+
+
+def _parse_policy_files(policy_id: str, files: Mapping[str, str], directory: str) -> Policy:
     config_file = f"{directory}/policy.toml"
     text = files.get("policy.toml")
     if text is None:

@@ -143,7 +143,10 @@ def changelog(request: Request) -> Response:
     if fmt not in CHANGELOG_TYPES:
         raise UsageError(f"format {fmt!r} is not one of {', '.join(CHANGELOG_TYPES)}")
     repo = repo_of(request)
-    data = atom_feed(repo, policy_id, language) if fmt == "atom" else changelog_document(repo, policy_id, language, "html" if fmt == "html" else "md").encode("utf-8")
+    if fmt == "atom":
+        data = atom_feed(repo, policy_id, language)
+    else:
+        data = changelog_document(repo, policy_id, language, "html" if fmt == "html" else "md").encode("utf-8")
     return document(data, CHANGELOG_TYPES[fmt], filename=f"changelog-{policy_id}-{language or 'default'}.{fmt}")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from addendum.config import Repo
 from addendum.errors import AddendumError, HistoryError
 from addendum.errors import Problem as Finding
+from addendum.history.repository import open_work_tree
 from addendum.history.versions import LATEST, WORKTREE, known_policy_ids, published_versions
 from addendum.ids import require_id
 from addendum.operations.changes import PolicyDiff, classified_diff, policy_status, version_log_with_suggestions
@@ -163,6 +164,15 @@ def draft_view(repo: Repo, policy_id: str, from_ref: str | None = None, to_ref: 
     language = language or current.default_language
     diff = classified_diff(repo, policy_id, from_ref, to_ref, site_id, language)
     return DraftView(policy_id, from_ref, to_ref, site_id, language, diff, versions, tuple(current.sites), current.languages)
+
+
+def editor_identity(repo: Repo) -> str | None:
+    """Who the workspace's redlines name as their preparer: git's identity here (None when git does not know one, and
+    each redline then says how to set it). A server asks once, not three git processes per redline."""
+    try:
+        return open_work_tree(repo.root).identity()
+    except HistoryError:
+        return None
 
 
 def archive_zip(repo: Repo, policy_id: str) -> bytes:

@@ -21,7 +21,7 @@ from addendum.operations.publishing import (
     preview_publication,
     publish_request,
 )
-from addendum.operations.workspace import archive_zip, draft_view, policy_cards, policy_overview
+from addendum.operations.workspace import archive_zip, draft_view, editor_identity, policy_cards, policy_overview
 from addendum.render.changelog import atom_feed, changelog_document
 from addendum.render.redline import LAYOUTS, Layout
 from addendum.web.auth import CSRF_FIELD, SESSION_COOKIE, Auth, Session, cookie_settings, csrf_matches
@@ -130,8 +130,12 @@ def redline(request: Request) -> Response:
     if fmt not in REDLINE_TYPES:
         raise UsageError(f"format {fmt!r} is not one of {', '.join(REDLINE_TYPES)}")
     policy_id = request.path_params["policy_id"]
-    body = make_redline(repo_of(request), policy_id, query.get("from") or "latest", query.get("to") or None,
-                        query.get("site") or None, query.get("lang") or None, fmt=fmt, layout=_layout(request))  # type: ignore[arg-type]
+    repo = repo_of(request)
+    if not hasattr(request.app.state, "editor"):
+        request.app.state.editor = editor_identity(repo)
+    body = make_redline(repo, policy_id, query.get("from") or "latest", query.get("to") or None,
+                        query.get("site") or None, query.get("lang") or None, fmt=fmt, layout=_layout(request),  # type: ignore[arg-type]
+                        prepared_by=request.app.state.editor)
     name = None if fmt == "html" else f"redline-{policy_id}.{fmt}"
     return document(body, REDLINE_TYPES[fmt], filename=name)
 

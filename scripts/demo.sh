@@ -24,6 +24,8 @@ addendum diff privacy "$first" latest --site selentic --lang en --no-color || [ 
 echo "== addendum redline: the PDF a reviewer signs off"
 addendum redline privacy "$first" latest --site selentic --lang en --format pdf -o "$out/redline-selentic-en.pdf"
 echo "  $out/redline-selentic-en.pdf"
+addendum redline privacy "$first" latest --site selentic --lang en --format docx -o "$out/redline-selentic-en.docx"
+echo "  $out/redline-selentic-en.docx (every change a tracked change: Accept All gives the latest text)"
 
 echo "== addendum changelog privacy --lang nl"
 addendum changelog privacy --lang nl | sed -n '1,12p'

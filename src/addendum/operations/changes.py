@@ -11,6 +11,7 @@ from addendum.compare.model import ChangeSet
 from addendum.compare.sections import compare
 from addendum.config import Repo
 from addendum.errors import HistoryError
+from addendum.history.repository import open_work_tree
 from addendum.history.versions import LATEST, Snapshot, load_version, published_versions, snapshot
 from addendum.ids import require_id
 from addendum.policy.model import load_policy
@@ -18,6 +19,7 @@ from addendum.policy.resolve import resolve
 from addendum.publish.log import VersionLog, version_log
 from addendum.publish.status import PolicyStatus, status_of
 from addendum.render.redline import Layout, redline_html
+from addendum.render.word import Formatting
 from addendum.templates import strings
 
 # ---------------------------------------------------------------------------------------------------------
@@ -93,10 +95,12 @@ def classified_diff(repo: Repo, policy_id: str, from_ref: str | None = None, to_
 
 
 def make_redline(repo: Repo, policy_id: str, from_ref: str, to_ref: str | None, site_id: str | None = None,
-                 language: str | None = None, *, fmt: Literal["html", "pdf"] = "html", layout: Layout = "inline",
-                 changes_only: bool = False, generated: date | None = None) -> bytes:
+                 language: str | None = None, *, fmt: Literal["html", "pdf", "docx"] = "html", layout: Layout = "inline",
+                 changes_only: bool = False, generated: date | None = None, author: str | None = None,
+                 formatting: Formatting = "show") -> bytes:
     """The redline of one site and language (default: the TO side's default site and language) between two snapshots
-    (version, date, revision; None: working tree), with each change's suggested materiality, as HTML or PDF bytes."""
+    (version, date, revision; None: working tree), with each change's suggested materiality, as HTML, PDF or .docx bytes
+    (`author` and `formatting` are the .docx's: see _redline_docx)."""
     old, new = snapshot(repo, policy_id, from_ref), snapshot(repo, policy_id, to_ref)
     site_id = site_id or new.policy.default_site
     language = language or new.policy.default_language
@@ -104,6 +108,8 @@ def make_redline(repo: Repo, policy_id: str, from_ref: str, to_ref: str | None, 
         shot.policy.site(site_id)
         shot.policy.require_language(language)
     changeset = classified_changes(old.policy, new.policy, site_id, language)
+    if fmt == "docx":
+        return _redline_docx(repo, changeset, old, new, author=author, formatting=formatting, generated=generated)
     html = redline_html(changeset, old, new, layout=layout, changes_only=changes_only, repo_templates=repo.templates_dir,
                         generated=generated)
     if fmt == "html":
@@ -113,6 +119,20 @@ def make_redline(repo: Repo, policy_id: str, from_ref: str, to_ref: str | None, 
     t = strings(language, repo.templates_dir)
     title = t.gettext("Redline — %(title)s: %(old)s → %(new)s", title=changeset.new_title, old=old.label, new=new.label)
     return html_to_pdf(html, title=title, language=language)
+
+
+def _redline_docx(repo: Repo, changeset: ChangeSet, old: Snapshot, new: Snapshot, *, author: str | None,
+                  formatting: Formatting, generated: date | None) -> bytes:
+    """The .docx redline: its revisions are by the publisher of TO (or `author`), dated TO's publication date; for an
+    unpublished TO, by the git identity of whoever makes it, dated today."""
+    from addendum.render.word.redline import redline_docx
+
+    if new.version is not None:
+        who, when = author or new.version.author, new.version.published
+    else:
+        who, when = author or open_work_tree(repo.root).identity(), date.today()
+    return redline_docx(changeset, old, new, author=who, revision_date=when, formatting=formatting,
+                        repo_templates=repo.templates_dir, generated=generated)
 
 
 def suggestions(repo: Repo, policy_id: str) -> dict[str, tuple[str, tuple[str, ...]]]:

@@ -1,0 +1,58 @@
+"""The .docx redline of the 15-page benchmark redline (built as in bench_diff.py), next to the PDF of the same redline.
+
+Run on its own: `.venv/bin/python benchmarks/bench_docx.py` (or through benchmarks/run.py, which calls `main()`).
+Target: the .docx ≤ 0.3 s warm (no layout engine is involved).
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import pypdf
+from bench_diff import median_time, policy, with_edits
+
+from addendum.compare.model import ChangeSet
+from addendum.compare.sections import compare
+from addendum.render.pdf import html_to_pdf
+from addendum.render.redline import VersionInfo, redline_html
+from addendum.render.word.redline import redline_docx
+
+PAGES = 15
+OLD = VersionInfo("bench@2018-05-19", date(2018, 5, 19))
+NEW = VersionInfo("bench@2024-06-01", date(2024, 6, 1))
+
+
+def fifteen_pages() -> tuple[ChangeSet, str, int, int]:
+    """The redline bench_diff.bench_pdf measures: the text grown until its PDF fills 15 pages."""
+    def build(size: int) -> tuple[ChangeSet, str, int]:
+        old = policy(size, 5)
+        changeset = compare(old, with_edits(old, 40, 6))
+        html = redline_html(changeset, OLD, NEW)
+        return changeset, html, len(pypdf.PdfReader(io.BytesIO(html_to_pdf(html, title="Redline", language="en"))).pages)
+
+    size = 32_000
+    changeset, html, pages = build(size)
+    while pages < PAGES:
+        size = size * (PAGES + 0.5) // pages
+        changeset, html, pages = build(size)
+    return changeset, html, pages, size
+
+
+def main() -> None:
+    changeset, html, pages, size = fifteen_pages()
+
+    def docx() -> bytes:
+        return redline_docx(changeset, OLD, NEW, author="Bench <bench@example.org>", revision_date=date(2024, 6, 1),
+                            generated=date(2024, 6, 1))
+
+    docx()  # warm: python-docx's template and lxml loaded once
+    docx_time, data = median_time(docx, 7)
+    pdf_time, _ = median_time(lambda: html_to_pdf(html, title="Redline", language="en"), 3)
+    print(f"redline of {size // 1000} KB of text ({pages} pages as PDF), warm process:")
+    print(f"  docx  {docx_time * 1000:6.0f} ms  ({len(data) // 1024} KB)   target ≤ 300 ms")
+    print(f"  pdf   {pdf_time * 1000:6.0f} ms   (for comparison)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,1 +1,0 @@
-"""`addendum serve`: the editor's workspace and a policy's public endpoints, over the operations every command uses."""

@@ -10,10 +10,12 @@ from typing import Any, Literal, cast
 from addendum import paths
 from addendum.compare.classify import classified_changes
 from addendum.compare.materiality import Level, max_level
+from addendum.compare.reasons import sentence as reason_sentence
 from addendum.config import Repo
 from addendum.errors import HistoryError
 from addendum.history.ledger import PublishedVersion, ledger_path
 from addendum.history.versions import load_version, published_versions
+from addendum.i18n import Words
 from addendum.policy.model import Policy
 from addendum.render import stylesheet
 from addendum.templates import long_date, render_template, strings
@@ -45,14 +47,15 @@ class ChangelogEntry:
     changes: tuple[ChangedSection, ...]
 
 
-def _changes(policy_id: str, language: str, old: Policy, new: Policy, version: PublishedVersion) -> tuple[list[ChangedSection], list[str]]:
+def _changes(policy_id: str, language: str, old: Policy, new: Policy, version: PublishedVersion,
+             t: Words) -> tuple[list[ChangedSection], list[str]]:
     by_section: dict[str, ChangedSection] = {}
     reasons: list[str] = []
     for site_id in new.sites:
         if site_id not in old.sites:
             continue
         changeset = classified_changes(old, new, site_id, language)
-        reasons.extend(r for r in changeset.reasons if r not in reasons)
+        reasons.extend(reason_sentence(r, t) for r in changeset.reasons if reason_sentence(r, t) not in reasons)
         for change in changeset.changes:
             known = by_section.get(change.id)
             if known is not None:
@@ -63,7 +66,7 @@ def _changes(policy_id: str, language: str, old: Policy, new: Policy, version: P
             redline = paths.redline_page(policy_id, version.slug, site_id, language) + "#" + change.anchor
             by_section[change.id] = ChangedSection(
                 change.id, change.ref, side.heading, tuple(change.ordered_kinds), change.words("delete"), change.words("insert"),
-                cast(Level, change.classification or "none"), change.reasons, (site_id,), redline)
+                cast(Level, change.classification or "none"), tuple(reason_sentence(r, t) for r in change.reasons), (site_id,), redline)
     return list(by_section.values()), reasons
 
 
@@ -84,6 +87,7 @@ def changelog_entries(repo: Repo, policy_id: str, language: str) -> list[Changel
 
 def _changelog_entries(repo: Repo, policy_id: str, language: str) -> list[ChangelogEntry]:
     versions = published_versions(repo, policy_id)
+    t = strings(language, repo.templates_dir)
     entries: list[ChangelogEntry] = []
     previous_policy: Policy | None = None
     for index, version in enumerate(versions):
@@ -92,13 +96,14 @@ def _changelog_entries(repo: Repo, policy_id: str, language: str) -> list[Change
         changes: list[ChangedSection] = []
         computed: list[str] = []
         if previous_policy is not None and language in policy.languages:
-            changes, computed = _changes(policy_id, language, previous_policy, policy, version)
+            changes, computed = _changes(policy_id, language, previous_policy, policy, version, t)
         recorded_reasons = version.extra.get("reasons")
         summary = version.summaries.get(language) or version.summaries.get(policy.default_language, "")
         entries.append(ChangelogEntry(
             version, previous, summary,
             str(version.extra.get("suggested") or ("material" if previous is None else max_level(c.classification for c in changes))),
-            () if previous is None else tuple(recorded_reasons or computed), tuple(changes)))
+            # The reasons computed now read in the changelog's language; a ledger's recorded ones are English text.
+            () if previous is None else tuple(computed or recorded_reasons or ()), tuple(changes)))
         previous_policy = policy
     return entries[::-1]
 

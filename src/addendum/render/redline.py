@@ -13,6 +13,7 @@ from typing import Any, Literal
 from markupsafe import Markup
 
 from addendum.compare.model import ChangeSet, Op, SectionChange, SectionSide, Segment
+from addendum.compare.reasons import sentence as reason_sentence
 from addendum.i18n import Words
 from addendum.policy.markup import INVISIBLE
 from addendum.render import stylesheet
@@ -195,7 +196,7 @@ def _section(change: SectionChange, sides: dict[str, SectionSide], t: Words) -> 
         "new_location": f"{change.new.file}:{change.new.line}" if change.new else "",
         "classification": change.classification,
         "classification_label": _class_label(change.classification, t),
-        "reasons": [visible(reason) for reason in change.reasons],
+        "reasons": [visible(reason_sentence(reason, t)) for reason in change.reasons],
     }
 
 
@@ -248,7 +249,7 @@ def redline_context(changeset: ChangeSet, old_info: Any, new_info: Any, *, layou
         "classified": classified,
         "classification": changeset.classification,
         "classification_label": _class_label(changeset.classification, t),
-        "reasons": [visible(reason) for reason in changeset.reasons],
+        "reasons": [visible(reason_sentence(reason, t)) for reason in changeset.reasons],
         "running_header": t.gettext("Redline — %(title)s — %(old)s → %(new)s", title=title, old=old_end["short"], new=new_end["short"]),
         "t": t,
         "css": Markup(stylesheet("redline.css")),  # our own asset file: CSS must not be HTML-escaped

@@ -83,3 +83,42 @@ ls "$mail" | sed 's/^/  /'
 echo
 echo "done. Open in a browser: $out/repo/history/privacy/index.html (the archive), $out/render/selentic-nl.html;"
 echo "the redline: $out/redline-selentic-en.pdf; the notices received: $mail/"
+
+echo
+echo "== addendum serve: the workspace and the public endpoints, against the notices just sent"
+addendum serve --port 0 > "$out/serve.log" 2>&1 &
+server=$!
+trap 'kill -INT "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 300); do grep -q "/history/" "$out/serve.log" 2>/dev/null && break; sleep 0.1; done
+base=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$out/serve.log" | head -n 1)
+eml=$(grep -l "^List-Unsubscribe:" "$mail"/* | head -n 1)
+read -r who link < <(python - "$eml" <<'PY'
+import re, sys
+from email import message_from_binary_file, policy
+with open(sys.argv[1], "rb") as file:
+    message = message_from_binary_file(file, policy=policy.default)
+print(message["To"].addresses[0].addr_spec, re.search(r"<(https://[^>]+)>", message["List-Unsubscribe"])[1])
+PY
+)
+echo "-- $(basename "$eml") to $who: List-Unsubscribe <$link>"
+addendum subscribers list 2>/dev/null | grep -F "$who" | sed "s/^/  before: /"
+python - "$base/unsubscribe/${link##*/}" <<'PY'
+import sys, urllib.request
+request = urllib.request.Request(sys.argv[1], data=b"List-Unsubscribe=One-Click", method="POST",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+with urllib.request.urlopen(request, timeout=10) as answer:  # RFC 8058: 200, no redirect, no cookie
+    print(f"-- POST /unsubscribe/…: {answer.status}, redirect: {answer.url != sys.argv[1]}, cookie: {answer.headers.get('Set-Cookie') is not None}")
+PY
+addendum subscribers list 2>/dev/null | grep -F "$who" | sed "s/^/  after:  /"
+echo "-- the version in force on 2020-08-15 for selentic/nl (GET $base/api/policies/privacy/at/2020-08-15?site=selentic&lang=nl):"
+python - "$base/api/policies/privacy/at/2020-08-15?site=selentic&lang=nl" <<'PY'
+import json, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=10) as answer:
+    body = json.load(answer)
+print(f"  in force: {body['in_force']['id']} ({body['in_force']['content_hash'][:19]}…); upcoming: {body['upcoming']['id']}")
+PY
+kill -INT "$server" && wait "$server" 2>/dev/null || true
+trap - EXIT
+echo
+echo "addendum serve printed (the login link works once; run addendum serve again for a new one):"
+grep -v "Ctrl+C" "$out/serve.log" | sed "s/^/  /"

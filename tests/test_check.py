@@ -188,8 +188,8 @@ def test_debug_shows_the_traceback(run, make_repo) -> None:
 def test_shipped_policy_warns_about_what_the_source_lacks(run, shipped: Path) -> None:
     out = run("--repo", shipped, "check", "privacy").stdout
     assert "warning: policies/privacy/en.md:3: collection: no Dutch (nl) text" in out
-    assert "warning: policies/privacy/policy.toml:24: site cavallo does not provide contact.email yet" in out
-    assert "warning: policies/privacy/policy.toml:29: site equihealth does not provide contact.address yet" in out
+    assert "warning: policies/privacy/policy.toml:30: site cavallo does not provide contact.email yet" in out
+    assert "warning: policies/privacy/policy.toml:35: site equihealth does not provide contact.address yet" in out
     assert "policies/privacy/nl.md:69: changes: asks readers to check the page regularly ('regelmatig deze pagina')" in out
     assert "privacy: 0 error(s)" in out
 

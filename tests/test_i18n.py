@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 from pathlib import Path
 
@@ -109,11 +109,11 @@ REVISED = {"en": "They also cover the mobile app.", "nl": "Ze gelden ook voor de
 
 def terms_policy(languages: tuple[str, ...]) -> dict[str, str]:
     """A terms policy in `languages` with two sites."""
-    toml = ['id = "terms"', f'default_language = "{languages[0]}"', f"languages = {list(languages)!r}".replace("'", '"'),
+    toml = ['id = "terms"', 'kind = "terms"', f'default_language = "{languages[0]}"', f"languages = {list(languages)!r}".replace("'", '"'),
             'default_site = "main"', "", "[title]"]
     toml += [f'{lang} = "{TERMS.get(lang, TERMS["en"])[0]}"' for lang in languages]
     toml += ["", "[controller]", 'name = "Acme SAS"', 'address = "1 rue de la Paix, 75002 Paris"', 'email = "legal@example.org"',
-             "", "[sites.main]", 'name = "Acme"', 'contact = { email = "legal@example.org" }', "",
+             'country = "FR"', "", "[options]", 'apply = ["object", "terminate", "continued-use"]', "", "[sites.main]", 'name = "Acme"', 'contact = { email = "legal@example.org" }', "",
              "[sites.shop]", 'name = "Acme Shop"', 'contact = { email = "shop@example.org" }', ""]
     files = {"policy.toml": "\n".join(toml)}
     for lang in languages:
@@ -163,7 +163,7 @@ def notices(run: Callable[..., object], root: Path, languages: tuple[str, ...], 
     preview = tmp_path / "preview"
     run("--repo", root, "notify", "terms", "terms@2026-12-31", "--preview", preview)
     for path in sorted(preview.glob("*.eml")):
-        yield path.name, message_from_bytes(path.read_bytes())
+        yield path.name, message_from_bytes(path.read_bytes(), policy=policy.default)
 
 
 def text_of(message: Message) -> str:
@@ -262,3 +262,51 @@ def test_a_broken_repository_catalogue_is_an_error_naming_the_file(run, make_rep
     dutch.write_text(_po("nl", {"Last changed on %(date)s": "Gewijzigd op %(datum)s"}), encoding="utf-8")
     failed = run("--repo", root, "render", "terms", "--lang", "nl", expect=2)
     assert "the translation of 'Last changed on %(date)s' cannot be filled" in failed.stderr
+
+
+def test_a_french_terms_notice_speaks_of_options_not_personal_data(run, terms_repo, tmp_path: Path) -> None:
+    root = terms_repo(("fr", "en"))
+    assert run("--repo", root, "check", "terms").stdout == "terms: 0 error(s), 0 warning(s)\n"
+    found = {name: message for name, message in notices(run, root, ("fr", "en"), tmp_path)}
+    french = [m for name, m in found.items() if "-fr-" in name]
+    assert len(french) == 2  # one per site
+    for message in french:
+        text = " ".join(text_of(message).split())
+        assert str(message["Subject"]) == "Acme SAS : modifications de notre document « Conditions d'utilisation » à partir du 31 décembre 2026"
+        assert "Bonjour Alice Martin," in text
+        assert "VOS POSSIBILITÉS" in text and "avant le 31 décembre 2026 en écrivant à" in text
+        assert "données à caractère personnel" not in text and "personal data" not in text and "réclamation" not in text
+        assert "Paris, France" in text
+        assert_no_english(text_of(message), "fr", "French terms notice")
+    english = " ".join(text_of(next(m for name, m in found.items() if "-en-" in name)).split())
+    assert "YOUR OPTIONS" in english and "personal data" not in english and "YOUR RIGHTS" not in english
+
+
+def test_the_shipped_dutch_notice_names_the_authority_and_country_in_dutch(run, shipped: Path, tmp_path: Path) -> None:
+    git_in(shipped, "init", "-q")
+    (tmp_path / "subscribers.csv").write_text("email,name,language,sites,audience,consent_source\n"
+                                              "an@example.org,An Peeters,nl,selentic,subscriber,test\n", encoding="utf-8")
+    run("--repo", shipped, "subscribers", "import", tmp_path / "subscribers.csv")
+    run("--repo", shipped, "notify", "privacy", "privacy@2020-09-01", "--preview", tmp_path / "preview")
+    [path] = (tmp_path / "preview").glob("*.eml")
+    text = text_of(message_from_bytes(path.read_bytes(), policy=policy.default))
+    flat = " ".join(text.split())
+    assert "Sint-Pietersstraat 139, 3630 Leut, België" in flat and "Belgium" not in flat
+    assert "de Gegevensbeschermingsautoriteit: https://www.gegevensbeschermingsautoriteit.be" in flat
+    assert "U kunt zich op elk moment verzetten tegen de verwerking van uw persoonsgegevens voor direct marketing" in flat
+    assert_no_english(text, "nl", "the shipped Dutch notice")
+
+
+def test_check_warns_that_the_shipped_text_names_the_renamed_privacy_commission(run, shipped: Path) -> None:
+    out = run("--repo", shipped, "check", "privacy").stdout
+    assert "warning: policies/privacy/en.md:121: complaint: names the Privacy Commission, which was renamed in 2018" in out
+    assert "warning: policies/privacy/nl.md:57: complaint: names the Privacycommissie, which was renamed in 2018" in out
+
+
+def test_kind_rights_and_options_are_checked(run, make_repo) -> None:
+    toml = terms_policy(("en",))["policy.toml"].replace('kind = "terms"', 'kind = "contract"')
+    toml += '\n[rights]\napply = ["access", "object", "fly"]\n'
+    out = run("--repo", make_repo({"nl.md": None, "policy.toml": toml, "en.md": terms_policy(("en",))["en.md"]}), "check", "terms", expect=1).stdout
+    assert "kind 'contract' is not a kind of document" in out
+    assert "rights.apply names 'fly'" in out
+    assert "rights.apply lists object but object_to names no processing one may object to" in out

@@ -99,16 +99,19 @@ def test_every_affected_subscriber_gets_one_localised_notice_per_site(run, notif
     for link in (f"{base}2020-09-01/selentic/en/index.html", f"{base}2020-09-01/selentic/en/redline.html",
                  f"{base}2018-05-19/selentic/en/index.html", f"{base}changelog-en.html"):
         assert f"\n  {link}\n" in text and f'href="{link}"' in page
-    assert "withdraw a\nconsent" in text and "write to\ninfo@selentic.net." in text
+    flat = " ".join(text.split())
+    assert "you may withdraw it at any time" in flat and "To use these rights, write to info@selentic.net." in flat
+    rights = flat.split("YOUR RIGHTS")[1].split("COMPLAINTS")[0]
+    assert "object" not in rights  # policy.toml states no [rights]: no promise of a right to object (GDPR Art. 21)
     assert "Belgian Data Protection Authority" in text and "https://www.dataprotectionauthority.be" in text
     assert "Sint-Pietersstraat 139, 3630 Leut, Belgium" in text
     assert ann["List-Id"] == "Privacy policy <policy-changes.example.org>"
     assert ann["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    match = re.fullmatch(rf"<https://example\.org/privacy/unsubscribe\?token=({TOKEN})>, "
+    match = re.fullmatch(rf"<https://example\.org/unsubscribe/({TOKEN})>, "
                          rf"<mailto:unsubscribe@example\.org\?subject=unsubscribe%20({TOKEN})>", ann["List-Unsubscribe"])
     assert match and match[1] == match[2]
-    assert f"Unsubscribe: https://example.org/privacy/unsubscribe?token={match[1]}" in text
-    assert f'<a href="https://example.org/privacy/unsubscribe?token={match[1]}">Unsubscribe</a>' in page
+    assert f"Unsubscribe: https://example.org/unsubscribe/{match[1]}" in text
+    assert f'<a href="https://example.org/unsubscribe/{match[1]}">Unsubscribe</a>' in page
     with open_state(open_repo(notify_repo)) as state:
         assert read_unsubscribe_token(state.keyring, match[1]) == rows[("ann@example.org", "selentic")]["subscriber_uid"]
     assert "@" not in match[1]  # the token names an id, never the address

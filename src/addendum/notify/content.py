@@ -11,10 +11,11 @@ from urllib.parse import urlsplit
 
 from addendum import paths
 from addendum.config import Repo
-from addendum.errors import ConfigError, NotifyError, UsageError
+from addendum.errors import AddendumError, ConfigError, NotifyError, UsageError
 from addendum.history.ledger import PublishedVersion
 from addendum.history.versions import find_version, load_version, published_versions
-from addendum.policy.model import Controller, Policy
+from addendum.policy import kinds
+from addendum.policy.model import Controller, Policy, load_policy
 from addendum.policy.resolve import ResolvedPolicy, normalise, resolve
 
 
@@ -66,6 +67,15 @@ class NoticeContent:
     contact_email: str
     authority: Authority | None
     content_hash: str
+    kind: str = "privacy"  # what the document is: privacy, terms, cookies, subprocessors or other
+    rights: tuple[str, ...] = ()  # the rights the notice lists (kinds.RIGHTS), only for a document about personal data
+    object_to: tuple[str, ...] = ()  # the processing a reader may object to (kinds.OBJECTION_BASES)
+    options: tuple[str, ...] = ()  # terms: what a reader may do (kinds.OPTIONS)
+
+    @property
+    def personal_data(self) -> bool:
+        """Whether the notice speaks of personal data, rights and the supervisory authority."""
+        return self.kind in kinds.PERSONAL_DATA_KINDS
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,15 @@ class NoticePlan:
     @cached_property
     def previous_policy(self) -> Policy | None:
         return load_version(self.repo, self.previous) if self.previous else None
+
+    @cached_property
+    def reader_facts(self) -> Policy:
+        """Where the kind, rights, controller and authority of a notice come from: the policy as it stands now (they
+        tell readers how to reach the controller and the authority today), else the published version's."""
+        try:
+            return load_policy(self.repo.root, self.policy_id)
+        except AddendumError:
+            return self.policy
 
     @property
     def policy_id(self) -> str:
@@ -134,19 +153,17 @@ def _per_language(value: Any, language: str, default: str) -> str:
 
 
 def supervisory_authority(policy: Policy, language: str) -> Authority | None:
-    """The authority a reader may complain to, from policy.toml's [supervisory_authority] (name and url per language)."""
+    """The authority a reader may complain to: policy.toml's [supervisory_authority] (name and url per language),
+    else the authority of the controller's country (policy/authorities.toml); None when neither names one."""
     table = policy.settings.get("supervisory_authority")
-    if not table:
-        return None
-    if not isinstance(table, Mapping):
+    if table is not None and not isinstance(table, Mapping):
         raise NotifyError(f"{policy.config_file}: [supervisory_authority] must be a table with name and url",
                           'e.g. name = { en = "…" } and url = { en = "https://…" }')
-    name = _per_language(table.get("name"), language, policy.default_language)
-    url = _per_language(table.get("url"), language, policy.default_language)
-    if not name or urlsplit(url).scheme != "https":
+    found = kinds.supervisory_authority(policy, language)
+    if table and (found is None or urlsplit(found.url).scheme != "https"):
         raise NotifyError(f"{policy.config_file}: [supervisory_authority] needs a name and an https url for {language}",
                           "readers must be told where to complain (GDPR Art. 13(2)(d))")
-    return Authority(name, url)
+    return Authority(found.name, found.url) if found else None
 
 
 def archive_links(base_url: str, version: PublishedVersion, previous: PublishedVersion | None, site_id: str,
@@ -206,7 +223,9 @@ def notice_content(plan: NoticePlan, site_id: str, language: str, base_url: str)
     summary_language = language if version.summaries.get(language) else policy.default_language
     site = policy.site(site_id)
     contact = site.variables.get("contact")
-    contact_email = str(contact.get("email")) if isinstance(contact, Mapping) and contact.get("email") else policy.controller.email
+    facts = plan.reader_facts
+    contact_email = str(contact.get("email")) if isinstance(contact, Mapping) and contact.get("email") else facts.controller.email
+    promises = kinds.promises(facts)
     return NoticeContent(
         policy_id=policy.id, version_id=version.id, previous_id=plan.previous.id if plan.previous else "",
         title=policy.title(language), site_id=site_id, site_name=site.name, language=language,
@@ -215,6 +234,8 @@ def notice_content(plan: NoticePlan, site_id: str, language: str, base_url: str)
         summary=version.summaries.get(summary_language, ""), summary_language=summary_language,
         impact=_per_language(version.extra.get("impact"), language, ""),
         changes=section_changes(old, new), links=archive_links(base_url, version, plan.previous, site_id, language),
-        controller=policy.controller, contact_email=contact_email,
-        authority=supervisory_authority(policy, language), content_hash=version.hash_for(site_id, language) or new.content_hash(),
+        controller=facts.controller, contact_email=contact_email,
+        authority=supervisory_authority(facts, language) if promises.personal_data else None,
+        content_hash=version.hash_for(site_id, language) or new.content_hash(),
+        kind=promises.kind, rights=promises.rights, object_to=promises.object_to, options=promises.options,
     )

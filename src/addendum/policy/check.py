@@ -9,6 +9,8 @@ from pathlib import Path
 
 from addendum.errors import PolicyFormatError, Problem
 from addendum.i18n import has_catalogue, language_name
+from addendum.policy.kinds import former_authority_names
+from addendum.policy.kinds import problems as kind_problems
 from addendum.policy.markup import INVISIBLE, PREAMBLE_ID
 from addendum.policy.model import Document, Policy, load_policy
 from addendum.policy.resolve import resolve
@@ -203,12 +205,30 @@ def _tags(policy: Policy) -> Iterator[Problem]:
                           "use an existing section id, or remove the line", section=section_id, rule="unknown-tagged-section")
 
 
+def _kind(policy: Policy) -> Iterator[Problem]:
+    """The kind, rights, options and authority of policy.toml, and a text that still names a renamed authority."""
+    yield from kind_problems(policy)
+    former = former_authority_names(policy)
+    if not former:
+        return
+    for document in _documents(policy):
+        for section_id, line_no, line in _lines(document):
+            for name, year in former:
+                if name.lower() in line.lower():
+                    yield Problem("warning", document.file, line_no,
+                                  f"names the {name}, which was renamed in {year}" if year else f"names the {name}, a former name",
+                                  "name the supervisory authority as it is called now (see [supervisory_authority])",
+                                  section=section_id, rule="former-authority")
+                    break
+
+
 def check_policy(policy: Policy, repo_root: Path | None = None) -> list[Problem]:
     """Every problem of a loaded policy; `repo_root` lets the rules see the repository's own catalogues."""
     problems: list[Problem] = []
     for rule in (_translations, _overrides, _pending, _placeholders, _text_rules, _tags):
         problems.extend(rule(policy))
     problems.extend(_catalogues(policy, repo_root))
+    problems.extend(_kind(policy))
     return problems
 
 

@@ -20,7 +20,8 @@ from addendum.policy.markup import RawSection, split_sections
 RESERVED_SITE_ID = "source"
 DEFAULT_LOCALES = {"en": "en_GB", "nl": "nl_BE", "fr": "fr_BE", "de": "de_DE"}
 TOP_LEVEL_KEYS = {"id", "default_language", "languages", "default_site", "notice_days", "title",
-                  "controller", "sites", "tags", "check", "locales", "materiality", "supervisory_authority"}
+                  "controller", "sites", "tags", "check", "locales", "materiality", "supervisory_authority",
+                  "kind", "rights", "options"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class Controller:
     address: str
     email: str
     phone: str = ""
+    country: str = ""  # ISO 3166 code: its name is printed in the reader's language, its authority is the default
 
 
 @dataclass(frozen=True)
@@ -261,8 +263,26 @@ def _check_plain_text(sch: _Schema, values: Mapping[str, Any]) -> None:
             sch.error(key, f"'{key}' contains a line break or control character", "write it on one line")
 
 
+# Parsed policies by their exact input: a long-running process (addendum serve) parses the same published versions
+# and an unchanged working tree again and again; a Policy is frozen, so one parse can serve every caller.
+_PARSED: dict[tuple[Any, ...], Policy] = {}
+_PARSED_LIMIT = 64
+
+
 def load_policy_files(policy_id: str, files: Mapping[str, str], directory: str) -> Policy:
-    """Build a Policy from its files (paths relative to the policy folder); raise with every problem found."""
+    """Build a Policy from its files (paths relative to the policy folder); raise with every problem found.
+    The same files give the same (shared, frozen) Policy without parsing them again."""
+    key = (policy_id, directory, tuple(sorted(files.items())))
+    found = _PARSED.get(key)
+    if found is None:
+        found = _parse_policy_files(policy_id, files, directory)
+        if len(_PARSED) >= _PARSED_LIMIT:
+            _PARSED.pop(next(iter(_PARSED)), None)
+        _PARSED[key] = found
+    return found
+
+
+def _parse_policy_files(policy_id: str, files: Mapping[str, str], directory: str) -> Policy:
     config_file = f"{directory}/policy.toml"
     text = files.get("policy.toml")
     if text is None:
@@ -296,7 +316,7 @@ def load_policy_files(policy_id: str, files: Mapping[str, str], directory: str) 
     if isinstance(notice_days, int) and notice_days < 0:
         sch.error("notice_days", "notice_days cannot be negative")
     controller_data = sch.get(data, "controller", dict, {})
-    controller = Controller(*(str(controller_data.get(k, "")) for k in ("name", "address", "email", "phone")))
+    controller = Controller(*(str(controller_data.get(k, "")) for k in ("name", "address", "email", "phone", "country")))
     for key in ("name", "address", "email"):
         if controller_data and not controller_data.get(key):
             sch.error(f"controller.{key}", f"'controller.{key}' is missing", "the controller's identity and contact must be stated (GDPR Art. 13(1)(a))")
@@ -348,11 +368,12 @@ def load_policy_files(policy_id: str, files: Mapping[str, str], directory: str) 
     if any(p.severity == "error" for p in problems):
         raise PolicyFormatError(problems)
     config_lines = {f"tags.{k}": _key_line(text, k) for k in tags}
+    config_lines.update({k: _key_line(text, k) for k in ("kind", "rights", "options", "supervisory_authority", "country") if k in data or k == "country"})
     return Policy(
         id=policy_id, directory=directory, titles=titles, languages=tuple(languages), default_language=default_language,
         default_site=default_site, sites=sites, controller=controller, notice_days=notice_days, tags=tags,
         documents=documents, config_file=config_file,
-        settings={k: data[k] for k in ("check", "locales", "materiality", "supervisory_authority") if k in data},
+        settings={k: data[k] for k in ("check", "locales", "materiality", "supervisory_authority", "kind", "rights", "options") if k in data},
         config_lines=config_lines,
     )
 

@@ -29,6 +29,7 @@ echo "  $out/redline-selentic-en.docx (every change a tracked change: Accept All
 
 echo "== addendum changelog privacy --lang nl"
 addendum changelog privacy --lang nl | sed -n '1,12p'
+bash scripts/demo-fr.sh   # a French (and German) terms policy: changelog, redline and notice in French
 
 echo "== addendum render: every site x language"
 for site in selentic cavallo equihealth; do

@@ -32,7 +32,8 @@ SCHEMA: tuple[Option, ...] = (
     Option("notify.from_address", str, "", "Sender address of change notices."),
     Option("notify.from_name", str, "", "Sender display name of change notices."),
     Option("notify.reply_to", str, "", "Reply-To address of change notices (default: the controller's e-mail)."),
-    Option("notify.unsubscribe_url", str, "", "HTTPS URL that takes ?token=… and unsubscribes (RFC 8058 one-click)."),
+    Option("notify.unsubscribe_url", str, "", "HTTPS URL of the one-click unsubscribe (RFC 8058); {token} in it is replaced by the token, e.g. "
+           "https://example.org/unsubscribe/{token} (what `addendum serve --public` answers); without it, ?token=… is added."),
     Option("notify.unsubscribe_mailto", str, "", "Address that unsubscribes the sender of a mail to it."),
     Option("notify.list_id", str, "", "List-Id of the subscription list, e.g. policy-changes.example.org."),
     Option("notify.rate_per_second", float, 50.0, "Messages sent per second at most (0: no limit)."),

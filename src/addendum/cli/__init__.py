@@ -41,6 +41,7 @@ COMMANDS: tuple[Entry, ...] = (
     Entry("redline", "addendum.cli.redline", "redline_command", "Write the redline of POLICY from FROM to TO"),
     Entry("archive", "addendum.cli.archive", "archive_command", "Archive every published version not archived yet"),
     Entry("verify", "addendum.cli.verify", "verify_command", "Check the archive (all policies when none is named)."),
+    Entry("serve", "addendum.cli.serve", "serve_command", "Serve the editor's workspace and the public endpoints over HTTP, until interrupted."),
     Entry("help", "addendum.cli.help", "help_command", "Print a reference: the policy format, or every setting."),
 )
 BY_NAME = {entry.name: entry for entry in COMMANDS}

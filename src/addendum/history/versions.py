@@ -145,14 +145,26 @@ def content_hashes(policy: Policy) -> dict[str, str]:
             for site in policy.sites for language in policy.languages}
 
 
+# Policies already checked against a version's hashes, by id() (the entry holds the policy, so the id stays its own):
+# load_policy_files returns the same Policy for the same files, and checking resolves every site × language.
+_VERIFIED: dict[int, tuple[Policy, str, tuple[tuple[str, str], ...]]] = {}
+
+
 def verified_policy(version: PublishedVersion, files: Mapping[str, str], where: str) -> Policy:
     policy = load_policy_files(version.policy_id, files, where)
+    recorded_hashes = tuple(sorted(version.hashes.items()))
+    known = _VERIFIED.get(id(policy))
+    if known is not None and known[0] is policy and known[1:] == (version.id, recorded_hashes):
+        return policy
     actual = content_hashes(policy)
     for key, recorded in sorted(version.hashes.items()):
         if actual.get(key) != recorded:
             raise HistoryError(f"{where} does not match the ledger for {version.id}: the {key} text hashes to "
                                f"{actual.get(key, 'nothing')}, the ledger records {recorded}",
                                f"the archived source was changed after publishing; restore it with: git checkout HEAD -- {where}")
+    if len(_VERIFIED) >= 64:
+        _VERIFIED.pop(next(iter(_VERIFIED)), None)
+    _VERIFIED[id(policy)] = (policy, version.id, recorded_hashes)
     return policy
 
 

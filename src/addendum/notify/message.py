@@ -30,6 +30,7 @@ MAX_LINE = 998  # RFC 5322: octets per line, CRLF excluded
 # encoded-words that mail clients cannot use as a link.
 WIRE = SMTP.clone(max_line_length=MAX_LINE)
 SUBSCRIBER = "subscriber"
+TOKEN_FIELD = "{token}"  # where notify.unsubscribe_url takes the token; without it, the URL gets ?token=…
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def sender_problems(repo: Repo, policy: Policy) -> list[SettingProblem]:
     if url and (parts.scheme != "https" or not parts.netloc or parts.fragment
                 or any(ch.isspace() or not ch.isprintable() or ord(ch) > 126 for ch in url)):
         problems.append(SettingProblem("notify.unsubscribe_url", f"{url!r} is not a plain https URL",
-                                       "RFC 8058 one-click unsubscribe needs an https URL (it receives ?token=…)"))
+                                       "RFC 8058 one-click unsubscribe needs an https URL, e.g. https://example.org/unsubscribe/{token}"))
     return problems
 
 
@@ -110,6 +111,14 @@ def sender_for(repo: Repo, policy: Policy) -> Sender:
         unsubscribe_url=str(repo.setting("notify.unsubscribe_url") or ""),
         unsubscribe_mailto=addresses["notify.unsubscribe_mailto"],
     )
+
+
+def unsubscribe_link(url: str, token: str) -> str:
+    """The one-click link of one recipient: `{token}` in notify.unsubscribe_url is replaced by the token
+    (https://example.org/unsubscribe/{token}, what `addendum serve` answers); a URL without it gets ?token=…"""
+    if TOKEN_FIELD in url:
+        return url.replace(TOKEN_FIELD, token)
+    return f"{url}{'&' if '?' in url else '?'}token={token}"
 
 
 def message_id_for(version_id: str, subscriber_uid: str, site_id: str, domain: str) -> str:
@@ -192,7 +201,7 @@ class MessageFactory:
         return message
 
     def _unsubscribe_url(self, token: str) -> str:
-        return f"{self.sender.unsubscribe_url}{'&' if '?' in self.sender.unsubscribe_url else '?'}token={token}"
+        return unsubscribe_link(self.sender.unsubscribe_url, token)
 
     def _redline(self, content: NoticeContent) -> tuple[str, bytes]:
         slug = content.version_id.split("@", 1)[1]

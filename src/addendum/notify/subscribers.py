@@ -463,6 +463,16 @@ def unsubscribe(state: State, token: str) -> UnsubscribeResult:
     return UnsubscribeResult(row.email, already, cancelled)
 
 
+def token_holder(state: State, token: str) -> Subscriber | None:
+    """The subscriber an unsubscribe token names (None when nobody on the list has that id any more), changing
+    nothing: what a confirmation page shows before the person presses the button. Refuses a forged or malformed token."""
+    uid = read_unsubscribe_token(state.keyring, token)
+    with state.store.begin() as connection:
+        row = connection.execute(select(subscribers.c.email).where(subscribers.c.uid == uid)).first()
+        found = _load(connection, [row.email]) if row is not None else []
+    return found[0] if found else None
+
+
 def export_subscribers(state: State, stream: Any, fmt: str = "csv", policy_id: str | None = None,
                        site_id: str | None = None, email: str | None = None) -> int:
     """Write subscribers to `stream`: CSV in the import format (plus status), or JSON lines that also carry each

@@ -47,6 +47,17 @@ def gate_publication(old: Policy | None, new: Policy, *, classification: str, re
                      published: date, urgent: bool = False, allow_stale: bool = False) -> GateDecision:
     """Refuse (UsageError) what the rules forbid without an explicit, recorded override: every gate that refuses,
     in one error, so that a publication is not turned down one gate per attempt."""
+    decision, refusals = gate_refusals(old, new, classification=classification, reason=reason, effective=effective,
+                                       published=published, urgent=urgent, allow_stale=allow_stale)
+    if refusals:
+        raise _refused(refusals)
+    return decision
+
+
+def gate_refusals(old: Policy | None, new: Policy, *, classification: str, reason: str, effective: date,
+                  published: date, urgent: bool = False, allow_stale: bool = False) -> tuple[GateDecision, list[UsageError]]:
+    """The decision the gates would record, and every gate that refuses it (each with its own way out): what a
+    publish form shows before the button is pressed."""
     assessment = FIRST_VERSION if old is None else assess(old, new)
     suggested = assessment.level
     material = classification == "material"
@@ -71,15 +82,13 @@ def gate_publication(old: Policy | None, new: Policy, *, classification: str, re
         refusals.append(UsageError(
             "a material version in which some translations did not change along:\n" + _bullets([s.describe() for s in stale]),
             "update those translations and commit them, or publish with --allow-stale (recorded)"))
-    if refusals:
-        raise _refused(refusals)
     record: dict[str, Any] = {"suggested": suggested, "reasons": list(assessment.reasons)}
     if urgent:
         record["urgent"] = True
     if stale:
         record["allow_stale"] = True
         record["stale"] = [s.describe() for s in stale]
-    return GateDecision(suggested, assessment.reasons, stale, record)
+    return GateDecision(suggested, assessment.reasons, stale, record), refusals
 
 
 def publish_gated(repo: Repo, policy_id: str, *, effective: date, published: date | None, classification: str,

@@ -8,6 +8,7 @@ from addendum.compare.materiality import Classification, SectionEdit, classify_s
 from addendum.compare.model import ChangeSet, SectionChange
 from addendum.compare.sections import compare
 from addendum.policy.model import Policy
+from addendum.policy.notes import editor_notes
 from addendum.policy.resolve import resolve
 
 
@@ -40,13 +41,16 @@ def _edit(change: SectionChange, policy: Policy, language: str) -> SectionEdit:
 def classify_changeset(changeset: ChangeSet, policy: Policy) -> ChangeSet:
     """The ChangeSet with each changed section's suggested class and reasons filled in (tags from `policy`)."""
     rules = rules_from_policy(policy)
+    notes = editor_notes(policy, changeset.language)
     sections = []
     verdicts: list[Classification] = []
     for change in changeset.sections:
         if change.changed:
             verdict = classify_section(_edit(change, policy, changeset.language), rules)
             verdicts.append(verdict)
-            change = replace(change, classification=verdict.level, reasons=verdict.reasons)
+            note = notes.get(change.id)
+            change = replace(change, classification=verdict.level, reasons=verdict.reasons,
+                             note=note.text if note else "", impact=note.impact if note else "")
         sections.append(change)
     overall = classify_version(verdicts)
     return replace(changeset, sections=tuple(sections), classification=overall.level, reasons=overall.reasons)

@@ -89,6 +89,8 @@ class SectionChange:
     merged_into: str = ""  # ref of the new section that took most of this removed section's text
     classification: str | None = None  # materiality, filled by a later stage
     reasons: tuple[str, ...] = ()
+    note: str = ""  # the editor's note on this change (policy.toml [notes]), shown in place of the reasons
+    impact: str = ""  # and its likely impact, in the editor's words
 
     @property
     def id(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import cached_property
 from typing import Any
@@ -16,6 +16,7 @@ from addendum.history.ledger import PublishedVersion
 from addendum.history.versions import find_version, load_version, published_versions
 from addendum.policy import kinds
 from addendum.policy.model import Controller, Policy, load_policy
+from addendum.policy.notes import Note, editor_notes
 from addendum.policy.resolve import ResolvedPolicy, normalise, resolve
 
 
@@ -27,6 +28,8 @@ class SectionChange:
     ref: str
     heading: str
     kind: str  # added | removed | changed
+    note: str = ""  # the editor's note on this change in the notice's language (policy.toml [notes])
+    impact: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,10 @@ def section_changes(old: ResolvedPolicy | None, new: ResolvedPolicy) -> tuple[Se
     return tuple(changes)
 
 
+def _with_notes(changes: tuple[SectionChange, ...], notes: Mapping[str, Note]) -> tuple[SectionChange, ...]:
+    return tuple(replace(c, note=notes[c.id].text, impact=notes[c.id].impact) if c.id in notes else c for c in changes)
+
+
 def _per_language(value: Any, language: str, default: str) -> str:
     if isinstance(value, Mapping):
         return str(value.get(language) or value.get(default) or "")
@@ -233,7 +240,8 @@ def notice_content(plan: NoticePlan, site_id: str, language: str, base_url: str)
         material=version.classification == "material",
         summary=version.summaries.get(summary_language, ""), summary_language=summary_language,
         impact=_per_language(version.extra.get("impact"), language, ""),
-        changes=section_changes(old, new), links=archive_links(base_url, version, plan.previous, site_id, language),
+        changes=_with_notes(section_changes(old, new), editor_notes(policy, language)),
+        links=archive_links(base_url, version, plan.previous, site_id, language),
         controller=facts.controller, contact_email=contact_email,
         authority=supervisory_authority(facts, language) if promises.personal_data else None,
         content_hash=version.hash_for(site_id, language) or new.content_hash(),

@@ -13,6 +13,7 @@ from addendum.policy.kinds import former_authority_names
 from addendum.policy.kinds import problems as kind_problems
 from addendum.policy.markup import INVISIBLE, PREAMBLE_ID
 from addendum.policy.model import Document, Policy, load_policy
+from addendum.policy.notes import problems as note_problems
 from addendum.policy.resolve import resolve
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -229,6 +230,7 @@ def check_policy(policy: Policy, repo_root: Path | None = None) -> list[Problem]
         problems.extend(rule(policy))
     problems.extend(_catalogues(policy, repo_root))
     problems.extend(_kind(policy))
+    problems.extend(note_problems(policy))
     return problems
 
 

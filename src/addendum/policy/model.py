@@ -21,7 +21,7 @@ RESERVED_SITE_ID = "source"
 DEFAULT_LOCALES = {"en": "en_GB", "nl": "nl_BE", "fr": "fr_BE", "de": "de_DE"}
 TOP_LEVEL_KEYS = {"id", "default_language", "languages", "default_site", "notice_days", "title",
                   "controller", "sites", "tags", "check", "locales", "materiality", "supervisory_authority",
-                  "kind", "rights", "options"}
+                  "kind", "rights", "options", "notes"}
 
 
 @dataclass(frozen=True)
@@ -368,12 +368,12 @@ def _parse_policy_files(policy_id: str, files: Mapping[str, str], directory: str
     if any(p.severity == "error" for p in problems):
         raise PolicyFormatError(problems)
     config_lines = {f"tags.{k}": _key_line(text, k) for k in tags}
-    config_lines.update({k: _key_line(text, k) for k in ("kind", "rights", "options", "supervisory_authority", "country") if k in data or k == "country"})
+    config_lines.update({k: _key_line(text, k) for k in ("kind", "rights", "options", "supervisory_authority", "country", "notes") if k in data or k == "country"})
     return Policy(
         id=policy_id, directory=directory, titles=titles, languages=tuple(languages), default_language=default_language,
         default_site=default_site, sites=sites, controller=controller, notice_days=notice_days, tags=tags,
         documents=documents, config_file=config_file,
-        settings={k: data[k] for k in ("check", "locales", "materiality", "supervisory_authority", "kind", "rights", "options") if k in data},
+        settings={k: data[k] for k in ("check", "locales", "materiality", "supervisory_authority", "kind", "rights", "options", "notes") if k in data},
         config_lines=config_lines,
     )
 

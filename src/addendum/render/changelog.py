@@ -35,6 +35,8 @@ class ChangedSection:
     reasons: tuple[str, ...]
     sites: tuple[str, ...]  # the sites where this section changed; all of them when it changed everywhere
     redline: str  # archive path of the redline anchor, relative to history/
+    note: str = ""  # the editor's note on it (policy.toml [notes]), shown in place of its reasons
+    impact: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,11 @@ def _changes(policy_id: str, language: str, old: Policy, new: Policy, version: P
         if site_id not in old.sites:
             continue
         changeset = classified_changes(old, new, site_id, language)
-        reasons.extend(reason_sentence(r, t) for r in changeset.reasons if reason_sentence(r, t) not in reasons)
+        noted = {change.ref for change in changeset.changes if change.note}
+        for reason in changeset.reasons:
+            shown = reason_sentence(reason, t)
+            if getattr(reason, "ref", None) not in noted and shown not in reasons:
+                reasons.append(shown)
         for change in changeset.changes:
             known = by_section.get(change.id)
             if known is not None:
@@ -66,7 +72,8 @@ def _changes(policy_id: str, language: str, old: Policy, new: Policy, version: P
             redline = paths.redline_page(policy_id, version.slug, site_id, language) + "#" + change.anchor
             by_section[change.id] = ChangedSection(
                 change.id, change.ref, side.heading, tuple(change.ordered_kinds), change.words("delete"), change.words("insert"),
-                cast(Level, change.classification or "none"), tuple(reason_sentence(r, t) for r in change.reasons), (site_id,), redline)
+                cast(Level, change.classification or "none"), tuple(reason_sentence(r, t) for r in change.reasons), (site_id,), redline,
+                change.note, change.impact)
     return list(by_section.values()), reasons
 
 

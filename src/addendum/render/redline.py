@@ -197,6 +197,7 @@ def _section(change: SectionChange, sides: dict[str, SectionSide], t: Words) -> 
         "classification": change.classification,
         "classification_label": _class_label(change.classification, t),
         "reasons": [visible(reason_sentence(reason, t)) for reason in change.reasons],
+        "note": visible(change.note), "impact": visible(change.impact),
     }
 
 

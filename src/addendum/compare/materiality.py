@@ -10,22 +10,24 @@ can already read a subset. The files are read on the first classification, not a
 from __future__ import annotations
 
 import re
+import string
 import tomllib
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 from urllib.parse import unquote
 
 from babel import Locale
+from markdown_it import MarkdownIt
+from markdown_it.rules_inline import StateInline
 
 from addendum.errors import ConfigError
 from addendum.ids import LANGUAGE_PATTERN
-from addendum.policy.markup import markdown
 from addendum.policy.model import Policy
 from addendum.policy.resolve import normalise
 
@@ -213,31 +215,22 @@ ARTICLE = {"URL": "a", "e-mail address": "an", "duration": "a", "number": "a"}
 
 # ---------------------------------------------------------------------------------------------------------
 # Finding evidence in text.
+#
+# Matchers scan each plain-text block in a fixed order (_matchers), and what one finds, later ones cannot reuse.
+# Whatever a word list names (organisations, countries, terms, data categories) is found by a phrase table: the
+# block's runs of word characters are found once (_Words), each run is looked up in a dict of the phrases that
+# start with it, longest phrase first, and compared word by word. That takes the same time however long the
+# lists are, and a table is built in milliseconds. What has a shape rather than a list (URLs, e-mail addresses,
+# numbers, durations, dates, template tags) is found by regular expressions that cannot backtrack far, or by a
+# scan, so that a long line or a long word takes time in proportion to its length.
+#
+# The private records are NamedTuples rather than dataclasses: Python writes a dataclass's methods when the
+# module is imported, a millisecond or two per class on every command that classifies.
 
-@dataclass(frozen=True)
-class _Evidence:
+class _Evidence(NamedTuple):
     kind: str
     key: str
     text: str
-
-
-@dataclass(frozen=True)
-class _Matcher:
-    """A pattern whose matches claim their text: `kind` None claims it without counting it as evidence."""
-
-    kind: str | None
-    pattern: re.Pattern[str]
-    key: Callable[[re.Match[str]], tuple[str, str]]  # (comparison key, text shown in the reason)
-
-
-@dataclass(frozen=True)
-class _Token:
-    word: str
-    start: int
-    end: int
-    initial: bool  # starts a sentence, so its capital says nothing about it being a name
-    joined: bool  # only whitespace (or "&") separates it from the previous token
-    after_organisation: bool  # follows a known organisation directly ("Facebook Pixel")
 
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201b": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"',
@@ -245,28 +238,14 @@ _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201b": "'", "\u201c": 
 _WHITESPACE = re.compile(r"\s+")
 _WORD = re.compile(r"[^\W_]+(?:['&.-][^\W_]+)*")
 _ALNUM_RUN = re.compile(r"[^\W_]+")
+_NOT_ALNUM = re.compile(r"[\W_]+")  # exactly what str.isalnum() refuses
+_WORD_RUN = re.compile(r"\w+")  # the runs whose edges a pattern's (?<!\w) and (?!\w) find
+_WORD_SPLIT = re.compile(r"(\w+)")
 
 
-def _bounded(alternation: str) -> str:
-    return rf"(?<!\w)(?:{alternation})(?!\w)"
-
-
-def _phrase(phrase: str) -> str:
-    """A phrase as a pattern: any whitespace between its words; acronyms match case-sensitively."""
-    body = r"\s+".join(re.escape(word) for word in phrase.split())
-    return body if phrase.isupper() else f"(?i:{body})"
-
-
-def _name(name: str) -> str:
-    """An organisation's name as a pattern: its first letter as written, the rest in any case."""
-    if name.isupper():
-        return re.escape(name)
-    rest = r"\s+".join(re.escape(word) for word in name[1:].split(" "))
-    return re.escape(name[0]) + (f"(?i:{rest})" if rest else "")
-
-
-def _alternation(phrases: Iterable[str], render: Callable[[str], str]) -> str:
-    return "|".join(render(p) for p in sorted(set(phrases), key=lambda p: (-len(p), p)))
+def _is_word_char(text: str, index: int) -> bool:
+    """Whether there is a character at `index` and `\\w` matches it."""
+    return 0 <= index < len(text) and (text[index].isalnum() or text[index] == "_")
 
 
 def _fold(text: str) -> str:
@@ -274,18 +253,348 @@ def _fold(text: str) -> str:
 
 
 def _alnum_key(text: str) -> str:
-    return "".join(ch for ch in unicodedata.normalize("NFKC", text).casefold() if ch.isalnum())
+    return _NOT_ALNUM.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
-def _as_written(match: re.Match[str]) -> tuple[str, str]:
-    return match.group(), match.group()
-
-
-def _url_key(match: re.Match[str]) -> tuple[str, str]:
-    text = match.group().rstrip(".,;:!?'\"")
+def _url_key(found: str) -> tuple[str, str]:
+    text = found.rstrip(".,;:!?'\"")
     bare = re.sub(r"^(?:https?://)?(?:www\.)?", "", text, flags=re.IGNORECASE)
     host, _, path = bare.partition("/")
     return f"{host.lower()}/{unquote(path).rstrip('/')}", text
+
+
+# --- phrase tables ---------------------------------------------------------------------------------------
+
+class _Words(NamedTuple):
+    """A text block's runs of word characters, found once and read by every phrase table."""
+
+    text: str
+    raw: list[str]
+    folded: list[str]
+    starts: list[int]
+    ends: list[int]
+
+    @classmethod
+    def of(cls, text: str) -> _Words:
+        runs = list(_WORD_RUN.finditer(text))
+        raw = [run.group() for run in runs]
+        return cls(text, raw, [word.casefold() for word in raw], [run.start() for run in runs], [run.end() for run in runs])
+
+
+# How a table compares its phrases with a text:
+#   "phrase"   in any case (an all-capitals phrase as written), any whitespace between words (data categories, terms);
+#   "name"     the first letter as written and the rest in any case; an all-capitals name as written (organisations);
+#   "literal"  exactly as written (country names).
+_PhraseStyle = Literal["phrase", "name", "literal"]
+
+
+class _Phrase(NamedTuple):
+    """One listed phrase, split at its runs of word characters: words[0] gaps[0] words[1] … words[-1] tail."""
+
+    key: str  # what a match counts as
+    rank: int  # longest phrase first: where several phrases fit at one place, the lowest rank wins
+    words: tuple[str, ...]  # casefolded, unless case counts; "initial" case: the first word without its first letter
+    gaps: tuple[str, ...]  # between two words; a space stands for any whitespace unless spacing counts
+    tail: str  # after the last word, as "." in "U.S."
+    case: Literal["fold", "exact", "initial"]
+    exact_spacing: bool
+    initial: str = ""  # "initial" case: the first letter, as written
+
+
+_Found = tuple[int, int, int, str]  # a phrase found: start, end of the phrase, end with its suffix, key
+
+
+class _PhraseTable:
+    """Phrases found as `(?<!\\w)(?:longest|…|shortest)(?:suffix|…)?(?!\\w)` finds them, leftmost and then longest,
+    none overlapping, by looking each of a text's word runs up in a dict.
+
+    `phrases` maps each phrase to its key; `suffixes` may follow one ("'s" after a name), tried in the order given.
+    The rare phrase that starts with anything but a word character, has none, or is spaced oddly for its style is
+    left to a regular expression of those alone.
+    """
+
+    def __init__(self, phrases: Mapping[str, str], style: _PhraseStyle, suffixes: tuple[str, ...] = ()) -> None:
+        self._suffixes = suffixes
+        self._stems = tuple(s for s in suffixes if _WORD_RUN.fullmatch(s))  # suffixes that extend the last word run
+        self._first: dict[str, list[_Phrase]] = {}  # casefolded first word → the phrases that start with it, by rank
+        self._single: dict[str, list[_Phrase]] = {}  # the same for one-word phrases, which a stem may extend
+        self._odd_keys: dict[str, str] = {}
+        odd = []
+        for rank, listed in enumerate(sorted(phrases, key=lambda p: (-len(p), p))):
+            split = _split_phrase(listed, phrases[listed], rank, style)
+            if split is None:
+                self._odd_keys[f"p{rank}"] = phrases[listed]
+                odd.append(f"(?P<p{rank}>{_render(listed, style)})")
+                continue
+            first, phrase = split
+            self._first.setdefault(first, []).append(phrase)
+            if len(phrase.words) == 1 and not phrase.tail:
+                self._single.setdefault(first, []).append(phrase)
+        suffix = f"(?:{'|'.join(re.escape(s) for s in suffixes)})?" if suffixes else ""
+        self._odd = re.compile(rf"(?<!\w)(?:{'|'.join(odd)}){suffix}(?!\w)") if odd else None
+
+    def finditer(self, words: _Words) -> Iterator[_Found]:
+        """Every match in the text, left to right."""
+        starts = iter(self._starts(words))
+        odd_pattern = self._odd
+        position = 0
+        listed: _Found | None = None
+        odd: _Found | None = None
+        while True:
+            if listed is None or listed[0] < position:
+                listed = self._next_listed(words, starts, position)
+            if odd_pattern is not None and (odd is None or odd[0] < position):
+                match = odd_pattern.search(words.text, position)
+                if match is None or match.lastgroup is None:
+                    odd_pattern, odd = None, None
+                else:
+                    odd = (match.start(), match.end(match.lastgroup), match.end(), self._odd_keys[match.lastgroup])
+            found = min((f for f in (listed, odd) if f is not None), default=None)
+            if found is None:
+                return
+            yield found
+            position = found[2]
+
+    def _next_listed(self, words: _Words, starts: Iterator[int], position: int) -> _Found | None:
+        """The first match at or after `position` of a phrase that starts with a word, taking `starts` on."""
+        for index in starts:
+            if words.starts[index] >= position and (found := self._match_at(words, index)) is not None:
+                return found
+        return None
+
+    def _starts(self, words: _Words) -> list[int]:
+        """The word runs a listed phrase may start at."""
+        first, single, stems, raw = self._first, self._single, self._stems, words.raw
+        if not first:
+            return []
+        if not (stems and single):
+            return [index for index, word in enumerate(words.folded) if word in first]
+        endings = {stem[-1] for stem in stems}
+        return [index for index, word in enumerate(words.folded) if word in first or (
+            raw[index][-1] in endings and any(raw[index].endswith(s) and word[:-len(s)] in single for s in stems))]
+
+    def _match_at(self, words: _Words, index: int) -> _Found | None:
+        word = words.folded[index]
+        candidates = self._first.get(word, [])
+        for stem in self._stems:
+            if words.raw[index].endswith(stem) and word[:-len(stem)] in self._single:
+                candidates = sorted([*candidates, *self._single[word[:-len(stem)]]], key=lambda p: p.rank)
+        for phrase in candidates:
+            ends = self._ends(phrase, words, index)
+            if ends is not None:
+                return words.starts[index], ends[0], ends[1], phrase.key
+        return None
+
+    def _ends(self, phrase: _Phrase, words: _Words, index: int) -> tuple[int, int] | None:
+        """(end of the phrase, end with its suffix) if `phrase` starts at word run `index`."""
+        last = index + len(phrase.words) - 1
+        if last >= len(words.raw):
+            return None
+        text = words.text
+        for k in range(len(phrase.words) - 1):
+            at = index + k
+            if not _same_word(phrase, k, words.raw[at], words.folded[at]):
+                return None
+            gap, wanted = text[words.ends[at]:words.starts[at + 1]], phrase.gaps[k]
+            if gap != wanted and (phrase.exact_spacing or _WHITESPACE.sub(" ", gap) != wanted):
+                return None
+        k, raw, folded, end = len(phrase.words) - 1, words.raw[last], words.folded[last], words.ends[last]
+        whole = _same_word(phrase, k, raw, folded)
+        if phrase.tail:
+            after = _tail_end(phrase, text, end) if whole else None
+            return None if after is None else self._suffixed(text, after)
+        for suffix in self._suffixes:
+            if suffix in self._stems:  # the end of the word run itself ("cookies")
+                size = len(suffix)
+                if raw.endswith(suffix) and len(raw) > size and _same_word(phrase, k, raw[:-size], folded[:-size]):
+                    return end - size, end
+            elif whole and text.startswith(suffix, end) and not _is_word_char(text, end + len(suffix)):
+                return end, end + len(suffix)
+        return (end, end) if whole else None
+
+    def _suffixed(self, text: str, at: int) -> tuple[int, int] | None:
+        """The suffix, if any, after a phrase that ends at `at` in something other than a word character."""
+        for suffix in self._suffixes:
+            if text.startswith(suffix, at) and not _is_word_char(text, at + len(suffix)):
+                return at, at + len(suffix)
+        return None if _is_word_char(text, at) else (at, at)
+
+
+def _split_phrase(listed: str, key: str, rank: int, style: _PhraseStyle) -> tuple[str, _Phrase] | None:
+    """The phrase's casefolded first word and the phrase in pieces, or None for one left to a regular expression."""
+    as_written = style == "literal" or (style == "name" and listed.isupper())
+    text = listed if as_written else " ".join(listed.split())
+    if style == "name" and text != listed:  # a name's spacing counts as written, but for single spaces
+        return None
+    pieces = _WORD_SPLIT.split(text)  # [lead, word, gap, word, …, word, tail]
+    if pieces[0] or len(pieces) < 3:
+        return None
+    words, gaps, tail = pieces[1::2], tuple(pieces[2:-1:2]), pieces[-1]
+    first = words[0].casefold()
+    if style == "literal" or listed.isupper():
+        return first, _Phrase(key, rank, tuple(words), gaps, tail, "exact", as_written)
+    folded = tuple(word.casefold() for word in words)
+    if style == "name":
+        return first, _Phrase(key, rank, (words[0][1:].casefold(), *folded[1:]), gaps, tail, "initial", False, words[0][0])
+    return first, _Phrase(key, rank, folded, gaps, tail, "fold", False)
+
+
+def _same_word(phrase: _Phrase, k: int, raw: str, folded: str) -> bool:
+    """Whether a text's word run (as written, and casefolded) is the phrase's word k."""
+    if phrase.case == "exact":
+        return raw == phrase.words[k]
+    if phrase.case == "initial" and k == 0:
+        return raw[:1] == phrase.initial and raw[1:].casefold() == phrase.words[0]
+    return folded == phrase.words[k]
+
+
+def _tail_end(phrase: _Phrase, text: str, at: int) -> int | None:
+    """Where the phrase's tail ends if it follows at `at`."""
+    if phrase.exact_spacing or " " not in phrase.tail:
+        return at + len(phrase.tail) if text.startswith(phrase.tail, at) else None
+    match = re.compile(r"\s+".join(re.escape(part) for part in phrase.tail.split(" "))).match(text, at)
+    return None if match is None else match.end()
+
+
+def _render(phrase: str, style: _PhraseStyle) -> str:
+    """A phrase as a regular expression, for the few a phrase table does not split."""
+    if style == "literal" or (style == "name" and phrase.isupper()):
+        return re.escape(phrase)
+    if style == "name":  # the first letter as written, the rest in any case
+        rest = r"\s+".join(re.escape(word) for word in phrase[1:].split(" "))
+        return re.escape(phrase[0]) + (f"(?i:{rest})" if rest else "")
+    body = r"\s+".join(re.escape(word) for word in phrase.split())
+    return body if phrase.isupper() else f"(?i:{body})"
+
+
+# --- shapes ----------------------------------------------------------------------------------------------
+
+def _template_tags(text: str) -> Iterator[tuple[int, int]]:
+    """Jinja's `{{ … }}` and `{% … %}`, each within a line, as `\\{\\{.*?\\}\\}|\\{%.*?%\\}` finds them."""
+    scans = (_DelimitedScan(text, "{{", "}}"), _DelimitedScan(text, "{%", "%}"))
+    position = 0
+    while True:
+        found = min((span for scan in scans if (span := scan.first_from(position)) is not None), default=None)
+        if found is None:
+            return
+        yield found
+        position = found[1]
+
+
+class _DelimitedScan:
+    """The first `opener.*?closer` at or after a position, asked with positions that never go back: each part of
+    the text is searched once, where the pattern would search the rest of a line again from every opener on it."""
+
+    def __init__(self, text: str, opener: str, closer: str) -> None:
+        self._text, self._opener, self._closer = text, opener, closer
+        self._searched_from = -1  # `_found` is the first match at or after here (None: there is none)
+        self._found: tuple[int, int] | None = None
+        self._closer_at = -1  # the first closer after the last opener looked at
+
+    def first_from(self, position: int) -> tuple[int, int] | None:
+        if position <= self._searched_from or (self._found is not None and self._found[0] >= position):
+            return self._found
+        text, opener, closer = self._text, self._opener, self._closer
+        self._searched_from, self._found = len(text), None
+        while (start := text.find(opener, position)) >= 0:
+            inside = start + len(opener)
+            if self._closer_at < inside:
+                self._closer_at = text.find(closer, inside)
+                if self._closer_at < 0:  # no closer after this opener, so none after any later one
+                    return None
+            line_end = text.find("\n", inside, self._closer_at)
+            if line_end < 0:
+                self._searched_from, self._found = position, (start, self._closer_at + len(closer))
+                return self._found
+            position = line_end + 1  # every opener up to that line end closes only past it
+        return None
+
+
+_LOCAL_PART = re.compile(r"[A-Za-z0-9._%+-]++")
+_DOMAIN = re.compile(r"[A-Za-z0-9.-]++")
+_LETTERS = re.compile(r"[A-Za-z]++")
+
+
+def _run_end(pattern: re.Pattern[str], text: str, at: int) -> int:
+    """Where the run of `pattern` that starts at `at` ends (`at` itself when there is none)."""
+    match = pattern.match(text, at)
+    return at if match is None else match.end()
+
+
+def _email_addresses(text: str) -> Iterator[tuple[int, int]]:
+    """What `[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}` finds, but from each '@' outwards, in linear time
+    (the pattern would try every start in a long word): the local part reaches back from the '@' (read forwards
+    in the reversed text), and the domain ends after its last '.' that two letters follow."""
+    position, reversed_text = 0, ""
+    while (at := text.find("@", position + 1)) >= 0:
+        reversed_text = reversed_text or text[::-1]
+        local = _run_end(_LOCAL_PART, reversed_text, len(text) - at) - (len(text) - at)
+        start = max(at - local, position)
+        domain_end = _run_end(_DOMAIN, text, at + 1)
+        dot = text.rfind(".", at + 2, domain_end)
+        while dot >= 0 and _run_end(_LETTERS, text, dot + 1) - dot < 3:
+            dot = text.rfind(".", at + 2, dot)
+        if start < at and dot >= 0:
+            position = _run_end(_LETTERS, text, dot + 1)
+            yield start, position
+        else:
+            position = at
+
+
+# --- the matchers, in the order they claim text ----------------------------------------------------------
+
+class _Matcher(NamedTuple):
+    """Finds one kind of evidence: (start, end, comparison key, text shown in a reason) of each match, left to right.
+
+    `kind` None claims the text without counting it as evidence.
+    """
+
+    kind: str | None
+    find: Callable[[_Words], Iterator[tuple[int, int, str, str]]]
+
+
+def _pattern_matcher(kind: str | None, pattern: re.Pattern[str],
+                     key: Callable[[re.Match[str]], tuple[str, str]] | None = None) -> _Matcher:
+    def find(words: _Words) -> Iterator[tuple[int, int, str, str]]:
+        for match in pattern.finditer(words.text):
+            yield (match.start(), match.end(), *(key(match) if key else (match.group(), match.group())))
+    return _Matcher(kind, find)
+
+
+def _word_start_matcher(kind: str | None, pattern: re.Pattern[str], initials: Iterable[str],
+                        key: Callable[[re.Match[str]], tuple[str, str]] | None = None) -> _Matcher:
+    """A pattern that matches only where a run of word characters starts (it opens with a lookbehind for one),
+    tried there alone: a pattern that opens with a lookbehind is otherwise tried at every character of a text.
+
+    `initials`: the casefolded characters a match can start with, besides a digit.
+    """
+    can_start = frozenset(initials)
+
+    def find(words: _Words) -> Iterator[tuple[int, int, str, str]]:
+        text, position = words.text, 0
+        for start, word in zip(words.starts, words.folded, strict=True):
+            if start >= position and (word[0] in can_start or word[0].isdecimal()):
+                match = pattern.match(text, start)
+                if match is not None:
+                    yield (match.start(), match.end(), *(key(match) if key else (match.group(), match.group())))
+                    position = match.end()
+    return _Matcher(kind, find)
+
+
+def _span_matcher(kind: str | None, spans: Callable[[str], Iterator[tuple[int, int]]],
+                  key: Callable[[str], tuple[str, str]]) -> _Matcher:
+    def find(words: _Words) -> Iterator[tuple[int, int, str, str]]:
+        for start, end in spans(words.text):
+            yield (start, end, *key(words.text[start:end]))
+    return _Matcher(kind, find)
+
+
+def _phrase_matcher(kind: str | None, table: _PhraseTable, key: Callable[[str, str, str], tuple[str, str]]) -> _Matcher:
+    """`key` makes (comparison key, text shown) of the phrase's key, the phrase found and the phrase with its suffix."""
+    def find(words: _Words) -> Iterator[tuple[int, int, str, str]]:
+        for start, body_end, end, listed_key in table.finditer(words):
+            yield (start, end, *key(listed_key, words.text[start:body_end], words.text[start:end]))
+    return _Matcher(kind, find)
 
 
 @lru_cache(maxsize=8)
@@ -305,54 +614,75 @@ def _grouped(groups: Mapping[str, Iterable[str]]) -> dict[str, str]:
     return {_fold(phrase): key for key, phrases in groups.items() for phrase in phrases}
 
 
+def _alternation(phrases: Iterable[str], render: Callable[[str], str]) -> str:
+    return "|".join(render(p) for p in sorted(set(phrases), key=lambda p: (-len(p), p)))
+
+
 @lru_cache(maxsize=32)
 def _matchers(extra_terms: tuple[str, ...], ignore_terms: tuple[str, ...], organisations: tuple[str, ...],
               vocabulary: Vocabulary) -> tuple[_Matcher, ...]:
-    """Every pattern, most specific first: a match claims its text, so later patterns cannot reuse it."""
-    countries = _countries(vocabulary)
-    legal = _grouped(vocabulary.legal_terms)
-    categories = _grouped(vocabulary.data_categories)
+    """Every matcher, most specific first: what one finds, later ones cannot reuse."""
+    # The word lists, folded as their keys are compared: "Privacy Shield" and "privacy shield" are one term.
+    legal = _PhraseTable(_grouped(vocabulary.legal_terms), "phrase")
+    categories = _PhraseTable(_grouped(vocabulary.data_categories), "phrase", ("'s", "s", "es", "en"))
+    known = _PhraseTable(dict.fromkeys((*vocabulary.organisations, *organisations), ""), "name", ("'s", "s"))
+    countries = _PhraseTable(_countries(vocabulary), "literal")
+    extra = _PhraseTable(dict.fromkeys(extra_terms, ""), "phrase")
+    ignored = _PhraseTable(dict.fromkeys(ignore_terms, ""), "phrase")
     unit_of = _grouped(vocabulary.time_units)
     number_of = _grouped(vocabulary.number_words)
-    units = _alternation(unit_of, lambda u: r"\s+".join(u.split()))
+    units = _alternation(unit_of, lambda u: r"\s++".join(u.split()))
     amounts = _alternation(number_of, re.escape)
     months = _alternation({month.casefold() for month in vocabulary.months}, re.escape)  # the date pattern ignores case
     tlds = _alternation(vocabulary.tlds, re.escape)
-    known = (*vocabulary.organisations, *organisations)
+    url_tail = r"[^\s<>()\[\]{}\"'`]"
 
     def duration_key(match: re.Match[str]) -> tuple[str, str]:
         amount = match["amount"].casefold()
         value = number_of[amount] if amount in number_of else amount.replace(",", ".")
         return f"{value} {unit_of[_fold(match['unit'])]}", match.group()
 
-    matchers = [
-        _Matcher(None, re.compile(_bounded(_alternation(ignore_terms, _phrase)) if ignore_terms else r"(?!)"), _as_written),
-        _Matcher(None, re.compile(r"\{\{.*?\}\}|\{%.*?%\}"), _as_written),
+    month_initials = {month.casefold()[:1] for month in vocabulary.months}
+    amount_initials = {amount[:1] for amount in number_of}
+    # Possessive quantifiers (*+, ++), where giving characters back could never lead to a match, keep every
+    # attempt linear; all patterns but the first URL one can only start where a word does.
+    return (
+        _phrase_matcher(None, ignored, lambda key, found, whole: ("", "")),
+        _span_matcher(None, _template_tags, lambda found: ("", "")),
         # Dates are left out on purpose: "last changed on 19 May 2018" changes with every version.
-        _Matcher(None, re.compile(
-            rf"(?i)(?<!\w)(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{months})\.?,?\s+\d{{4}}"
-            rf"|(?:{months})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|(?:{months})\s+\d{{4}}"
-            r"|\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4})(?!\w)"), _as_written),
-        _Matcher("e-mail address", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
-                 lambda m: (m.group().lower(), m.group())),
-        _Matcher("URL", re.compile(r"(?i)(?:https?://|www\.)[^\s<>()\[\]{}\"'`]+"), _url_key),
-        _Matcher("URL", re.compile(rf"(?<![\w@./-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+(?:{tlds})"
-                                   r"(?![\w-])(?:/[^\s<>()\[\]{}\"'`]*)?"), _url_key),
-        _Matcher("term", re.compile(_bounded(_alternation(extra_terms, _phrase)) if extra_terms else r"(?!)"),
-                 lambda m: ("extra " + _fold(m.group()), m.group())),
-        _Matcher("term", re.compile(_bounded(_alternation(legal, _phrase))),
-                 lambda m: (legal[_fold(m.group())], m.group())),
-        _Matcher("data category", re.compile(rf"(?<!\w)(?P<term>{_alternation(categories, _phrase)})(?:'s|s|es|en)?(?!\w)"),
-                 lambda m: (categories[_fold(m["term"])], m.group())),
-        _Matcher("duration", re.compile(rf"(?i)(?<![\w.,])(?P<amount>\d+(?:[.,]\d+)?|{amounts})(?:\s+|-)"
-                                        rf"(?:\(\d+\)\s+)?(?P<unit>{units})(?!\w)"), duration_key),
-        _Matcher("organisation", re.compile(rf"(?<!\w)(?P<name>{_alternation(known, _name)})(?:'s|s)?(?!\w)"),
-                 lambda m: (_alnum_key(m["name"]), m["name"])),
-        _Matcher("country", re.compile(_bounded(_alternation(countries, re.escape))),
-                 lambda m: (countries[m.group()], m.group())),
-        _Matcher("number", re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?!\w)"), _as_written),
-    ]
-    return tuple(matchers)
+        _word_start_matcher(None, re.compile(
+            rf"(?i)(?<!\w)(?:\d{{1,2}}(?:st|nd|rd|th)?\s++(?:of\s++)?(?:{months})\.?,?\s++\d{{4}}"
+            rf"|(?:{months})\.?\s++\d{{1,2}}(?:st|nd|rd|th)?,?\s++\d{{4}}|(?:{months})\s++\d{{4}}"
+            r"|\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4})(?!\w)"), month_initials),
+        _span_matcher("e-mail address", _email_addresses, lambda found: (found.lower(), found)),
+        _pattern_matcher("URL", re.compile(rf"(?i)(?:https?://|www\.){url_tail}++"), lambda m: _url_key(m.group())),
+        _word_start_matcher("URL", re.compile(rf"(?<![\w@./-])(?:[A-Za-z0-9][A-Za-z0-9-]*+(?<!-)\.)+(?:{tlds})(?![\w-])"
+                                           rf"(?:/{url_tail}*+)?"), string.ascii_lowercase, lambda m: _url_key(m.group())),
+        _phrase_matcher("term", extra, lambda key, found, whole: ("extra " + _fold(whole), whole)),
+        _phrase_matcher("term", legal, lambda key, found, whole: (key, whole)),
+        _phrase_matcher("data category", categories, lambda key, found, whole: (key, whole)),
+        _word_start_matcher("duration", re.compile(
+            rf"(?i)(?<![\w.,])(?P<amount>\d++(?:[.,]\d++)?+|{amounts})(?:\s++|-)(?:\(\d++\)\s++)?(?P<unit>{units})(?!\w)"),
+            amount_initials, duration_key),
+        _phrase_matcher("organisation", known, lambda key, found, whole: (_alnum_key(found), found)),
+        _phrase_matcher("country", countries, lambda key, found, whole: (key, whole)),
+        _word_start_matcher("number", re.compile(r"(?<![\w.,])\d++(?:[.,]\d++)*(?!\w)"), ()),
+    )
+
+
+# --- names no list knows ---------------------------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"[!?…]")
+_JOINING_GAP = re.compile(r"\s++|\s*+&\s*+")  # what may separate two words of one name
+
+
+class _Token(NamedTuple):
+    word: str
+    start: int
+    end: int
+    initial: bool  # starts a sentence, so its capital says nothing about it being a name
+    joined: bool  # only whitespace (or "&") separates it from the previous token
+    after_organisation: bool  # follows a known organisation directly ("Facebook Pixel")
 
 
 def _is_common(word: str, vocabulary: Vocabulary) -> bool:
@@ -368,7 +698,7 @@ def _is_distinctive(word: str) -> bool:
 
 
 def _ends_sentence(gap: str, previous: str, vocabulary: Vocabulary) -> bool:
-    if "\n" in gap or re.search(r"[!?…]", gap):
+    if "\n" in gap or _SENTENCE_END.search(gap):
         return True
     abbreviation = "." in previous or len(previous) == 1 or previous.casefold() in vocabulary.abbreviations
     return "." in gap and not abbreviation
@@ -384,7 +714,7 @@ def _tokens(text: str, owners: list[str | None], heading: bool, vocabulary: Voca
             tokens.append(_Token("", start, end, False, False, False))  # a claimed span breaks any run of names
         else:
             initial = heading or not previous_word or _ends_sentence(gap, previous_word, vocabulary)
-            joined = bool(previous_word) and re.fullmatch(r"\s+|\s*&\s*", gap) is not None
+            joined = bool(previous_word) and _JOINING_GAP.fullmatch(gap) is not None
             after = joined and previous_end > 0 and owners[previous_end - 1] == "organisation"
             tokens.append(_Token(match.group(), start, end, initial, joined, after))
         previous_end, previous_word = end, match.group()
@@ -422,19 +752,44 @@ def _names(text: str, owners: list[str | None], heading: bool, vocabulary: Vocab
 @lru_cache(maxsize=4096)
 def _block_evidence(text: str, heading: bool, matchers: tuple[_Matcher, ...], vocabulary: Vocabulary) -> tuple[_Evidence, ...]:
     text = unicodedata.normalize("NFC", text.translate(_QUOTES))
+    words = _Words.of(text)
     owners: list[str | None] = [None] * len(text)
     found: list[tuple[int, _Evidence]] = []
     for matcher in matchers:
-        for match in matcher.pattern.finditer(text):
-            start, end = match.span()
+        for start, end, key, shown in matcher.find(words):
             if start == end or any(owners[start:end]):
                 continue
             owners[start:end] = [matcher.kind or "claimed"] * (end - start)
             if matcher.kind is not None:
-                key, shown = matcher.key(match)
                 found.append((start, _Evidence(matcher.kind, key, shown)))
     found.extend(_names(text, owners, heading, vocabulary))
     return tuple(evidence for _, evidence in sorted(found, key=lambda item: item[0]))
+
+
+# Where markdown-it's inline rules (as CommonMark and html off have them) can start: plain text runs on to here.
+_INLINE_MARKUP = re.compile(r"[\n!&*<\[\\\]_`]")
+
+
+def _plain_text(state: StateInline, silent: bool) -> bool:
+    """markdown-it's `text` rule, running on to the next character a rule in use starts at: markdown-it's own also
+    stops at those it keeps for plugins ({ } % @ - + = …) and then steps over them one at a time."""
+    stop = _INLINE_MARKUP.search(state.src, state.pos, state.posMax)
+    end = state.posMax if stop is None else stop.start()
+    if end == state.pos:
+        return False
+    if not silent:
+        state.append_pending(state.src[state.pos:end])
+    state.pos = end
+    return True
+
+
+@lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    """Policy Markdown as policy.markup.markdown() reads it, with a text rule that takes a long line of braces
+    or percent signs in one step (markdown-it's takes seconds per megabyte of them)."""
+    parser = MarkdownIt("commonmark", {"html": False}).disable("image")
+    parser.inline.ruler.at("text", _plain_text)
+    return parser
 
 
 @lru_cache(maxsize=4096)
@@ -442,7 +797,7 @@ def _plain(text: str, inline: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Markdown as plain text blocks (markup gone, link text kept) and its link targets."""
     blocks: list[str] = []
     targets: list[str] = []
-    tokens = markdown().parseInline(text) if inline else markdown().parse(text)
+    tokens = _markdown().parseInline(text) if inline else _markdown().parse(text)
     for token in tokens:
         if token.type == "inline":
             parts = []
@@ -505,8 +860,7 @@ TEXT_CHANGES: tuple[TextChange, ...] = ("same", "whitespace", "formatting", "wor
 TYPO_MIN_LETTERS = 5
 
 
-@dataclass(frozen=True)
-class _Wording:
+class _Wording(NamedTuple):
     change: TextChange
     typos: tuple[tuple[str, str], ...] = ()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +15,12 @@ from addendum.errors import ConfigError
 from addendum.files import read_repository_file
 
 CONFIG_NAME = "addendum.toml"
+# addendum.toml holds a few dozen settings; anything this large is not one.
+CONFIG_MAX_BYTES = 100_000
+# Deeper than any policy or setting needs, and shallow enough that no code walking a value runs out of stack.
+TOML_MAX_DEPTH = 16
+# TOML integers are 64-bit (toml.io: "an error must be thrown" for any other).
+TOML_INT_RANGE = range(-2**63, 2**63)
 
 
 @dataclass(frozen=True)
@@ -22,12 +30,14 @@ class Option:
     default: Any
     doc: str
     choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 # Every key addendum.toml accepts; `addendum config --help`-style docs and error messages come from here.
 SCHEMA: tuple[Option, ...] = (
     Option("archive.base_url", str, "", "Public URL of the archive (history/), used for links in notices."),
-    Option("archive.jobs", int, 0, "Worker processes for `addendum archive` (0: one per core)."),
+    Option("archive.jobs", int, 0, "Worker processes for `addendum archive` (0: one per core).", minimum=0, maximum=1024),
     Option("state.database", str, ".addendum/state.db", "SQLite file for subscribers and the outbox (never tracked by git)."),
     Option("notify.from_address", str, "", "Sender address of change notices."),
     Option("notify.from_name", str, "", "Sender display name of change notices."),
@@ -36,14 +46,18 @@ SCHEMA: tuple[Option, ...] = (
            "https://example.org/unsubscribe/{token} (what `addendum serve --public` answers); without it, ?token=… is added."),
     Option("notify.unsubscribe_mailto", str, "", "Address that unsubscribes the sender of a mail to it."),
     Option("notify.list_id", str, "", "List-Id of the subscription list, e.g. policy-changes.example.org."),
-    Option("notify.rate_per_second", float, 50.0, "Messages sent per second at most (0: no limit)."),
+    Option("notify.rate_per_second", float, 50.0, "Messages sent per second at most (0: no limit).", minimum=0),
     Option("notify.key_file", str, ".addendum/notify-keys",
            "File (mode 0600, created when missing) of the keys for unsubscribe tokens and erasure hashes; "
            "the environment variable ADDENDUM_NOTIFY_KEYS takes precedence."),
-    Option("notify.max_attempts", int, 8, "Attempts per message before a temporary failure counts as failed."),
-    Option("notify.retry_delay", float, 300.0, "Seconds before the first retry; doubled at each attempt, with jitter."),
-    Option("notify.error_window", int, 20, "How many recent attempts the error rate is measured over."),
-    Option("notify.error_threshold", float, 0.5, "Pause the run when this share of the recent attempts failed."),
+    Option("notify.max_attempts", int, 8, "Attempts per message before a temporary failure counts as failed.",
+           minimum=1, maximum=1000),
+    Option("notify.retry_delay", float, 300.0, "Seconds before the first retry; doubled at each attempt, with jitter.",
+           minimum=0, maximum=86_400),
+    Option("notify.error_window", int, 20, "How many recent attempts the error rate is measured over.",
+           minimum=1, maximum=1_000_000),
+    Option("notify.error_threshold", float, 0.5, "Pause the run when this share of the recent attempts failed.",
+           minimum=0, maximum=1),
     Option("notify.message_deadline", float, 120.0,
            "Seconds one message may take in all, however slowly the server answers; past it the message is "
            "`unknown` if it was sent, else retried."),
@@ -51,14 +65,120 @@ SCHEMA: tuple[Option, ...] = (
            "Seconds between renewals of the sending lease; a sender on another host is taken over after three "
            "intervals without one, a stopped one on this host after one, a dead one at once."),
     Option("notify.smtp.host", str, "localhost", "SMTP server (environment: ADDENDUM_SMTP_HOST)."),
-    Option("notify.smtp.port", int, 25, "SMTP port (environment: ADDENDUM_SMTP_PORT)."),
+    Option("notify.smtp.port", int, 25, "SMTP port (environment: ADDENDUM_SMTP_PORT).", minimum=1, maximum=65_535),
     Option("notify.smtp.security", str, "starttls", "Transport security.", ("starttls", "tls", "none")),
     Option("notify.smtp.user", str, "", "SMTP user name (environment: ADDENDUM_SMTP_USER); the password only from the environment."),
-    Option("notify.smtp.timeout", float, 30.0, "Seconds every socket operation may take."),
+    Option("notify.smtp.timeout", float, 30.0, "Seconds every socket operation may take.", minimum=0.001, maximum=86_400),
     Option("notify.smtp.password_file", str, "",
            "File (mode 0600) holding the SMTP password; ADDENDUM_SMTP_PASSWORD takes precedence."),
-    Option("notify.smtp.connections", int, 1, "SMTP connections used side by side, each reused for many messages."),
+    Option("notify.smtp.connections", int, 1, "SMTP connections used side by side, each reused for many messages.",
+           minimum=1, maximum=1000),
+    # Sizes no policy reaches; past them the input is refused before the work that grows with it.
+    Option("limits.file_bytes", int, 1_000_000, "Largest policy file (policy.toml or a Markdown file), in bytes.",
+           minimum=1, maximum=2**31),
+    Option("limits.heading_chars", int, 500, "Longest heading line (`## Heading {#id}`), in characters.", minimum=1, maximum=2**31),
+    Option("limits.sections", int, 2_000, "Most sections in one Markdown file.", minimum=1, maximum=2**31),
+    Option("limits.placeholder_chars", int, 100_000,
+           "Most characters the placeholders of one section may produce, and most steps (loop turns) they may take.",
+           minimum=1, maximum=2**31),
 )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The [limits] settings: the largest input Addendum works on (each error names the key that raises it)."""
+
+    file_bytes: int
+    heading_chars: int
+    sections: int
+    placeholder_chars: int
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> Limits:
+        return cls(**{name: settings[f"limits.{name}"] for name in cls.__dataclass_fields__})
+
+    @staticmethod
+    def hint(name: str) -> str:
+        return f"raise it with [limits] {name} = … in {CONFIG_NAME}"
+
+
+DEFAULT_LIMITS = Limits.from_settings({option.key: option.default for option in SCHEMA})
+
+
+def shown(value: Any, width: int = 60) -> str:
+    """A value for an error message: short whatever its size or depth (the repr of a deep list or of a huge
+    integer fails, and one of a long string buries the message)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 3 * width:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= width else repr(value[:width]) + f"… ({len(value):,} characters)"
+    if isinstance(value, (dict, list)):
+        if width < 10:
+            return "{…}" if isinstance(value, dict) else "[…]"
+        items = list(value.items() if isinstance(value, dict) else value)
+        parts = [f"{shown(k, width // 3)}: {shown(v, width // 3)}" if isinstance(value, dict) else shown(v, width // 3)
+                 for v in items[:3] for k, v in [v if isinstance(value, dict) else (None, v)]]
+        inner = ", ".join(parts) + (", …" if len(items) > 3 else "")
+        return "{" + inner + "}" if isinstance(value, dict) else "[" + inner + "]"
+    text = repr(value)
+    return text if len(text) <= width else text[:width] + "…"
+
+
+def shown_key(key: str) -> str:
+    """A dotted key for an error message, without quotes: control characters escaped, at most 80 characters."""
+    text = repr(key)[1:-1]
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
+class TomlProblem(ValueError):
+    """A TOML text that tomllib cannot or should not turn into values; `line` 0 when unknown."""
+
+    def __init__(self, message: str, line: int = 0, key: str = "") -> None:
+        super().__init__(message)
+        self.message, self.line, self.key = message, line, key
+
+
+def _bracket_depth_line(text: str) -> int:
+    """The first line where brackets nest past TOML_MAX_DEPTH (counted roughly, strings included): where to look."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        for char in line:
+            depth += 1 if char in "[{" else -1 if char in "]}" else 0
+            if depth > TOML_MAX_DEPTH:
+                return number
+    return 0
+
+
+def _long_number_line(text: str) -> int:
+    for number, line in enumerate(text.splitlines(), 1):
+        if any(len(run) > 4000 for run in re.findall(r"[0-9_]+", line)):
+            return number
+    return 0
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """TOML text as values, refusing what the parser or later code cannot handle: values nested deeper than
+    TOML_MAX_DEPTH and integers beyond 64 bits. Raises tomllib.TOMLDecodeError for syntax, TomlProblem for these."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        raise
+    except RecursionError:
+        raise TomlProblem(f"values nested more than {TOML_MAX_DEPTH} levels deep", _bracket_depth_line(text)) from None
+    except ValueError:  # int() refuses decimal integers of more than 4300 digits
+        raise TomlProblem("an integer with thousands of digits; TOML integers are 64-bit", _long_number_line(text)) from None
+    pending: list[tuple[str, Any, int]] = [(key, value, 1) for key, value in data.items()]
+    while pending:
+        key, value, depth = pending.pop()
+        if depth > TOML_MAX_DEPTH:
+            raise TomlProblem(f"'{shown_key(key)}' is nested more than {TOML_MAX_DEPTH} levels deep", key=key)
+        if isinstance(value, int) and not isinstance(value, bool) and value not in TOML_INT_RANGE:
+            raise TomlProblem(f"'{shown_key(key)}' is {shown(value)}, outside the 64-bit range of TOML integers", key=key)
+        if isinstance(value, dict):
+            pending.extend((f"{key}.{k}", v, depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            pending.extend((f"{key}[{i}]", v, depth + 1) for i, v in enumerate(value))
+    return data
 
 
 @dataclass(frozen=True)
@@ -82,6 +202,10 @@ class Repo:
 
     def setting(self, key: str) -> Any:
         return self.settings[key]
+
+    @property
+    def limits(self) -> Limits:
+        return Limits.from_settings({**{o.key: o.default for o in SCHEMA}, **self.settings})
 
     def policy_ids(self) -> list[str]:
         if not self.policies_dir.is_dir():
@@ -112,15 +236,27 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _number(bound: float) -> str:
+    return f"{int(bound):,}" if bound == int(bound) else f"{bound:g}"
+
+
 def _coerce(option: Option, value: Any) -> tuple[Any, str]:
     """The value converted to the option's type, or an error message."""
     expected = option.type
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+    if expected is float and isinstance(value, int) and not isinstance(value, bool) and value in TOML_INT_RANGE:
         value = float(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        return None, f"expected {expected.__name__}, got {value!r}"
+        return None, f"expected {expected.__name__}, got {shown(value)}"
     if option.choices and value not in option.choices:
-        return None, f"expected one of {', '.join(option.choices)}, got {value!r}"
+        return None, f"expected one of {', '.join(option.choices)}, got {shown(value)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, f"expected a finite number, got {value!r}"
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if number is not None and (option.minimum is not None and number < option.minimum
+                               or option.maximum is not None and number > option.maximum):
+        bounds = [f"at least {_number(option.minimum)}"] if option.minimum is not None else []
+        bounds += [f"at most {_number(option.maximum)}"] if option.maximum is not None else []
+        return None, f"expected {' and '.join(bounds)}, got {shown(value)}"
     return value, ""
 
 
@@ -132,7 +268,7 @@ def parse_settings(data: dict[str, Any], source: str) -> dict[str, Any]:
     for key, value in sorted(_flatten(data).items()):
         option = known.get(key)
         if option is None:
-            errors.append(f"{source}: unknown key '{key}'")
+            errors.append(f"{source}: unknown key '{shown_key(key)}'")
             continue
         coerced, message = _coerce(option, value)
         if message:
@@ -165,9 +301,15 @@ def open_repo(path: Path | None = None) -> Repo:
     if not config_file.is_file():
         raise ConfigError(f"{root} is not a policy repository: it has no {CONFIG_NAME}", "create one with `addendum init`")
     try:
-        data = tomllib.loads(read_repository_file(root, config_file).decode("utf-8"))
+        if config_file.stat().st_size > CONFIG_MAX_BYTES:
+            raise ConfigError(f"{CONFIG_NAME} is {config_file.stat().st_size:,} bytes; a configuration is at most {CONFIG_MAX_BYTES:,}",
+                              f"{CONFIG_NAME} holds only the settings listed by `addendum help config`")
+        data = parse_toml(read_repository_file(root, config_file).decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{CONFIG_NAME}: {exc}", "fix the TOML syntax at that line") from None
+    except TomlProblem as exc:
+        where = f"{CONFIG_NAME}:{exc.line}" if exc.line else CONFIG_NAME
+        raise ConfigError(f"{where}: {exc.message}", "settings are plain values in a table or two") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{config_file}: cannot be read: {exc}", "it must be a readable UTF-8 text file") from None
     return Repo(root=root, settings=parse_settings(data, CONFIG_NAME))

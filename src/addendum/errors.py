@@ -76,6 +76,15 @@ class PolicyFormatError(AddendumError):
         return "\n".join(p.format() for p in self.problems if p.severity == "error")
 
 
+class LimitError(AddendumError):
+    """An input is larger than [limits] in addendum.toml allows: refused before the work that would grow with it."""
+
+    def __init__(self, file: str, line: int, message: str, hint: str) -> None:
+        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}", hint)
+        self.file = file
+        self.line = line
+
+
 class HistoryError(AddendumError):
     """Git, the ledger or a published version cannot answer what was asked."""
 

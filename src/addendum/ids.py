@@ -7,10 +7,13 @@ from datetime import date
 
 from addendum.errors import UsageError
 
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
-VERSION_PATTERN = re.compile(r"^(?P<policy>[a-z0-9][a-z0-9-]{0,62})@(?P<date>\d{4}-\d{2}-\d{2})(?:\.(?P<n>[2-9]|[1-9][0-9]{1,3}))?$")
-DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Bounded and anchored (\A…\Z: `$` would also accept a trailing newline), so each takes a few steps on any input;
+# ASCII digits only (`\d` matches every script's digits, which have no place in a path or a tag).
+ID_PATTERN = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
+LANGUAGE_PATTERN = re.compile(r"\A[a-z]{2,3}(-[A-Z]{2})?\Z")
+VERSION_PATTERN = re.compile(r"\A(?P<policy>[a-z0-9][a-z0-9-]{0,62})@(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
+                             r"(?:\.(?P<n>[2-9]|[1-9][0-9]{1,3}))?\Z")
+DATE_PATTERN = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
 def is_id(value: str) -> bool:

@@ -8,10 +8,21 @@ from functools import lru_cache
 
 from markdown_it import MarkdownIt
 
-from addendum.errors import Problem
+from addendum.config import DEFAULT_LIMITS, Limits
+from addendum.errors import LimitError, Problem
 from addendum.ids import ID_PATTERN
 
-HEADING_ID = re.compile(r"^(?P<heading>.*?)[ \t]*\{#(?P<id>[^}]*)\}[ \t]*$")
+# `Heading text {#id}`: the id is the first `{#` whose `}` ends the line. Written so that no part is tried twice
+# (possessive runs; the heading consumes a `{#…}` that does not end the line as one piece), so matching takes time
+# in proportion to the heading however it is spelled, and an id-less heading of a million characters fails at once.
+HEADING_ID = re.compile(r"^(?P<heading>(?:[ \t]*+(?:[^ \t{\n]|\{(?!#)|\{#[^}\n]*+\}(?![ \t]*+$)))*?)"
+                        r"[ \t]*+\{#(?P<id>[^}]*+)\}[ \t]*+$")
+# Optional closing hashes (`## Heading ##`); the lookbehind starts a try only where a run of blanks starts.
+CLOSING_HASHES = re.compile(r"(?<![ \t])[ \t]++#++[ \t]*+$")
+# Lines as markdown-it counts them (str.splitlines also breaks at \f, \x1c, U+2028 … and would shift line numbers).
+SOURCE_LINE = re.compile(r"[^\r\n]*+(?:\r\n?|\n)|[^\r\n]++")
+# A line that opens an ATX heading (CommonMark: up to 3 spaces, 1 to 6 #, then a blank or the line end).
+ATX_OPENING = re.compile(r" {0,3}#{1,6}(?:[ \t\r\n]|\Z)")
 PREAMBLE_ID = "preamble"
 # Characters a reader cannot see but that change what text says or how it is shown: controls, bidi overrides
 # and isolates, zero-width characters, soft hyphens, invisible tags. `check` refuses them; redlines show their code.
@@ -41,16 +52,49 @@ def markdown() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False}).disable("image")
 
 
-def split_sections(text: str, path: str) -> tuple[list[RawSection], list[Problem]]:
-    """Split Markdown into sections at its top-level ATX headings, each of which must carry `{#id}`."""
-    lines = text.splitlines(keepends=True)
+@lru_cache(maxsize=1)
+def _blocks() -> MarkdownIt:
+    # Sections need only the block structure; inline parsing is most of markdown-it's time on long or odd lines.
+    return MarkdownIt("commonmark", {"html": False}).disable(["inline", "text_join"])
+
+
+def source_lines(text: str) -> list[str]:
+    """The lines of `text` with their line ends, split where markdown-it (and an editor) splits them."""
+    return SOURCE_LINE.findall(text)
+
+
+def _shown_heading(raw: str) -> str:
+    return raw if len(raw) <= 60 else raw[:60] + "…"
+
+
+def _count_headings(lines: list[str], path: str, limits: Limits) -> None:
+    """Refuse more than limits.sections headings before markdown-it reads the file (it takes seconds on 50,000).
+    Lines are counted as they look, so a `#` line in a code block counts too: a policy has none of those."""
+    count = 0
+    for index, line in enumerate(lines):
+        if line[:1] in " #" and ATX_OPENING.match(line):
+            count += 1
+            if count > limits.sections:
+                raise LimitError(path, index + 1, f"more than {limits.sections:,} headings in one file (limits.sections)",
+                                 "split the text into fewer sections, or " + Limits.hint("sections"))
+
+
+def split_sections(text: str, path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[list[RawSection], list[Problem]]:
+    """Split Markdown into sections at its top-level ATX headings, each of which must carry `{#id}`.
+    A heading longer than limits.heading_chars, or more sections than limits.sections, raises LimitError."""
+    lines = source_lines(text)
+    _count_headings(lines, path, limits)
     problems: list[Problem] = []
     starts: list[tuple[int, int, str, str]] = []  # (line index, level, heading, id)
-    for token in markdown().parse(text):
+    for token in _blocks().parse(text):
         if token.type != "heading_open" or token.map is None:
             continue
         index = token.map[0]
         line_no = index + 1
+        length = len(lines[index].strip())
+        if length > limits.heading_chars:
+            raise LimitError(path, line_no, f"a heading line of {length:,} characters; at most {limits.heading_chars:,} (limits.heading_chars)",
+                             "shorten the heading and put the rest in the section's text, or " + Limits.hint("heading_chars"))
         if token.level != 0:
             problems.append(Problem("error", path, line_no, "a heading inside a list or quote cannot start a section",
                                     "move the heading out of the list or quote", rule="nested-heading"))
@@ -60,17 +104,18 @@ def split_sections(text: str, path: str) -> tuple[list[RawSection], list[Problem
                                     "write the heading as '## Heading {#id}'", rule="setext-heading"))
             continue
         raw = lines[index].rstrip("\r\n").lstrip(" ").lstrip("#").strip()
-        raw = re.sub(r"[ \t]+#+[ \t]*$", "", raw)  # optional closing hashes
+        raw = CLOSING_HASHES.sub("", raw)
         match = HEADING_ID.match(raw)
         if match is None:
             slug = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")[:40] or "section-id"
-            problems.append(Problem("error", path, line_no, f"heading {raw!r} has no id",
-                                    f"end the heading with a stable id, e.g. '{'#' * len(token.markup)} {raw} {{#{slug}}}'",
+            shown = _shown_heading(raw)
+            problems.append(Problem("error", path, line_no, f"heading {shown!r} has no id",
+                                    f"end the heading with a stable id, e.g. '{'#' * len(token.markup)} {shown} {{#{slug}}}'",
                                     rule="missing-id"))
             continue
         section_id = match["id"]
         if not ID_PATTERN.fullmatch(section_id):
-            problems.append(Problem("error", path, line_no, f"section id {section_id!r} is not a valid id",
+            problems.append(Problem("error", path, line_no, f"section id {_shown_heading(section_id)!r} is not a valid id",
                                     "ids are lowercase letters, digits and hyphens, e.g. {#sharing}",
                                     section=section_id, rule="invalid-id"))
             continue

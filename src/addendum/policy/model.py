@@ -7,12 +7,14 @@ import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
 
-from addendum.errors import PolicyFormatError, Problem, UsageError
+from addendum.config import CONFIG_NAME, DEFAULT_LIMITS, Limits, TomlProblem, open_repo, parse_toml, shown, shown_key
+from addendum.errors import LimitError, PolicyFormatError, Problem, UsageError
 from addendum.files import OutsideRepository, repository_files
 from addendum.ids import ID_PATTERN, LANGUAGE_PATTERN, require_id
 from addendum.policy.markup import RawSection, split_sections
@@ -22,6 +24,7 @@ DEFAULT_LOCALES = {"en": "en_GB", "nl": "nl_BE", "fr": "fr_BE", "de": "de_DE"}
 TOP_LEVEL_KEYS = {"id", "default_language", "languages", "default_site", "notice_days", "title",
                   "controller", "sites", "tags", "check", "locales", "materiality", "supervisory_authority",
                   "kind", "rights", "options", "notes"}
+MAX_NOTICE_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,15 @@ class Document:
     sections: tuple[Section, ...]
 
     def get(self, section_id: str) -> Section | None:
-        return next((s for s in self.sections if s.id == section_id), None)
+        return self._by_id.get(section_id)
+
+    @cached_property
+    def _by_id(self) -> dict[str, Section]:
+        # Looked up once per section by every rule and every site: a scan each time made a long policy quadratic.
+        by_id: dict[str, Section] = {}
+        for section in self.sections:
+            by_id.setdefault(section.id, section)
+        return by_id
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -108,6 +119,7 @@ class Policy:
     config_file: str
     settings: Mapping[str, Any] = field(default_factory=dict)
     config_lines: Mapping[str, int] = field(default_factory=dict)
+    limits: Limits = DEFAULT_LIMITS
 
     def title(self, language: str) -> str:
         return self.titles.get(language) or self.titles[self.default_language]
@@ -127,10 +139,10 @@ class Policy:
         return language
 
     def all_section_ids(self) -> list[str]:
-        ids: list[str] = []
+        ids: dict[str, None] = {}
         for document in self.documents.values():
-            ids.extend(i for i in document.ids if i not in ids)
-        return ids
+            ids.update(dict.fromkeys(document.ids))
+        return list(ids)
 
     def files(self) -> dict[str, str]:
         """Every Markdown file of the policy as text, keyed by path relative to the policy folder."""
@@ -155,20 +167,27 @@ def _sections(raw: list[RawSection], file: str) -> tuple[Section, ...]:
     return tuple(out)
 
 
-def parse_document(text: str, language: str, file: str) -> tuple[Document, list[Problem]]:
-    raw, problems = split_sections(text, file)
+def parse_document(text: str, language: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Document, list[Problem]]:
+    raw, problems = split_sections(text, file, limits)
     return Document(language, file, _sections(raw, file)), problems
 
 
-def _key_line(text: str, key: str) -> int:
-    """Best-effort line of a TOML key or table, so schema errors can cite file:line."""
-    last = key.split(".")[-1]
-    patterns = [rf"^[ \t]*\[[ \t]*{re.escape(key)}[ \t]*\]", rf"^[ \t]*{re.escape(last)}[ \t]*="]
-    for pattern in patterns:
-        match = re.search(pattern, text, re.MULTILINE)
-        if match:
-            return text.count("\n", 0, match.start()) + 1
-    return 1
+class _KeyLines:
+    """Best-effort line of a TOML key or table, so schema errors can cite file:line: the first `[key]` line, else
+    the first line assigning the key's last part. Indexed in one pass (searching the text per error was quadratic)."""
+
+    def __init__(self, text: str) -> None:
+        self.tables: dict[str, int] = {}
+        self.names: dict[str, int] = {}
+        for number, line in enumerate(text.split("\n"), 1):
+            stripped = line.lstrip(" \t")
+            if stripped.startswith("[") and not stripped.startswith("[["):
+                self.tables.setdefault(stripped[1:].split("]", 1)[0].strip(" \t"), number)
+            elif "=" in stripped:
+                self.names.setdefault(stripped.split("=", 1)[0].rstrip(" \t"), number)
+
+    def line(self, key: str) -> int:
+        return self.tables.get(key) or self.names.get(key.split(".")[-1]) or 1
 
 
 class _Schema:
@@ -176,10 +195,11 @@ class _Schema:
 
     def __init__(self, text: str, file: str) -> None:
         self.text, self.file = text, file
+        self.lines = _KeyLines(text)
         self.problems: list[Problem] = []
 
     def error(self, key: str, message: str, hint: str = "") -> None:
-        self.problems.append(Problem("error", self.file, _key_line(self.text, key), message, hint, rule="policy-toml"))
+        self.problems.append(Problem("error", self.file, self.lines.line(key), message, hint, rule="policy-toml"))
 
     def get(self, data: Mapping[str, Any], key: str, kind: type, default: Any = None, required: bool = True) -> Any:
         name = key.split(".")[-1]
@@ -189,7 +209,7 @@ class _Schema:
             return default
         value = data[name]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            self.error(key, f"'{key}' must be {kind.__name__}, got {value!r}")
+            self.error(key, f"'{shown_key(key)}' must be {kind.__name__}, got {shown(value)}")
             return default
         return value
 
@@ -201,15 +221,15 @@ def _pending_conflict(variables: Mapping[str, Any], key: str) -> str:
     for depth, part in enumerate(parents):
         node = node.get(part, {}) if isinstance(node, Mapping) else None
         if not isinstance(node, Mapping):
-            return f"pending {key!r}, but {'.'.join(parents[:depth + 1])} is a value, not a table"
+            return f"pending {shown(key)}, but {shown_key('.'.join(parents[:depth + 1]))} is a value, not a table"
     if last in node:
-        return f"{key} is both set and listed as pending"
+        return f"{shown_key(key)} is both set and listed as pending"
     return ""
 
 
 def _site(sch: _Schema, site_id: str, data: Any, overrides: dict[str, Document]) -> Site | None:
     if not ID_PATTERN.fullmatch(site_id):
-        sch.error(f"sites.{site_id}", f"site id {site_id!r} is not a valid id", "site ids are lowercase letters, digits and hyphens")
+        sch.error(f"sites.{site_id}", f"site id {shown(site_id)} is not a valid id", "site ids are lowercase letters, digits and hyphens")
         return None
     if site_id == RESERVED_SITE_ID:
         sch.error(f"sites.{site_id}", f"site id {site_id!r} is reserved", "history/<policy>/<version>/source/ holds a version's files; rename the site")
@@ -221,14 +241,14 @@ def _site(sch: _Schema, site_id: str, data: Any, overrides: dict[str, Document])
     pending = sch.get(data, f"sites.{site_id}.pending", list, [], required=False)
     variables = {k: v for k, v in data.items() if k != "pending"}
     for key in pending:
-        problem = _pending_conflict(variables, key) if isinstance(key, str) else f"pending entries are strings, got {key!r}"
+        problem = _pending_conflict(variables, key) if isinstance(key, str) else f"pending entries are strings, got {shown(key)}"
         if problem:
             sch.error(f"sites.{site_id}.pending", f"site {site_id}: {problem}",
                       "list in pending only the values the site does not provide, as dotted keys like contact.email")
     variables.setdefault("name", name)
     variables["id"] = site_id
     return Site(site_id, name, variables, tuple(str(p) for p in pending), overrides,
-                Location(sch.file, _key_line(sch.text, f"sites.{site_id}")))
+                Location(sch.file, sch.lines.line(f"sites.{site_id}")))
 
 
 def _check_settings(sch: _Schema, data: Mapping[str, Any], languages: list[str]) -> None:
@@ -240,27 +260,70 @@ def _check_settings(sch: _Schema, data: Mapping[str, Any], languages: list[str])
     else:
         for language, value in phrases.items():
             if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-                sch.error("regular_review_phrases", f"'check.regular_review_phrases.{language}' must be a list of phrases, got {value!r}",
-                          f'e.g. {language} = ["check this page regularly"]')
+                sch.error("regular_review_phrases", f"'check.regular_review_phrases.{shown_key(language)}' must be a list of phrases, "
+                          f"got {shown(value)}", 'e.g. en = ["check this page regularly"]')
     locales = data.get("locales", {})
     if not isinstance(locales, dict):
         sch.error("locales", "'locales' must be a table of language = Babel locale, e.g. nl = \"nl_BE\"")
         return
     for language, locale in locales.items():
         if language not in languages:
-            sch.error(f"locales.{language}", f"locales names {language!r}, which is not one of the languages")
+            sch.error(f"locales.{language}", f"locales names {shown(language)}, which is not one of the languages")
             continue
         try:
-            Locale.parse(str(locale))
-        except (ValueError, UnknownLocaleError):
-            sch.error(f"locales.{language}", f"'locales.{language}': {locale!r} is not a locale Babel knows", "use a code like nl_BE or en_GB")
+            if not isinstance(locale, str):
+                raise ValueError(locale)
+            Locale.parse(locale)
+        except (ValueError, TypeError, UnknownLocaleError):
+            sch.error(f"locales.{language}", f"'locales.{shown_key(language)}': {shown(locale)} is not a locale Babel knows",
+                      "use a code like nl_BE or en_GB")
 
 
 def _check_plain_text(sch: _Schema, values: Mapping[str, Any]) -> None:
     """Titles and the controller's details go into headers and subjects: no line breaks or control characters."""
     for key, value in values.items():
         if isinstance(value, str) and any(unicodedata.category(c) == "Cc" for c in value):
-            sch.error(key, f"'{key}' contains a line break or control character", "write it on one line")
+            sch.error(key, f"'{shown_key(key)}' contains a line break or control character", "write it on one line")
+
+
+def file_too_large(file: str, size: int, limits: Limits) -> LimitError:
+    return LimitError(file, 0, f"{size:,} bytes; a policy file is at most {limits.file_bytes:,} (limits.file_bytes)",
+                      "split the policy, or " + Limits.hint("file_bytes"))
+
+
+def _check_sizes(files: Mapping[str, str], directory: str, limits: Limits) -> None:
+    for name, text in files.items():
+        # A character is 1 to 4 bytes: count the bytes only when the characters leave it open.
+        if len(text) * 4 > limits.file_bytes and (size := len(text.encode("utf-8", "surrogatepass"))) > limits.file_bytes:
+            raise file_too_large(f"{directory}/{name}", size, limits)
+
+
+def _parse_policy_toml(text: str, config_file: str) -> dict[str, Any]:
+    try:
+        return parse_toml(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise PolicyFormatError([Problem("error", config_file, int(match[1]) if match else 1, f"invalid TOML: {exc}",
+                                         "fix the syntax at that line (strings need quotes, tables [brackets])", rule="toml-syntax")]) from None
+    except TomlProblem as exc:
+        line = exc.line or (_KeyLines(text).line(exc.key.split("[")[0]) if exc.key else 1)
+        raise PolicyFormatError([Problem("error", config_file, line, exc.message,
+                                         "a policy.toml holds plain values, a few tables deep (see docs/format.md)",
+                                         rule="policy-toml")]) from None
+
+
+def _controller(sch: _Schema, data: Mapping[str, Any]) -> tuple[Controller, dict[str, Any]]:
+    controller_data = sch.get(data, "controller", dict, {})
+    for key, value in controller_data.items():
+        if key not in ("name", "address", "email", "phone", "country"):
+            sch.error(f"controller.{key}", f"unknown key 'controller.{shown_key(key)}'", "[controller] takes name, address, email, phone and country")
+        elif not isinstance(value, str):
+            sch.error(f"controller.{key}", f"'controller.{key}' must be str, got {shown(value)}")
+    for key in ("name", "address", "email"):
+        if controller_data and not controller_data.get(key):
+            sch.error(f"controller.{key}", f"'controller.{key}' is missing", "the controller's identity and contact must be stated (GDPR Art. 13(1)(a))")
+    values = [controller_data.get(k, "") for k in ("name", "address", "email", "phone", "country")]
+    return Controller(*(v if isinstance(v, str) else "" for v in values)), controller_data
 
 
 # Parsed policies by their exact input: a long-running process (addendum serve) parses the same published versions
@@ -269,45 +332,45 @@ _PARSED: dict[tuple[Any, ...], Policy] = {}
 _PARSED_LIMIT = 64
 
 
-def load_policy_files(policy_id: str, files: Mapping[str, str], directory: str) -> Policy:
+def load_policy_files(policy_id: str, files: Mapping[str, str], directory: str, limits: Limits = DEFAULT_LIMITS) -> Policy:
     """Build a Policy from its files (paths relative to the policy folder); raise with every problem found.
+    A file larger than limits.file_bytes (or a heading or section count past its limit) raises LimitError.
     The same files give the same (shared, frozen) Policy without parsing them again."""
-    key = (policy_id, directory, tuple(sorted(files.items())))
+    key = (policy_id, directory, limits, tuple(sorted(files.items())))
     found = _PARSED.get(key)
     if found is None:
-        found = _parse_policy_files(policy_id, files, directory)
+        found = _parse_policy_files(policy_id, files, directory, limits)
         if len(_PARSED) >= _PARSED_LIMIT:
             _PARSED.pop(next(iter(_PARSED)), None)
         _PARSED[key] = found
     return found
 
 
-def _parse_policy_files(policy_id: str, files: Mapping[str, str], directory: str) -> Policy:
+def _parse_policy_files(policy_id: str, files: Mapping[str, str], directory: str, limits: Limits) -> Policy:
     config_file = f"{directory}/policy.toml"
     text = files.get("policy.toml")
     if text is None:
         raise PolicyFormatError([Problem("error", config_file, 0, "policy.toml is missing",
                                          "every policy folder needs a policy.toml (see docs/format.md)", rule="policy-toml")])
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise PolicyFormatError([Problem("error", config_file, int(match[1]) if match else 1, f"invalid TOML: {exc}",
-                                         "fix the syntax at that line (strings need quotes, tables [brackets])", rule="toml-syntax")]) from None
+    _check_sizes(files, directory, limits)
+    data = _parse_policy_toml(text, config_file)
     sch = _Schema(text, config_file)
     for key in sorted(set(data) - TOP_LEVEL_KEYS):
-        sch.error(key, f"unknown key '{key}'", f"known keys: {', '.join(sorted(TOP_LEVEL_KEYS))}")
+        sch.error(key, f"unknown key '{shown_key(key)}'", f"known keys: {', '.join(sorted(TOP_LEVEL_KEYS))}")
     declared_id = sch.get(data, "id", str, policy_id)
     if declared_id != policy_id:
-        sch.error("id", f"id {declared_id!r} does not match the folder name {policy_id!r}", f"set id = \"{policy_id}\"")
+        sch.error("id", f"id {shown(declared_id)} does not match the folder name {policy_id!r}", f"set id = \"{policy_id}\"")
     languages = sch.get(data, "languages", list, [])
     for lang in languages:
         if not isinstance(lang, str) or not LANGUAGE_PATTERN.fullmatch(lang):
-            sch.error("languages", f"language {lang!r} is not a language code", "use codes like en, nl or pt-BR")
-    languages = [lang for lang in languages if isinstance(lang, str) and LANGUAGE_PATTERN.fullmatch(lang)]
+            sch.error("languages", f"language {shown(lang)} is not a language code", "use codes like en, nl or pt-BR")
+    listed = bool(languages)
+    languages = list(dict.fromkeys(lang for lang in languages if isinstance(lang, str) and LANGUAGE_PATTERN.fullmatch(lang)))
+    if "languages" in data and not listed:
+        sch.error("languages", "languages lists no language", 'name the languages of the text, e.g. languages = ["en"]')
     default_language = sch.get(data, "default_language", str, languages[0] if languages else "en")
     if languages and default_language not in languages:
-        sch.error("default_language", f"default_language {default_language!r} is not in languages", f"use one of {languages}")
+        sch.error("default_language", f"default_language {shown(default_language)} is not in languages", f"use one of {languages}")
     titles = sch.get(data, "title", dict, {})
     for lang in languages:
         if not isinstance(titles.get(lang), str):
@@ -315,11 +378,10 @@ def _parse_policy_files(policy_id: str, files: Mapping[str, str], directory: str
     notice_days = sch.get(data, "notice_days", int, 30, required=False)
     if isinstance(notice_days, int) and notice_days < 0:
         sch.error("notice_days", "notice_days cannot be negative")
-    controller_data = sch.get(data, "controller", dict, {})
-    controller = Controller(*(str(controller_data.get(k, "")) for k in ("name", "address", "email", "phone", "country")))
-    for key in ("name", "address", "email"):
-        if controller_data and not controller_data.get(key):
-            sch.error(f"controller.{key}", f"'controller.{key}' is missing", "the controller's identity and contact must be stated (GDPR Art. 13(1)(a))")
+    elif isinstance(notice_days, int) and notice_days > MAX_NOTICE_DAYS:
+        sch.error("notice_days", f"notice_days is {shown(notice_days)}; at most {MAX_NOTICE_DAYS} (ten years)")
+        notice_days = MAX_NOTICE_DAYS
+    controller, controller_data = _controller(sch, data)
 
     problems: list[Problem] = []
     documents: dict[str, Document] = {}
@@ -328,7 +390,7 @@ def _parse_policy_files(policy_id: str, files: Mapping[str, str], directory: str
         if name not in files:
             sch.error("languages", f"languages lists {lang!r} but {directory}/{name} does not exist", f"create {name} or remove {lang!r} from languages")
             continue
-        documents[lang], found = parse_document(files[name], lang, f"{directory}/{name}")
+        documents[lang], found = parse_document(files[name], lang, f"{directory}/{name}", limits)
         problems.extend(found)
 
     sites_data = sch.get(data, "sites", dict, {})
@@ -338,7 +400,7 @@ def _parse_policy_files(policy_id: str, files: Mapping[str, str], directory: str
         for lang in languages:
             name = f"sites/{site_id}/{lang}.md"
             if name in files:
-                overrides[lang], found = parse_document(files[name], lang, f"{directory}/{name}")
+                overrides[lang], found = parse_document(files[name], lang, f"{directory}/{name}", limits)
                 problems.extend(found)
         site = _site(sch, site_id, site_data, overrides)
         if site:
@@ -350,7 +412,7 @@ def _parse_policy_files(policy_id: str, files: Mapping[str, str], directory: str
                                     f"add [sites.{parts[1]}] to policy.toml, or remove the folder", rule="unknown-site"))
     default_site = sch.get(data, "default_site", str, next(iter(sites), ""))
     if sites and default_site not in sites:
-        sch.error("default_site", f"default_site {default_site!r} is not one of the sites", f"use one of {list(sites)}")
+        sch.error("default_site", f"default_site {shown(default_site)} is not one of the sites", f"use one of {list(sites)}")
     if not sites_data:
         sch.error("sites", "no sites declared", "add at least one [sites.<id>] table")
 
@@ -358,7 +420,7 @@ def _parse_policy_files(policy_id: str, files: Mapping[str, str], directory: str
     tags: dict[str, tuple[str, ...]] = {}
     for section_id, section_tags in tags_data.items():
         if not isinstance(section_tags, list) or not all(isinstance(t, str) for t in section_tags):
-            sch.error(f"tags.{section_id}", f"tags of {section_id!r} must be a list of strings")
+            sch.error(f"tags.{section_id}", f"tags of {shown(section_id)} must be a list of strings")
             continue
         tags[section_id] = tuple(section_tags)
 
@@ -367,14 +429,15 @@ def _parse_policy_files(policy_id: str, files: Mapping[str, str], directory: str
     problems = sch.problems + problems
     if any(p.severity == "error" for p in problems):
         raise PolicyFormatError(problems)
-    config_lines = {f"tags.{k}": _key_line(text, k) for k in tags}
-    config_lines.update({k: _key_line(text, k) for k in ("kind", "rights", "options", "supervisory_authority", "country", "notes") if k in data or k == "country"})
+    config_lines = {f"tags.{k}": sch.lines.line(k) for k in tags}
+    config_lines.update({k: sch.lines.line(k) for k in ("kind", "rights", "options", "supervisory_authority", "country", "notes")
+                         if k in data or k == "country"})
     return Policy(
         id=policy_id, directory=directory, titles=titles, languages=tuple(languages), default_language=default_language,
         default_site=default_site, sites=sites, controller=controller, notice_days=notice_days, tags=tags,
         documents=documents, config_file=config_file,
         settings={k: data[k] for k in ("check", "locales", "materiality", "supervisory_authority", "kind", "rights", "options", "notes") if k in data},
-        config_lines=config_lines,
+        config_lines=config_lines, limits=limits,
     )
 
 
@@ -383,12 +446,18 @@ def _is_policy_file(name: str) -> bool:
     return path.suffix == ".md" or path.name == "policy.toml"
 
 
-def read_policy_files(folder: Path, root: Path | None = None) -> dict[str, str]:
+def read_policy_files(folder: Path, root: Path | None = None, limits: Limits | None = None) -> dict[str, str]:
     """policy.toml and every Markdown file under a policy folder, as text. A symbolic link is followed only where
-    it stays inside `root` (the repository; by default the folder itself): every link leading out is an error."""
+    it stays inside `root` (the repository; by default the folder itself): every link leading out is an error.
+    With `limits`, a file larger than limits.file_bytes raises LimitError before it is read."""
     files: dict[str, str] = {}
     refused: list[OutsideRepository] = []
     for relative, path in repository_files(root or folder, folder, _is_policy_file, refused):
+        if limits is not None and (size := path.stat().st_size) > limits.file_bytes:
+            shown_path = folder / relative
+            if root is not None and shown_path.is_relative_to(root):
+                shown_path = shown_path.relative_to(root)
+            raise file_too_large(shown_path.as_posix(), size, limits)
         try:
             files[relative] = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -410,9 +479,16 @@ def unknown_policy(policy_id: str, known: Iterable[str]) -> UsageError:
                       f"create policies/{policy_id}/policy.toml (see docs/format.md)")
 
 
-def load_policy(repo_root: Path, policy_id: str) -> Policy:
+def repository_limits(repo_root: Path) -> Limits:
+    """The [limits] of the repository at `repo_root` (the defaults where it has no addendum.toml)."""
+    return open_repo(repo_root).limits if (repo_root / CONFIG_NAME).is_file() else DEFAULT_LIMITS
+
+
+def load_policy(repo_root: Path, policy_id: str, limits: Limits | None = None) -> Policy:
+    """The policy in policies/<policy_id>; `limits` default to the repository's own."""
     require_id(policy_id, "policy")
     folder = repo_root / "policies" / policy_id
     if not (folder / "policy.toml").is_file():
         raise unknown_policy(policy_id, (p.parent.name for p in (repo_root / "policies").glob("*/policy.toml")))
-    return load_policy_files(policy_id, read_policy_files(folder, repo_root), f"policies/{policy_id}")
+    limits = limits or repository_limits(repo_root)
+    return load_policy_files(policy_id, read_policy_files(folder, repo_root, limits), f"policies/{policy_id}", limits)

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import UndefinedError
 
+from addendum.config import DEFAULT_LIMITS, Limits
 from addendum.errors import PolicyFormatError, Problem
-from addendum.policy.markup import PREAMBLE_ID
+from addendum.policy.markup import PREAMBLE_ID, source_lines
 from addendum.policy.model import Document, Location, Policy, Section
+from addendum.policy.sandbox import PlaceholderLimit, fill
 
-PLACEHOLDER = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
+DELIMITERS = (("{{", "}}"), ("{%", "%}"))
 PENDING_MARKER = {"en": "[to be provided: {key}]", "nl": "[nog aan te vullen: {key}]"}
 
 
@@ -77,19 +76,39 @@ def content_hash(text: str) -> str:
     return "sha256:" + hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
 
 
-@lru_cache(maxsize=1)
-def _sandbox() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+def placeholders_in(line: str) -> list[str]:
+    """The `{{ … }}` and `{% … %}` of one line, left to right, each up to its first closing delimiter. A scan, not
+    a lazy regex: that one tried every opening up to the end of the line, quadratic on `{{{{{{…`."""
+    found: list[str] = []
+    position = 0
+    open_kinds = list(DELIMITERS)
+    while open_kinds:
+        starts = [(line.find(opening, position), opening, closing) for opening, closing in open_kinds]
+        starts = [start for start in starts if start[0] >= 0]
+        if not starts:
+            break
+        start, opening, closing = min(starts)
+        end = line.find(closing, start + 2)
+        if end < 0:  # no later opening of this kind can close either
+            open_kinds.remove((opening, closing))
+            position = start
+            continue
+        found.append(line[start:end + 2])
+        position = end + 2
+    return found
 
 
 def _nested(flat_or_nested: Mapping[str, Any], pending: tuple[str, ...], marker: str) -> dict[str, Any]:
-    """Site variables with every pending key filled by a visible marker."""
-    result: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in flat_or_nested.items()}
+    """Site variables with every pending key filled by a visible marker (tables on the way copied, so that the
+    policy's own values never receive one language's marker)."""
+    result: dict[str, Any] = dict(flat_or_nested)
     for key in pending:
         node = result
         *parents, last = key.split(".")
         for part in parents:
-            node = node.setdefault(part, {})
+            child = node.get(part)
+            node[part] = dict(child) if isinstance(child, Mapping) else {}
+            node = node[part]
         node.setdefault(last, marker.format(key=key))
     return result
 
@@ -102,24 +121,29 @@ class PlaceholderError(Exception):
         self.cause = cause
 
 
-def fill_placeholders(text: str, context: Mapping[str, Any]) -> str:
+def fill_placeholders(text: str, context: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> str:
     if "{{" not in text and "{%" not in text:
         return text
     try:
-        return _sandbox().from_string(text).render(**context)
+        return fill(text, context, limits.placeholder_chars)
     except Exception as exc:  # the sandbox turns policy text into code: any failure is the text's, not ours
         raise PlaceholderError(exc) from exc
 
 
-def _placeholder_problem(section: Section, site_id: str, context: Mapping[str, Any], error: PlaceholderError) -> Problem:
+def _shortened(text: str, most: int) -> str:
+    return text if len(text) <= most else text[:most] + "…"
+
+
+def _placeholder_problem(section: Section, site_id: str, context: Mapping[str, Any], error: PlaceholderError,
+                         limits: Limits) -> Problem:
     """Pin a failed placeholder to its line and expression by filling the section one line at a time."""
     line, expression = section.location.line, ""
-    for offset, text in enumerate((section.heading_line + section.body).splitlines()):
-        for candidate in PLACEHOLDER.findall(text):
+    for offset, text in enumerate(source_lines(section.heading_line + section.body)):
+        for candidate in placeholders_in(text):
             try:
-                fill_placeholders(candidate, context)
+                fill_placeholders(candidate, context, limits)
             except PlaceholderError:
-                line, expression = section.location.line + offset, candidate
+                line, expression = section.location.line + offset, _shortened(candidate, 80)
                 break
         if expression:
             break
@@ -128,26 +152,41 @@ def _placeholder_problem(section: Section, site_id: str, context: Mapping[str, A
         message = f"placeholder {expression} is not defined for site {site_id}"
         hint = f"define it under [sites.{site_id}] in policy.toml, or list it in that site's pending"
     else:
-        detail = getattr(exc, "message", None) or exc
+        detail = _shortened(str(getattr(exc, "message", None) or exc), 300)
         message = f"placeholder {expression or ''} cannot be filled: {detail}".replace("  ", " ")
-        hint = "placeholders look like {{ site.contact.email }}"
+        hint = ("fill it with less, or raise it with [limits] placeholder_chars = … in addendum.toml" if isinstance(exc, PlaceholderLimit)
+                else "placeholders look like {{ site.contact.email }}")
     return Problem("error", section.location.file, line, message, hint, section=section.id, rule="undefined-placeholder")
 
 
 def section_order(policy: Policy, language: str) -> list[Section]:
     """Sections in the default language's order, plus any only the requested language has, after their predecessor."""
     base = list(policy.documents[policy.default_language].sections)
-    known = {s.id for s in base}
     other = policy.documents.get(language)
-    if other is not None and language != policy.default_language:
-        for index, section in enumerate(other.sections):
-            if section.id in known:
-                continue
-            previous = other.sections[index - 1].id if index else None
-            position = next((i + 1 for i, s in enumerate(base) if s.id == previous), 0)
-            base.insert(position, section)
+    if other is None or language == policy.default_language:
+        return base
+    known = {s.id for s in base}
+    # Each section follows one predecessor in `other`, so at most one section is placed after any other.
+    following: dict[str | None, Section] = {}
+    for index, section in enumerate(other.sections):
+        if section.id not in known:
+            following[other.sections[index - 1].id if index else None] = section
             known.add(section.id)
-    return base
+    if not following:
+        return base
+    ordered: list[Section] = []
+
+    def place(after: str | None) -> None:
+        while after in following:
+            section = following.pop(after)
+            ordered.append(section)
+            after = section.id
+
+    place(None)
+    for section in base:
+        ordered.append(section)
+        place(section.id)
+    return ordered
 
 
 def _source_of(policy: Policy, site_id: str, language: str, section_id: str) -> tuple[Document, Section, bool, bool]:
@@ -180,10 +219,10 @@ def resolve(policy: Policy, site_id: str, language: str) -> ResolvedPolicy:
     for skeleton in section_order(policy, language):
         document, section, from_site, fallback = _source_of(policy, site_id, language, skeleton.id)
         try:
-            text = fill_placeholders(section.body, context)
-            heading = fill_placeholders(section.heading, context)
+            text = fill_placeholders(section.body, context, policy.limits)
+            heading = fill_placeholders(section.heading, context, policy.limits)
         except PlaceholderError as exc:
-            problems.append(_placeholder_problem(section, site_id, context, exc))
+            problems.append(_placeholder_problem(section, site_id, context, exc, policy.limits))
             continue
         if section.id == PREAMBLE_ID and not text.strip():
             continue

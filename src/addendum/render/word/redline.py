@@ -164,12 +164,43 @@ class Writer:
         self.marks = marks
         self.lang = lang
         self.t = t
-        self.flow: list[list[Any]] = []  # [paragraph, op of its mark, op of the whole paragraph or ""]
+        # [paragraph, op of its mark, op of the whole paragraph or "", its items, its run style]
+        self.flow: list[list[Any]] = []
 
-    def add(self, node: Any, mark: str, items: Sequence[Inline]) -> None:
+    def add(self, node: Any, mark: str, items: Sequence[Inline], style: Style | None = None) -> None:
         ops = {item.op for item in items}
         whole = mark if mark != "equal" and ops <= {mark} else ""
-        self.flow.append([node, mark, whole])
+        self.flow.append([node, mark, whole, list(items), style])
+
+    def _lead_with_other_op(self, entry: list[Any], op: str) -> bool:
+        """Rewrite a paragraph that begins with text of `op` so that it begins with the other op instead, keeping
+        both sides' text: the leading changed items with the other op's first, or else the first word of the
+        equal text after them written as that op's opposite pair. False when it has no such text."""
+        node, _, _, items, style = entry
+        other = "delete" if op == "insert" else "insert"
+        lead = 0
+        while lead < len(items) and items[lead].op != "equal":
+            lead += 1
+        if {item.op for item in items[:lead]} - {op} == set():
+            if lead == len(items) or not items[lead].text:
+                return False
+            text = items[lead].text
+            word = re.match(r"\s*\S+", text)
+            cut = word.end() if word else len(text)
+            rest = [Inline("equal", text[cut:])] if text[cut:] else []
+            items[:lead + 1] = [Inline(other, text[:cut]), *items[:lead], Inline(op, text[:cut]), *rest]
+        else:
+            items[:lead] = [i for i in items[:lead] if i.op == other] + [i for i in items[:lead] if i.op != other]
+        for child in list(node):
+            if child.tag in (w("r"), w("ins"), w("del")):
+                self.marks.revisions -= child.tag != w("r")
+                node.remove(child)
+        end = node.find(w("bookmarkEnd"))
+        self.fill(node, items, style)
+        if end is not None:
+            node.remove(end)
+            node.append(end)
+        return True
 
     def finish(self) -> None:
         """Give each paragraph mark its revision and add the paragraphs to the body.
@@ -179,6 +210,12 @@ class Writer:
         rejected (accepted), and LibreOffice, which keeps the first paragraph's style when it joins two, leaves the
         paragraph after the block alone (with their own marks, the next heading took the block's style). It is
         also how Word tracks typing Enter and new paragraphs at the end of one.
+
+        A paragraph that ends with inserted (deleted) text and an untracked mark, followed by one that begins with
+        inserted (deleted) text: LibreOffice makes one revision of the two, since they are of one author and date
+        and meet at the paragraph break, and rejecting (accepting) it takes the untracked mark between them too,
+        joining the two paragraphs (a heading with the text before it). So the second is made to begin with the
+        other op (see _lead_with_other_op).
         """
         flow = self.flow
         index = 0
@@ -194,7 +231,11 @@ class Writer:
                 flow[index - 1][1] = op
                 flow[last][1] = "equal"
             index = last + 1
-        for node, mark, _ in flow:
+        for before, after in zip(flow, flow[1:], strict=False):
+            op = before[3][-1].op if before[3] else "equal"
+            if before[1] == "equal" and op in ("insert", "delete") and after[3] and after[3][0].op == op:
+                self._lead_with_other_op(after, op)
+        for node, mark, *_ in flow:
             if mark != "equal":
                 node.find(w("pPr")).find(w("rPr")).insert(0, self.marks.revision(mark))
             self.body.add(node)
@@ -238,7 +279,7 @@ class Writer:
             self.fill(head, items, style)
             if mode != "from":  # a bookmark names one place: the section where it stands in the new version
                 bookmark(head, bookmark_name(side.id), self.marks)
-            self.add(head, heading_mark, items)
+            self.add(head, heading_mark, items, style)
         old_empty = change.old is None or not change.old.text
         new_empty = change.new is None or not change.new.text
         text_end = end
@@ -249,7 +290,7 @@ class Writer:
             for para in paragraphs(ops, text_end):
                 node = paragraph("BodyText", lang)
                 self.fill(node, para.items, style)
-                self.add(node, para.mark, para.items)
+                self.add(node, para.mark, para.items, style)
 
     _language = ""
 

@@ -52,6 +52,7 @@ class ScriptedHandler:
     # go-ahead (354) to its next DATA command (before the message is sent); each used once
     drip_reply: dict[str, float] = field(default_factory=dict)
     drip_go_ahead: dict[str, float] = field(default_factory=dict)
+    data_started: list[str] = field(default_factory=list)  # the recipient of every DATA command, as it arrives
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -91,6 +92,7 @@ class DrippingSMTP(SMTP):
         if self.envelope.rcpt_tos and isinstance(handler, ScriptedHandler):
             with handler.lock:
                 self.drip = handler.drip_go_ahead.pop(self.envelope.rcpt_tos[0], 0.0)
+                handler.data_started.append(self.envelope.rcpt_tos[0])
         await super().smtp_DATA(arg)
 
     async def push(self, status: Any) -> None:

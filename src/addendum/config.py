@@ -64,6 +64,8 @@ SCHEMA: tuple[Option, ...] = (
     Option("notify.heartbeat_interval", float, 10.0,
            "Seconds between renewals of the sending lease; a sender on another host is taken over after three "
            "intervals without one, a stopped one on this host after one, a dead one at once."),
+    Option("notify.claim_batch", int, 50,
+           "Notices a sender claims at a time from the outbox; a sender that dies holds up no more than these."),
     Option("notify.smtp.host", str, "localhost", "SMTP server (environment: ADDENDUM_SMTP_HOST)."),
     Option("notify.smtp.port", int, 25, "SMTP port (environment: ADDENDUM_SMTP_PORT).", minimum=1, maximum=65_535),
     Option("notify.smtp.security", str, "starttls", "Transport security.", ("starttls", "tls", "none")),

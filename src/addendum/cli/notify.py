@@ -46,7 +46,11 @@ def _print(report: NotifyReport) -> None:
     else:
         s = report.send
         click.echo(f"{audience.version_id}: queued {report.queued} new notice(s); this run: sent {s.sent}, retry {s.retry}, "
-                   f"failed {s.failed}, unknown {s.unknown}" + (f"; {s.recovered} interrupted earlier" if s.recovered else ""))
+                   f"failed {s.failed}, unknown {s.unknown}" + (f"; {s.recovered} interrupted earlier" if s.recovered else "")
+                   + (f" ({s.workers} workers)" if s.workers > 1 else ""))
+        for died in s.died:
+            click.echo(f"a sender ended early: {died}; what it held goes back to the others, its message in flight is "
+                       "unknown", err=True)
     click.echo("outbox: " + (", ".join(f"{n} {state}" for state, n in sorted(report.totals.items())) or "empty"))
     if report.outstanding:
         click.echo("outstanding: " + ", ".join(f"{n} {state}{_OWED[state](report)}" for state, n in report.outstanding.items()))
@@ -55,13 +59,22 @@ def _print(report: NotifyReport) -> None:
 # What each outstanding state waits for, after its count.
 _OWED: dict[str, Callable[[NotifyReport], str]] = {
     "new": lambda report: " recipient(s), not queued",
-    "pending": lambda report: " (not attempted yet: run notify again)",
-    "sending": lambda report: " (interrupted: the next run records them unknown)",
+    "pending": lambda report: _held(report, "pending", "not attempted yet: run notify again"),
+    "sending": lambda report: (" (being sent by other senders)" if report.held.get("sending") == report.totals["sending"]
+                               else " (interrupted: the next run records them unknown)"),
     "retry": lambda report: (f" (next due {report.next_retry_at:%Y-%m-%d %H:%M} UTC: run notify again then)"
                              if report.next_retry_at else ""),
     "unknown": lambda report: (" (may have arrived; held: `--unknown retry` sends them again)" if report.audience.held_unknown
                                else " (may have arrived; the next run sends them again, `--unknown hold` keeps them)"),
 }
+
+
+def _held(report: NotifyReport, state: str, otherwise: str) -> str:
+    """What waits in `state`: held by senders still running elsewhere (PostgreSQL), or `otherwise`."""
+    held, total = report.held.get(state, 0), report.totals[state]
+    if not held:
+        return f" ({otherwise})"
+    return " (held by other senders)" if held == total else f" ({held} held by other senders; the rest {otherwise})"
 
 
 def _exit_status(report: NotifyReport) -> int:
@@ -90,12 +103,14 @@ def _exit_status(report: NotifyReport) -> int:
 @click.option("--rate", type=click.FloatRange(min=0), metavar="PER_SECOND", default=None,
               help="Messages per second at most (default: notify.rate_per_second; 0: no limit).")
 @click.option("--connections", type=click.IntRange(min=1), metavar="N", default=None,
-              help="SMTP connections side by side (default: notify.smtp.connections).")
+              help="SMTP connections side by side, per worker (default: notify.smtp.connections).")
+@click.option("--workers", type=click.IntRange(min=1, max=64), metavar="N", default=1, show_default=True,
+              help="Sender processes on this machine (more than 1 needs a PostgreSQL state store).")
 @database_option
 @with_repo
 def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force: bool, dry_run: bool,
                    preview_dir: Path | None, canary: tuple[str, ...], attach_redline: bool, unknown: str, rate: float | None,
-                   connections: int | None, database_url: str | None) -> int:
+                   connections: int | None, workers: int, database_url: str | None) -> int:
     """E-mail the change notice of a published VERSION to the subscribers of the sites it changed.
 
     Each person gets one notice per site, in their language (else the site's default): what changed per section,
@@ -104,8 +119,12 @@ def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force
     stored in the outbox before the first attempt; running notify again sends only what is pending or due, so it
     is safe to re-run after any interruption, even a killed process.
 
-    One sender at a time: a second run is refused while the first one runs, and told when it may take over; a
-    sender that was killed or stopped is taken over at once or after one heartbeat (notify.heartbeat_interval).
+    Many senders can share a PostgreSQL state store: --workers N starts N sender processes here, and the same
+    command on other machines (one ADDENDUM_DATABASE_URL) adds theirs. Each claims notices in small batches under a
+    lease of its own; the rate limit (--rate) holds for all of them together. A sender that was killed is taken over
+    at once on this machine (after one heartbeat, notify.heartbeat_interval, when stopped; after three from another
+    machine): what it had only claimed goes back to the others, a message it was sending is of unknown outcome.
+    A SQLite store keeps one sender: a second run is refused while the first one runs, and told when it may take over.
 
     Exit status: 0 when nothing of the version is outstanding (every notice was sent, or failed for good in an
     earlier run); 1 while something is (notices pending, waiting for a retry or of unknown outcome, held or not:
@@ -122,7 +141,7 @@ def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force
         raise UsageError("sending needs confirmation, and this is not a terminal", "pass --yes to send without asking")
     options = NotifyOptions(force=force, dry_run=dry_run, preview_dir=preview_dir, canary=canary,
                             attach_redline=attach_redline, unknown="hold" if unknown == "hold" else "retry",
-                            rate_per_second=rate, connections=connections, database_url=database_url)
+                            rate_per_second=rate, connections=connections, database_url=database_url, workers=workers)
     with progress_on_stderr("notify") as progress:
         report = notify(repo, policy_id, version_id, options, _ask(yes), progress)
     _print(report)

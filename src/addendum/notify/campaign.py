@@ -27,19 +27,19 @@ from addendum.notify.content import (
 from addendum.notify.message import SUBSCRIBER, BuiltMessage, MessageFactory, Recipient, Sender, sender_for, sender_problems
 from addendum.notify.outbox import (
     OUTSTANDING_STATES,
-    OutboxSender,
+    Lease,
     SendOptions,
     SendReport,
     UnknownPolicy,
     count_due,
     next_retry,
     recover_interrupted,
-    sending_lease,
 )
 from addendum.notify.smtp import Delivery, SmtpConnection, SmtpSettings, smtp_settings
 from addendum.notify.state import State, open_state
 from addendum.notify.store import ALL_POLICIES, Store, attempts, batched_rows, insert_outbox_rows, open_store, outbox, subscribers, subscriptions, utcnow
 from addendum.notify.tokens import require_ignored
+from addendum.notify.workers import SendJob, one_sender, require_workers, send
 from addendum.progress import NoProgress, Progress
 
 QUEUE_BATCH = 200
@@ -57,6 +57,7 @@ class NotifyOptions:
     rate_per_second: float | None = None
     connections: int | None = None
     database_url: str | None = None
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class NotifyReport:
     declined: bool = False
     send: SendReport | None = None
     totals: dict[str, int] = field(default_factory=dict)
+    held: dict[str, int] = field(default_factory=dict)  # per state, rows other senders hold (claimed) at the end
     next_retry_at: datetime | None = None
 
     @property
@@ -118,10 +120,13 @@ def _count(store: Store, query: Any) -> int:
         return int(connection.execute(select(func.count()).select_from(query.subquery())).scalar_one())
 
 
-def _state_counts(store: Store, version_id: str) -> dict[str, int]:
+def _state_counts(store: Store, version_id: str, held: bool = False) -> dict[str, int]:
+    """Rows per state; with `held`, only those a sender holds (claimed)."""
+    condition = outbox.c.version_id == version_id
+    if held:
+        condition = condition & outbox.c.claimed_by.is_not(None)
     with store.connect() as connection:
-        rows = connection.execute(select(outbox.c.state, func.count()).where(outbox.c.version_id == version_id)
-                                  .group_by(outbox.c.state)).all()
+        rows = connection.execute(select(outbox.c.state, func.count()).where(condition).group_by(outbox.c.state)).all()
     return {state: int(count) for state, count in rows}
 
 
@@ -282,7 +287,8 @@ def send_options(repo: Repo, options: NotifyOptions) -> SendOptions:
         raise NotifyError("the rate must be 0 (no limit) or more, and connections at least 1", "check --rate and --connections")
     return SendOptions(rate, connections, int(repo.setting("notify.max_attempts")), float(repo.setting("notify.retry_delay")),
                        int(repo.setting("notify.error_window")), float(repo.setting("notify.error_threshold")), options.unknown,
-                       heartbeat_interval=float(repo.setting("notify.heartbeat_interval")))
+                       heartbeat_interval=float(repo.setting("notify.heartbeat_interval")),
+                       claim_batch=int(repo.setting("notify.claim_batch")))
 
 
 def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
@@ -304,8 +310,10 @@ def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
             rendered, written = campaign.preview(options.preview_dir, options.unknown, progress)
             return NotifyReport(audience, "preview" if options.preview_dir else "dry-run", rendered=rendered, previews=written)
         settings, smtp = send_options(repo, options), smtp_settings(repo)
-        with sending_lease(store, settings.heartbeat_interval) as lease:
-            recovered = recover_interrupted(store, plan.version.id, lease)
+        require_workers(store, options.workers)
+        with one_sender(store, settings.heartbeat_interval) as lease:
+            recovered = recover_interrupted(store, plan.version.id, lease or Lease(store, settings.heartbeat_interval),
+                                            sole=lease is not None)
             audience = campaign.audience(options.unknown)
             report = NotifyReport(audience, "send")
             if options.canary and audience.to_send:
@@ -313,15 +321,17 @@ def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
             if audience.to_send == 0 or not confirm(audience):
                 report.declined = audience.to_send > 0
                 report.totals = _state_counts(store, plan.version.id)
+                report.held = _state_counts(store, plan.version.id, held=True)
                 report.next_retry_at = next_retry(store, plan.version.id)
                 return report
             report.queued = campaign.queue(progress)
             progress.start("sending", count_due(store, plan.version.id, options.unknown))
-            sender = OutboxSender(store, plan.version.id, campaign.sender.address.addr_spec, smtp, settings, progress.advance)
-            report.send = sender.run(lease)
-            report.send.recovered = recovered
+            job = SendJob(plan.version.id, campaign.sender.address.addr_spec, smtp, settings, utcnow())
+            report.send = send(store, job, options.workers, progress.advance, (lease,) if lease else ())
+            report.send.recovered += recovered
             progress.finish()
             report.totals = _state_counts(store, plan.version.id)
+            report.held = _state_counts(store, plan.version.id, held=True)
             report.next_retry_at = report.send.next_retry_at
             return report
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     make_url,
     tuple_,
 )
@@ -116,9 +118,14 @@ outbox = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime),
+    # The sender that holds the row (its lease in `locks` is named "sender:" + this), and until when its claim holds
+    # unless renewed: another sender takes it over only once that sender is gone. NULL: nobody holds it.
+    Column("claimed_by", String(64)),
+    Column("lease_until", UtcDateTime),
     UniqueConstraint("version_id", "recipient", "site_id", name="outbox_one_per_recipient"),
     Index("outbox_by_state", "version_id", "state", "id"),
     Index("outbox_by_recipient", "recipient"),
+    Index("outbox_by_claim", "claimed_by"),
 )
 
 # Every SMTP attempt and its reply: the evidence `addendum notices` shows.
@@ -129,9 +136,33 @@ attempts = Table(
     Column("attempted_at", UtcDateTime, nullable=False),
     Column("outcome", String(12), nullable=False),
     Column("reply", Text, nullable=False),
+    Column("sender", String(300)),  # which sender made the attempt: host, process and lease
 )
 
-# At most one sender at a time: a lease renewed while it runs, taken over when its owner is gone.
+# What came back after a notice was sent: delivery status notifications (RFC 3464) and complaints (RFC 5965), one
+# row per report and notice; `source` (a digest of the report) keeps a mailbox read twice from counting twice.
+bounces = Table(
+    "bounces", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("outbox_id", Integer, ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(12), nullable=False),  # hard | soft | complaint
+    Column("status", String(16), nullable=False),  # the RFC 3463 status code, e.g. 5.1.1; the feedback type of a complaint
+    Column("diagnostic", Text, nullable=False),
+    Column("reported_at", UtcDateTime, nullable=False),
+    Column("source", String(64), nullable=False),
+    UniqueConstraint("source", "outbox_id", name="bounces_once_per_report"),
+)
+
+# The shared rate limit of every sender on this store: a token bucket, refilled at the configured rate.
+rate_limits = Table(
+    "rate_limits", metadata,
+    Column("name", String(40), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Leases renewed while their holder runs, taken over when it is gone: "notify" (the one sender of a SQLite store) and
+# one "sender:…" per sending process, whose outbox claims live as long as it does.
 locks = Table(
     "locks", metadata,
     Column("name", String(40), primary_key=True),
@@ -230,6 +261,7 @@ def open_store(repo: Repo, url: str | None = None) -> Store:
         else:
             engine = create_engine(parsed, pool_pre_ping=True)
         metadata.create_all(engine)
+        _add_new_columns(engine)
     except (OperationalError, SQLAlchemyError) as exc:
         raise NotifyError(f"cannot open the state database {where}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
                           f"check the URL in {DATABASE_ENV} or state.database, and that the server is running") from None
@@ -237,6 +269,24 @@ def open_store(repo: Repo, url: str | None = None) -> Store:
         raise NotifyError(f"the database driver {exc.name!r} is not installed",
                           "install it, e.g. `pip install 'addendum[postgres]'` for postgresql+psycopg://") from None
     return Store(engine, where)
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Bring a store made by an earlier release up to date: columns added since (all nullable) and their indexes.
+    create_all makes missing tables only, never a column of a table that exists."""
+    inspector = inspect(engine)
+    with engine.begin() as connection:
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            missing = [column for column in table.columns if column.name not in present]
+            for column in missing:
+                kind = column.type.compile(dialect=engine.dialect)
+                connection.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+            if missing:
+                indexed = {index["name"] for index in inspector.get_indexes(table.name)}
+                for index in table.indexes:
+                    if index.name not in indexed:
+                        index.create(connection, checkfirst=True)
 
 
 def batched_rows(connection: Connection, query: Any, key_columns: tuple[Any, ...], size: int = 500) -> Iterator[Any]:
@@ -257,11 +307,16 @@ def batched_rows(connection: Connection, query: Any, key_columns: tuple[Any, ...
             return
 
 
-def insert_outbox_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """Queue messages; a row that exists already (same version, recipient and site) is left exactly as it was."""
+def insert_ignoring(connection: Connection, table: Table, rows: list[dict[str, Any]] | dict[str, Any]) -> None:
+    """Insert rows; one whose key exists already is left exactly as it was."""
     if not rows:
         return
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(dialect.insert(outbox).on_conflict_do_nothing(), rows)
+    connection.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+
+
+def insert_outbox_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Queue messages; a row that exists already (same version, recipient and site) is left exactly as it was."""
+    insert_ignoring(connection, outbox, rows)

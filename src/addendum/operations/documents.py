@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from babel.dates import format_date
 
@@ -28,6 +29,9 @@ from addendum.policy.model import load_policy
 from addendum.policy.resolve import ResolvedPolicy, resolve
 from addendum.render import Format, render_policy
 
+# What render and show write: the template formats, or a Word document (bytes) for reading and filing.
+DocumentFormat = Literal["html", "md", "text", "docx"]
+
 
 @dataclass(frozen=True)
 class ShownText:
@@ -36,6 +40,7 @@ class ShownText:
     text: str
     snapshot: Snapshot
     notes: tuple[str, ...]
+    document: bytes = b""  # the .docx, when that was asked for (text is then empty)
 
 
 
@@ -59,7 +64,7 @@ def _english_date(day: date) -> str:
 
 
 def show_text(repo: Repo, policy_id: str, *, at: date | None = None, version: str | None = None, rev: str | None = None,
-              site_id: str | None = None, language: str | None = None, fmt: Format = "text",
+              site_id: str | None = None, language: str | None = None, fmt: DocumentFormat = "text",
               today: date | None = None) -> ShownText:
     """The text readers of one site in one language saw on a date (default: today), at a version or a revision."""
     if sum(x is not None for x in (at, version, rev)) > 1:
@@ -78,27 +83,50 @@ def show_text(repo: Repo, policy_id: str, *, at: date | None = None, version: st
         notes.extend(_successor_note(repo, shot.version, at or today, today))
     policy = shot.policy
     resolved = resolve(policy, site_id or policy.default_site, policy.require_language(language or policy.default_language))
-    text = render_snapshot_text(repo, resolved, fmt, until=shot.version.id if shot.version else None)
+    until = shot.version.id if shot.version else None
+    if fmt == "docx":
+        return ShownText("", shot, tuple(notes), render_snapshot_docx(repo, resolved, until=until))
+    text = render_snapshot_text(repo, resolved, fmt, until=until)
     return ShownText(text, shot, tuple(notes))
+
+
+def _dated(repo: Repo, resolved: ResolvedPolicy, until: str | None, last_changed_on: date | None) -> tuple[date | None, list[date]]:
+    when = last_changed_on or last_changed(repo.history_dir, resolved.policy_id, resolved.site, resolved.language,
+                                           resolved.content_hash(), until)
+    versions = published_versions(repo, resolved.policy_id)
+    earlier = [v.effective for v in versions if when is None or v.effective < when]
+    return when, earlier[::-1]
 
 
 def render_snapshot_text(repo: Repo, resolved: ResolvedPolicy, fmt: Format, *, until: str | None = None,
                          last_changed_on: date | None = None) -> str:
     """The page for one site × language, dated from the ledger: the day this text took effect (looking no later
     than version `until`, when given; or `last_changed_on`) and, newest first, the versions in force before it."""
-    when = last_changed_on or last_changed(repo.history_dir, resolved.policy_id, resolved.site, resolved.language,
-                                           resolved.content_hash(), until)
-    versions = published_versions(repo, resolved.policy_id)
-    earlier = [v.effective for v in versions if when is None or v.effective < when]
-    return render_policy(resolved, fmt, when, repo.templates_dir, earlier_versions=earlier[::-1])
+    when, earlier = _dated(repo, resolved, until, last_changed_on)
+    return render_policy(resolved, fmt, when, repo.templates_dir, earlier_versions=earlier)
 
 
-def render_document(repo: Repo, policy_id: str, site_id: str | None, language: str | None, fmt: Format,
-                    output: Path | None = None, last_changed_on: date | None = None) -> str:
-    """The working tree's text for one site and language; refuses a policy with errors; writes atomically."""
+def render_snapshot_docx(repo: Repo, resolved: ResolvedPolicy, *, until: str | None = None,
+                         last_changed_on: date | None = None) -> bytes:
+    """The same text, dated the same way, as a Word document for reading and filing."""
+    from addendum.render.word.document import policy_docx
+
+    when, earlier = _dated(repo, resolved, until, last_changed_on)
+    return policy_docx(resolved, when, repo.templates_dir, earlier_versions=earlier)
+
+
+def render_document(repo: Repo, policy_id: str, site_id: str | None, language: str | None, fmt: DocumentFormat,
+                    output: Path | None = None, last_changed_on: date | None = None) -> str | bytes:
+    """The working tree's text for one site and language (a .docx as bytes); refuses a policy with errors; writes
+    atomically."""
     policy = load_policy(repo.root, policy_id)
     require_valid(policy)
     resolved = resolve(policy, site_id or policy.default_site, language or policy.default_language)
+    if fmt == "docx":
+        data = render_snapshot_docx(repo, resolved, last_changed_on=last_changed_on)
+        if output is not None:
+            write_atomic(output, data)
+        return data
     text = render_snapshot_text(repo, resolved, fmt, last_changed_on=last_changed_on)
     if output is not None:
         write_atomic(output, text)

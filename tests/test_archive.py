@@ -19,15 +19,17 @@ from addendum.history.ledger import read_ledger
 from addendum.policy.model import Location
 from addendum.policy.resolve import ResolvedSection, canonical_text, content_hash
 from addendum.render.pdf import FONT_FACES
-from conftest import publish_terms
+from tests_support import publish_terms
 
 SITES = ("selentic", "cavallo", "equihealth")
 LANGUAGES = ("en", "nl")
 
 
 def archived_files(history: Path) -> dict[str, bytes]:
-    """Every file the archive wrote (not the ledger, not the versions' sources)."""
-    return {p.relative_to(history).as_posix(): p.read_bytes() for p in sorted(history.rglob("*"))
+    """Every file the archive wrote (not the ledger, not the versions' sources); in the manifest, the time each file
+    was built is left out (it is the one thing two builds do not share)."""
+    return {p.relative_to(history).as_posix(): re.sub(rb'\n *"built": "[^"]*",', b"", p.read_bytes()) if p.name == "manifest.json"
+            else p.read_bytes() for p in sorted(history.rglob("*"))
             if p.is_file() and p.name != "ledger.toml" and "source" not in p.relative_to(history).parts}
 
 
@@ -213,7 +215,9 @@ def test_a_lost_manifest_is_rebuilt_from_identical_files(run, archived_copy: Pat
     (history / "manifest.json").unlink()
     result = run("--repo", archived_copy, "archive")
     assert "wrote 0 file(s)" in result.stdout
-    assert (history / "manifest.json").read_bytes() == manifest
+    # The same record of every file, except when it was built: that the lost manifest knew, and no file says.
+    assert archived_files(history)["manifest.json"] == re.sub(rb'\n *"built": "[^"]*",', b"", manifest)
+    assert not any("built" in entry for entry in manifest_of(history).values() if entry["kind"] != "listing")
 
 
 def test_dry_run_lists_what_it_would_write_and_writes_nothing(run, archived_copy: Path) -> None:
@@ -293,3 +297,90 @@ def test_the_library_reports_what_it_did(published_terms) -> None:
     assert report.index_pages() == ["terms/index.html"]
     again = archive(open_repo(root), ["terms"], jobs=2)
     assert again.written == () and again.kept == len(report.written) - len([p for p in report.written if p.count("/") == 1])
+
+
+# ------------------------------------------------------------------------------------------- true dates, reproducible
+
+
+FALLBACK_ARCHIVE = """
+import sys
+import weasyprint.pdf.fonts
+weasyprint.pdf.fonts.harfbuzz_subset = None  # as on a machine without libharfbuzz-subset0: WeasyPrint's fontTools fallback
+from addendum.cli import cli
+cli.main(["--repo", sys.argv[1], "archive", "--jobs", "1"], standalone_mode=True)
+"""
+
+
+def test_a_build_on_the_fallback_font_subsetter_is_byte_identical_and_verifies(run, shipped_archive: Path, tmp_path: Path) -> None:
+    """The fonts of an archived PDF are subset by Addendum, not by whichever subsetter WeasyPrint finds, and no file
+    holds the time it was built: a build on another machine, on another day, gives the same bytes."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "fallback"
+    shutil.copytree(shipped_archive, root)
+    history = root / "history"
+    expected = archived_files(history)
+    for path in expected:
+        (history / path).unlink()
+    script = tmp_path / "fallback.py"
+    script.write_text(FALLBACK_ARCHIVE, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script), str(root)], capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr
+    rebuilt = archived_files(history)
+    assert [p for p in expected if p != "manifest.json" and rebuilt.get(p) != expected[p]] == []
+    assert {p: e["sha256"] for p, e in manifest_of(history).items()} == \
+        {p: e["sha256"] for p, e in json.loads(expected["manifest.json"])["files"].items()}
+    run("--repo", root, "verify", "--rebuild", "--jobs", "1")  # exit 0: nothing differs
+
+
+def test_archived_renderings_say_what_they_are_and_carry_no_date_of_their_making(shipped_archive: Path) -> None:
+    history = shipped_archive / "history"
+    second = read_ledger(history, "privacy")[1]
+    html = (history / paths.redline_page("privacy", second.slug, "selentic", "en")).read_text(encoding="utf-8")
+    assert "Generated on" not in html and "Prepared" not in html and "Sign-off" not in html
+    assert "Rendering of the published version privacy@2020-09-01, published 31 July 2020" in html
+    for view in plan_views(read_ledger(history, "privacy")):
+        for name in (paths.VERSION_PDF, paths.REDLINE_PDF) if view.previous else (paths.VERSION_PDF,):
+            data = (history / view.path(name)).read_bytes()
+            assert b"CreationDate" not in data and b"ModDate" not in data, view.path(name)
+            reader = PdfReader(history / view.path(name))
+            assert "/StructTreeRoot" in reader.trailer["/Root"] and str(reader.trailer["/Root"]["/Lang"]) == view.language
+    built = {str(entry.get("built")) for entry in manifest_of(history).values()}
+    assert built and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", b) for b in built), built
+
+
+def test_the_pdf_a_of_a_version_embeds_its_json_as_an_associated_file(shipped_archive: Path) -> None:
+    history = shipped_archive / "history"
+    view = plan_views(read_ledger(history, "privacy"))[-1]
+    reader = PdfReader(history / view.path(paths.VERSION_PDF))
+    assert reader.attachments["policy.json"] == [(history / view.path(paths.VERSION_JSON)).read_bytes()]
+    assert reader.trailer["/Root"]["/AF"][0].get_object()["/AFRelationship"] == "/Source"
+
+
+def _section_texts(html: str, prefix: str) -> dict[str, str]:
+    """Per section id, the text a reader sees: headings, notes and deleted text left out, tags as spaces or nothing."""
+    import html as html_module
+
+    out = {}
+    for match in re.finditer(rf'<section id="{prefix}([a-z0-9-]+)"[^>]*>(.*?)</section>', html, flags=re.DOTALL):
+        body = re.sub(r"<del\b[^>]*>.*?</del>", "", match[2], flags=re.DOTALL)
+        body = re.sub(r"<h[1-6]\b.*?</h[1-6]>|<p class=\"(?:change-note|fallback-notice|breadcrumb)\".*?</p>|<ul class=\"reasons\">.*?</ul>",
+                      "", body, flags=re.DOTALL)
+        body = re.sub(r"<(?:br|/?p|/?li|/?ul|/?ol)\b[^>]*>", " ", body)
+        out[match[1]] = " ".join(html_module.unescape(re.sub(r"<[^>]+>", "", body)).split())
+    return out
+
+
+def test_the_redline_shows_the_text_the_archived_page_shows_section_by_section(shipped_archive: Path) -> None:
+    """The redline's new side, deletions removed and markup stripped, is the archived page's text: hard line
+    breaks are line breaks, list items items, never a backslash or a dash of Markdown syntax."""
+    history = shipped_archive / "history"
+    second = read_ledger(history, "privacy")[1]
+    for site in SITES:
+        for language in LANGUAGES:
+            redline = (history / paths.redline_page("privacy", second.slug, site, language)).read_text(encoding="utf-8")
+            page = (history / paths.version_page("privacy", second.slug, site, language)).read_text(encoding="utf-8")
+            shown, expected = _section_texts(redline, "change-"), _section_texts(page, "")
+            assert shown == expected, (site, language)
+            assert "\\" not in " ".join(shown.values())

@@ -201,8 +201,8 @@ def test_a_version_page_shows_its_banner_and_bundled_fonts(browser: Chromium, sh
     assert browser.open(page.as_uri()) == []
     banner = browser.evaluate("document.querySelector('.archive-banner').innerText")
     assert "privacy@2018-05-19" in banner and "19 mei 2018" in banner
-    # The embedded DejaVu Serif, not a system font, renders the text.
-    assert browser.evaluate("document.fonts.check('16px \"DejaVu Serif\"')") is True
+    # The embedded bundled serif (DejaVu Serif, as "Addendum Serif"), not a system font, renders the text.
+    assert browser.evaluate("document.fonts.check('16px \"Addendum Serif\"')") is True
     assert browser.evaluate("[...document.fonts].filter(f => f.status === 'loaded').length") >= 1
     browser.screenshot(tmp_path / "version-page.png")
 

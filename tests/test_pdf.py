@@ -15,10 +15,9 @@ import pytest
 from addendum.compare.sections import compare
 from addendum.render import render_policy
 from addendum.render.pdf import FetchRefused, allowed_path, html_to_pdf
-from addendum.render.redline import VersionInfo, redline_html
+from addendum.render.redline import Preparation, VersionInfo, redline_html
 from addendum.templates import assets_dir
-from test_diff import MOVED_AND_EDITED_NEW, MOVED_AND_EDITED_OLD, resolved
-from tests_support import run_script
+from tests_support import MOVED_AND_EDITED_NEW, MOVED_AND_EDITED_OLD, resolved, run_script
 
 MARKER = "SECRET-7f3a9c"
 
@@ -43,7 +42,7 @@ def font_names(pdf: bytes) -> set[str]:
 def test_the_acceptance_redline_of_the_shipped_policy(run, shipped: Path) -> None:
     out = shipped / "r.pdf"
     run("--repo", shipped, "redline", "privacy", "privacy@2018-05-19", "privacy@2020-09-01", "--site", "selentic", "--lang", "en",
-        "--format", "pdf", "-o", out)
+        "--format", "pdf", "--prepared-by", "Ann Lawyer", "-o", out)
     pdf = out.read_bytes()
     text = text_of(pdf)
     for fact in ("is certified in the EU-U.S. Privacy Shield Framework", "standard contractual clauses adopted by the European",
@@ -53,7 +52,7 @@ def test_the_acceptance_redline_of_the_shipped_policy(run, shipped: Path) -> Non
     document = reader(pdf)
     assert document.metadata is not None and document.metadata.title.startswith("Redline — Privacy policy:")
     assert document.trailer["/Root"]["/Lang"] == "en"
-    assert font_names(pdf) >= {"DejaVuSerif"}
+    assert font_names(pdf) >= {"AddendumSerif"}
 
 
 def test_a_redline_pdf_holds_the_deleted_and_inserted_words_and_both_dates_in_dutch_too() -> None:
@@ -62,23 +61,35 @@ def test_a_redline_pdf_holds_the_deleted_and_inserted_words_and_both_dates_in_du
     old, new = resolved(MOVED_AND_EDITED_OLD), resolved(MOVED_AND_EDITED_NEW)
     changeset = compare(replace(old, language="nl", locale="nl_BE"), replace(new, language="nl", locale="nl_BE"))
     html = redline_html(changeset, VersionInfo("terms@2018-05-19", date(2018, 5, 19)),
-                        VersionInfo("terms@2024-06-01", date(2024, 6, 1)), layout="side-by-side", generated=date(2024, 5, 2))
+                        VersionInfo("terms@2024-06-01", date(2024, 6, 1)), layout="side-by-side",
+                        prepared=Preparation(datetime(2024, 5, 2, 10, 0, tzinfo=UTC), "Ann Lawyer", "Addendum 1.0"))
     text = text_of(html_to_pdf(html, title="Redline", language="nl"))
     for fact in ("and our accountant", "Moneybird", "19 mei 2018", "1 juni 2024", "2 mei 2024", "verplaatst", "Pagina 1 van"):
         assert fact in text, fact
 
 
-def test_fixed_identifier_and_date_give_identical_bytes_also_as_pdf_a() -> None:
-    html = redline_html(compare(resolved(MOVED_AND_EDITED_OLD), resolved(MOVED_AND_EDITED_NEW)),
-                        VersionInfo("a"), VersionInfo("b"), generated=date(2024, 1, 1))
-    when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-    first = html_to_pdf(html, title="T", language="en", pdf_variant="pdf/a-3u", identifier=b"0123456789abcdef", created=when)
-    second = html_to_pdf(html, title="T", language="en", pdf_variant="pdf/a-3u", identifier=b"0123456789abcdef", created=when)
+def test_a_fixed_identifier_gives_identical_bytes_also_as_pdf_a_with_no_date_inside() -> None:
+    html = redline_html(compare(resolved(MOVED_AND_EDITED_OLD), resolved(MOVED_AND_EDITED_NEW)), VersionInfo("a"), VersionInfo("b"))
+    first = html_to_pdf(html, title="T", language="en", pdf_variant="pdf/a-3u", identifier=b"0123456789abcdef",
+                        attachments=[("policy.json", b'{"a": 1}\n', "the data")])
+    second = html_to_pdf(html, title="T", language="en", pdf_variant="pdf/a-3u", identifier=b"0123456789abcdef",
+                         attachments=[("policy.json", b'{"a": 1}\n', "the data")])
     assert first == second
     metadata = reader(first).metadata
-    assert metadata is not None and metadata.creation_date == when
+    assert metadata is not None and metadata.creation_date is None and metadata.modification_date is None
+    assert b"CreationDate" not in first and b"ModDate" not in first and b"Generated on" not in first
     xmp = reader(first).trailer["/Root"]["/Metadata"].get_object().get_data()
-    assert b'pdfaid:part="3"' in xmp and b'pdfaid:conformance="U"' in xmp
+    assert b'pdfaid:part="3"' in xmp and b'pdfaid:conformance="U"' in xmp and b"CreateDate" not in xmp
+    assert reader(first).attachments == {"policy.json": [b'{"a": 1}\n']}
+    assert "/StructTreeRoot" in reader(first).trailer["/Root"]  # tagged
+
+
+def test_a_pdf_made_on_demand_carries_its_true_time_with_its_zone() -> None:
+    when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    metadata = reader(html_to_pdf("<p>x</p>", title="T", language="en", created=when)).metadata
+    assert metadata is not None and metadata.creation_date == when
+    with pytest.raises(ValueError, match="time zone"):
+        html_to_pdf("<p>x</p>", title="T", language="en", created=datetime(2024, 1, 2))
 
 
 def test_the_policy_page_renders_through_the_same_path() -> None:
@@ -86,7 +97,7 @@ def test_the_policy_page_renders_through_the_same_path() -> None:
     pdf = html_to_pdf(page, title="Terms — Main", language="en")
     assert "We share invoice details with Moneybird and our accountant." in text_of(pdf)
     assert "Last changed on 1 June 2024" in text_of(pdf)
-    assert font_names(pdf) >= {"DejaVuSerif"}
+    assert font_names(pdf) >= {"AddendumSerif"}
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 Two kinds of files. A *record* (a version's page, PDF, JSON, redline) is written once and never rewritten: it is
 the proof of what readers were shown. A *listing* (a policy's index pages, changelogs, feeds) is rebuilt when the
 ledger gains a version. history/manifest.json lists both with their SHA-256. Rendering is deterministic: the
-same version renders to the same bytes (fixed PDF identifier and dates, no generation time anywhere), so anyone
-can rebuild a version and compare.
+same version renders to the same bytes (fixed PDF identifier, fonts subset by Addendum itself, no date inside any
+file), so anyone can rebuild a version and compare; when each file was built is recorded in the manifest.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from addendum.archive.manifest import (
     Manifest,
     PolicyPlan,
     View,
+    build_time,
     listing_names,
     manifest_path,
     plan_policy,
@@ -103,7 +104,7 @@ def _perform_view(task: ViewTask) -> TaskResult:
             write_atomic(target, data)
             written.append(path)
             if action == "write":
-                entries[path] = view.entry(name, data, task.toolchain)
+                entries[path] = view.entry(name, data, task.toolchain, build_time())
     return TaskResult(entries=entries, written=tuple(written), findings=tuple(findings))
 
 
@@ -196,6 +197,8 @@ def _apply_listings(result: TaskResult, out_root: Path, manifest: Manifest, chai
         if target.is_file():
             on_disk = sha256_file(target)
             if on_disk == entry["sha256"]:
+                if recorded is not None and recorded.get("built"):
+                    entry["built"] = recorded["built"]
                 manifest.files[path] = entry
                 continue
             if recorded is None or on_disk != recorded["sha256"]:
@@ -204,6 +207,7 @@ def _apply_listings(result: TaskResult, out_root: Path, manifest: Manifest, chai
                                         "not as the manifest records it; left alone (restore it from git, or delete it to let "
                                         "`addendum archive` rebuild it)"))
                 continue
+        entry["built"] = build_time()
         if not dry_run:
             write_atomic(target, data)
             manifest.files[path] = entry

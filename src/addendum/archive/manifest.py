@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -72,14 +72,17 @@ class View:
         """The files of this view; the first version of a text has no redline."""
         return RECORD_NAMES if self.previous is not None else RECORD_NAMES[:3]
 
-    def entry(self, name: str, data: bytes, toolchain: str) -> dict[str, Any]:
-        """The manifest entry of one of this view's files."""
+    def entry(self, name: str, data: bytes, toolchain: str, built: str = "") -> dict[str, Any]:
+        """The manifest entry of one of this view's files; `built` is when it was rendered (the files themselves
+        carry no date), "" for a file found already in place."""
         entry: dict[str, Any] = {
             "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "kind": RECORD_KINDS[name],
             "policy": self.policy_id, "version": self.version.id, "commit": self.version.commit,
             "site": self.site_id, "language": self.language, "content_hash": self.version.hashes[self.key],
             "toolchain": toolchain,
         }
+        if built:
+            entry["built"] = built
         if name in (paths.REDLINE_PAGE, paths.REDLINE_PDF) and self.previous is not None:
             entry["previous"] = self.previous.id
             entry["previous_content_hash"] = self.previous.hashes[self.key]
@@ -128,6 +131,11 @@ class ArchiveReport:
 
 
 # ---------------------------------------------------------------------------------------------- manifest
+
+
+def build_time() -> str:
+    """This moment in the local time zone, to the second, with its offset: when an archived file was built."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 def manifest_path(history_dir: Path) -> Path:

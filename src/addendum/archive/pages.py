@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from addendum.render import policy_context, stylesheet
 from addendum.render.changelog import atom_feed, changelog_document
 from addendum.render.fonts import with_fonts
 from addendum.render.pdf import html_to_pdf
-from addendum.render.redline import redline_html
+from addendum.render.redline import VersionInfo, redline_html
 from addendum.templates import render_template, strings
 
 
@@ -95,6 +94,9 @@ def _version_context(repo: Repo, view: View, resolved: ResolvedPolicy, print_cop
                         "published": view.version.published, "classification": view.version.classification,
                         "summary": view.version.summaries.get(lang) or view.version.summaries.get(policy.default_language, "")},
             "content_hash": view.version.hashes[view.key],
+            # On every page of the PDF: which record this is, down to its text (the hash's first 12 hex digits).
+            "page_header": " · ".join((view.policy_id, resolved.site_name, lang, view.version.id,
+                                       view.version.hashes[view.key].partition(":")[2][:12])),
             "previous": previous,
             "redline_href": paths.REDLINE_PAGE if view.previous is not None else "",
             "pdf_href": paths.VERSION_PDF,
@@ -143,11 +145,10 @@ def archived_text_hash(document: dict[str, Any]) -> str:
     return content_hash(canonical_text(sections))
 
 
-def _pdf_identity(view: View, name: str) -> tuple[bytes, datetime]:
-    """The PDF's fixed identifier and dates: from the version's own data, so a rebuild gives the same bytes."""
-    identifier = hashlib.sha256(f"{view.version.id}/{view.site_id}/{view.language}/{name}".encode()).digest()[:16]
-    published = view.version.published
-    return identifier, datetime(published.year, published.month, published.day, tzinfo=UTC)
+def _pdf_identifier(view: View, name: str) -> bytes:
+    """The PDF's fixed identifier, from the version's own data, so that a rebuild gives the same bytes. An archived
+    PDF carries no date: none would be true of every rebuild (the manifest records when each file was built)."""
+    return hashlib.sha256(f"{view.version.id}/{view.site_id}/{view.language}/{name}".encode()).digest()[:16]
 
 
 def render_view(repo: Repo, view: View, names: Sequence[str]) -> dict[str, bytes]:
@@ -157,24 +158,27 @@ def render_view(repo: Repo, view: View, names: Sequence[str]) -> dict[str, bytes
     if paths.VERSION_PAGE in names:
         out[paths.VERSION_PAGE] = version_page(repo, view, resolved).encode("utf-8")
     if paths.VERSION_PDF in names:
-        identifier, created = _pdf_identity(view, paths.VERSION_PDF)
+        t = strings(view.language, repo.templates_dir)
         out[paths.VERSION_PDF] = html_to_pdf(version_page(repo, view, resolved, print_copy=True),
                                              title=f"{resolved.title} — {resolved.site_name} — {view.version.id}",
-                                             language=view.language, pdf_variant=PDF_VARIANT, identifier=identifier, created=created)
+                                             language=view.language, pdf_variant=PDF_VARIANT,
+                                             identifier=_pdf_identifier(view, paths.VERSION_PDF),
+                                             attachments=[(paths.VERSION_JSON, version_json(view, resolved),
+                                                           t.gettext("The sections of this version, machine-readable"))])
     if paths.VERSION_JSON in names:
         out[paths.VERSION_JSON] = version_json(view, resolved)
     if view.previous is not None and {paths.REDLINE_PAGE, paths.REDLINE_PDF} & set(names):
         changeset = classified_changes(_policy_of(repo, view.previous), _policy_of(repo, view.version), view.site_id, view.language)
-        # generated: the version's published date, not today, so that a rebuild gives the same bytes
-        html = redline_html(changeset, view.previous, view.version, layout="inline", changes_only=False,
-                            repo_templates=repo.templates_dir, generated=view.version.published)
+        # No preparation: an archived redline is a rendering of two published versions and states no date of its own.
+        html = redline_html(changeset, VersionInfo.of(view.previous, view.previous.hashes[view.key]),
+                            VersionInfo.of(view.version, view.version.hashes[view.key]), layout="inline",
+                            changes_only=False, repo_templates=repo.templates_dir)
         if paths.REDLINE_PAGE in names:
             out[paths.REDLINE_PAGE] = html.encode("utf-8")
         if paths.REDLINE_PDF in names:
-            identifier, created = _pdf_identity(view, paths.REDLINE_PDF)
             out[paths.REDLINE_PDF] = html_to_pdf(html, title=f"{resolved.title} — {resolved.site_name} — {view.previous.id} → {view.version.id}",
-                                                 language=view.language, pdf_variant=PDF_VARIANT, identifier=identifier,
-                                                 created=created)
+                                                 language=view.language, pdf_variant=PDF_VARIANT,
+                                                 identifier=_pdf_identifier(view, paths.REDLINE_PDF))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -159,6 +160,30 @@ def _toolchain_note(manifest: Manifest, entry: dict[str, Any], current: dict[str
     return f" (archived with another toolchain: {'; '.join(changed)})" if changed else ""
 
 
+_PDF_OBJECT = re.compile(rb"(?m)^(\d+) (\d+) obj\b")
+
+
+def _pdf_objects(data: bytes) -> dict[str, bytes]:
+    starts = list(_PDF_OBJECT.finditer(data))
+    return {f"{m[1].decode()} {m[2].decode()}": data[m.start():starts[i + 1].start() if i + 1 < len(starts) else len(data)]
+            for i, m in enumerate(starts)}
+
+
+def first_difference(archived: bytes, fresh: bytes) -> str:
+    """Where two renderings of a file part: for PDFs the first object that differs, and what kind it is (a font,
+    the metadata…), so that a difference can be traced to its cause; else the first differing byte."""
+    if archived.startswith(b"%PDF") and fresh.startswith(b"%PDF"):
+        old, new = _pdf_objects(archived), _pdf_objects(fresh)
+        for number in sorted(set(old) | set(new), key=lambda key: tuple(map(int, key.split()))):
+            if old.get(number) != new.get(number):
+                kind = re.search(rb"/(?:Type|Subtype)\s*/(\w+)", old.get(number) or new.get(number) or b"")
+                what = f" ({kind[1].decode()})" if kind else ""
+                return f"; the first differing PDF object is {number} obj{what}"
+        return "; every PDF object is the same, the cross-reference table or trailer differs"
+    at = next((i for i, (a, b) in enumerate(zip(archived, fresh, strict=False)) if a != b), min(len(archived), len(fresh)))
+    return f"; the first difference is at byte {at}"
+
+
 def _rebuild(repo: Repo, ids: Sequence[str], manifest: Manifest, jobs: int | None, progress: Progress | None) -> tuple[list[Finding], int]:
     """Render every selected policy again into a temporary folder and compare each archived file byte for byte."""
     findings: list[Finding] = []
@@ -175,8 +200,9 @@ def _rebuild(repo: Repo, ids: Sequence[str], manifest: Manifest, jobs: int | Non
             compared += 1
             if not fresh.is_file():
                 findings.append(Finding("rebuild", path, "a rebuild does not produce this file"))
-            elif fresh.read_bytes() != archived.read_bytes():
+            elif (fresh_bytes := fresh.read_bytes()) != (archived_bytes := archived.read_bytes()):
                 findings.append(Finding("rebuild", path, "differs from a fresh rendering of the same version"
+                                                         + first_difference(archived_bytes, fresh_bytes)
                                                          + _toolchain_note(manifest, entry, current)))
     return findings, compared
 

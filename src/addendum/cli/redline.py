@@ -33,19 +33,23 @@ FORMATS: dict[str, Literal["html", "pdf", "docx"]] = {"html": "html", "pdf": "pd
               help="docx: show changes of whitespace, punctuation, quotes or case only as tracked changes, or hide them.")
 @click.option("--author", metavar="NAME", help="docx: the revisions' author (default: who published TO; for an "
               "unpublished TO, your git identity).")
+@click.option("--prepared-by", metavar="NAME", help="html, pdf: who prepared the redline, stated in its title block "
+              "(default: your git identity).")
+@click.option("--no-signoff", is_flag=True, help="html, pdf: leave out the sign-off block (reviewed by, date, signature).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="The file to write (atomically).")
 @with_repo
 def redline_command(repo: Repo, policy_id: str, from_ref: str, to_ref: str, site_id: str | None, language: str | None,
                     fmt: str, layout: Layout, changes_only: bool, formatting: Formatting, author: str | None,
-                    output: Path) -> None:
+                    prepared_by: str | None, no_signoff: bool, output: Path) -> None:
     """Write the redline of POLICY from FROM to TO for one site and language (default: TO's default site and language).
 
     FROM and TO are a published version (privacy@2018-05-19), a date (the version in force that day), `latest`,
-    a git revision, or `worktree`. The document has a title block with both versions and their effective dates,
+    a git revision, or `worktree`. The document has a title block with both versions, their effective dates,
+    commits and content hashes, and when (date, time, time zone), by whom and with which Addendum it was prepared,
     a summary table of changed sections (with their suggested materiality) linking into the text, a legend, and
     the text with insertions underlined and deletions struck through, moved sections marked with where they came
-    from, change bars in the margin and invisible characters shown by their code point. As docx, every change
+    from, change bars in the margin and invisible characters shown by their code point, and a sign-off block. As docx, every change
     is a Word tracked change (a moved section: deleted where it was, inserted where it is), each section's
     heading is bookmarked with its id, and the revisions are dated TO's publication date.
 
@@ -56,6 +60,7 @@ def redline_command(repo: Repo, policy_id: str, from_ref: str, to_ref: str, site
       addendum redline privacy privacy@2018-05-19 latest --format docx -o redline.docx
     """
     data = make_redline(repo, policy_id, from_ref, to_ref, site_id, language, fmt=FORMATS[fmt], layout=layout,
-                        changes_only=changes_only, formatting=formatting, author=author)
+                        changes_only=changes_only, formatting=formatting, author=author, prepared_by=prepared_by,
+                        signoff=not no_signoff)
     write_atomic(output, data)
     click.echo(f"wrote {output}", err=True)

@@ -39,6 +39,7 @@ class Snapshot:
     label: str
     version: PublishedVersion | None
     effective: date | None
+    commit: str = ""  # the commit its text is from; "" for the working tree
 
 
 
@@ -203,7 +204,7 @@ def snapshot(repo: Repo, policy_id: str, ref: str | None) -> Snapshot:
 
 
 def version_snapshot(repo: Repo, version: PublishedVersion) -> Snapshot:
-    return Snapshot(load_version(repo, version), version.id, version, version.effective)
+    return Snapshot(load_version(repo, version), version.id, version, version.effective, version.commit)
 
 
 def date_snapshot(repo: Repo, policy_id: str, day: date) -> Snapshot:
@@ -240,7 +241,7 @@ def revision_snapshot(repo: Repo, policy_id: str, revision: str) -> Snapshot:
     policy = load_policy_files(policy_id, files, f"{revision}:policies/{policy_id}")
     hashes = content_hashes(policy)
     version = next((v for v in reversed(published_versions(repo, policy_id)) if v.hashes == hashes), None)
-    return Snapshot(policy, f"{revision} ({commit[:10]})", version, version.effective if version else None)
+    return Snapshot(policy, f"{revision} ({commit[:10]})", version, version.effective if version else None, commit)
 
 
 def _publish_hint(policy_id: str) -> str:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
+from addendum import __version__
 from addendum.compare.classify import FIRST_VERSION, assess, classified_changes, classify_changeset
 from addendum.compare.model import ChangeSet
 from addendum.compare.sections import compare
 from addendum.config import Repo
-from addendum.errors import HistoryError
+from addendum.errors import HistoryError, UsageError
 from addendum.history.repository import open_work_tree
 from addendum.history.versions import LATEST, Snapshot, load_version, published_versions, snapshot
 from addendum.ids import require_id
@@ -18,7 +19,7 @@ from addendum.policy.model import load_policy
 from addendum.policy.resolve import resolve
 from addendum.publish.log import VersionLog, version_log
 from addendum.publish.status import PolicyStatus, status_of
-from addendum.render.redline import Layout, redline_html
+from addendum.render.redline import Layout, Preparation, VersionInfo, redline_html
 from addendum.render.word import Formatting
 from addendum.templates import strings
 
@@ -97,10 +98,13 @@ def classified_diff(repo: Repo, policy_id: str, from_ref: str | None = None, to_
 def make_redline(repo: Repo, policy_id: str, from_ref: str, to_ref: str | None, site_id: str | None = None,
                  language: str | None = None, *, fmt: Literal["html", "pdf", "docx"] = "html", layout: Layout = "inline",
                  changes_only: bool = False, generated: date | None = None, author: str | None = None,
-                 formatting: Formatting = "show") -> bytes:
+                 formatting: Formatting = "show", prepared_by: str | None = None, signoff: bool = True,
+                 now: datetime | None = None) -> bytes:
     """The redline of one site and language (default: the TO side's default site and language) between two snapshots
     (version, date, revision; None: working tree), with each change's suggested materiality, as HTML, PDF or .docx bytes
-    (`author` and `formatting` are the .docx's: see _redline_docx)."""
+    (`author` and `formatting` are the .docx's: see _redline_docx). The HTML and PDF state when they were made (`now`,
+    default this moment in the local time zone), by whom (`prepared_by`, default the git identity) and with which
+    version of Addendum, and end with a sign-off block unless `signoff` is False."""
     old, new = snapshot(repo, policy_id, from_ref), snapshot(repo, policy_id, to_ref)
     site_id = site_id or new.policy.default_site
     language = language or new.policy.default_language
@@ -110,15 +114,27 @@ def make_redline(repo: Repo, policy_id: str, from_ref: str, to_ref: str | None, 
     changeset = classified_changes(old.policy, new.policy, site_id, language)
     if fmt == "docx":
         return _redline_docx(repo, changeset, old, new, author=author, formatting=formatting, generated=generated)
-    html = redline_html(changeset, old, new, layout=layout, changes_only=changes_only, repo_templates=repo.templates_dir,
-                        generated=generated)
+    when = (now or datetime.now().astimezone()).replace(microsecond=0)
+    prepared = Preparation(when, prepared_by or _preparer(repo), f"Addendum {__version__}", signoff)
+    ends = [VersionInfo.of(shot, resolve(shot.policy, site_id, language).content_hash()) for shot in (old, new)]
+    html = redline_html(changeset, ends[0], ends[1], layout=layout, changes_only=changes_only,
+                        repo_templates=repo.templates_dir, prepared=prepared)
     if fmt == "html":
         return html.encode("utf-8")
     from addendum.render.pdf import html_to_pdf
 
     t = strings(language, repo.templates_dir)
     title = t.gettext("Redline — %(title)s: %(old)s → %(new)s", title=changeset.new_title, old=old.label, new=new.label)
-    return html_to_pdf(html, title=title, language=language)
+    return html_to_pdf(html, title=title, language=language, created=when)
+
+
+def _preparer(repo: Repo) -> str:
+    """Who prepares a redline, as git knows them; a redline never leaves its "prepared by" blank."""
+    try:
+        return open_work_tree(repo.root).identity()
+    except HistoryError:
+        raise UsageError("a redline states who prepared it, and git does not know who you are here",
+                         "pass --prepared-by NAME, or set git config user.name and user.email") from None
 
 
 def _redline_docx(repo: Repo, changeset: ChangeSet, old: Snapshot, new: Snapshot, *, author: str | None,

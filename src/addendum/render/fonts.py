@@ -14,7 +14,8 @@ from addendum.render.pdf import FONT_FACES
 from addendum.templates import assets_dir
 
 
-def _subset_woff(font_file: Path, characters: str) -> bytes:
+def _subset(font_file: Path, characters: str, flavor: str | None) -> bytes:
+    """One bundled font subset to `characters`: the same bytes for the same input on every machine and every day."""
     from fontTools import subset  # a tenth of a second to import: only archive pages need it
     from fontTools.ttLib import TTFont
 
@@ -27,7 +28,7 @@ def _subset_woff(font_file: Path, characters: str) -> bytes:
     subsetter = subset.Subsetter(options)
     subsetter.populate(text=characters)
     subsetter.subset(font)
-    font.flavor = "woff"
+    font.flavor = flavor
     buffer = io.BytesIO()
     font.save(buffer)
     return buffer.getvalue()
@@ -37,10 +38,18 @@ def _subset_woff(font_file: Path, characters: str) -> bytes:
 def _font_faces(characters: str) -> str:
     rules = []
     for family, file, weight, style in FONT_FACES:  # the bundled fonts, as the PDFs embed them
-        data = base64.b64encode(_subset_woff(assets_dir() / "fonts" / file, characters)).decode("ascii")
+        data = base64.b64encode(_subset(assets_dir() / "fonts" / file, characters, "woff")).decode("ascii")
         rules.append(f'@font-face {{ font-family: "{family}"; font-weight: {weight}; font-style: {style}; '
                      f'src: url(data:font/woff;base64,{data}) format("woff"); }}')
     return "\n".join(rules)
+
+
+@lru_cache(maxsize=16)
+def subset_font_data_url(file: str, characters: str) -> str:
+    """A bundled font (a file name in templates/assets/fonts) as a `data:` URL of a TrueType font subset to
+    `characters`: what an archived PDF embeds whole, so that no PDF engine's own subsetter decides its bytes."""
+    data = base64.b64encode(_subset(assets_dir() / "fonts" / file, characters, None)).decode("ascii")
+    return f"data:font/ttf;base64,{data}"
 
 
 def embedded_fonts_css(text: str) -> Markup:

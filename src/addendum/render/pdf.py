@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import mimetypes
+from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from multiprocessing.util import Finalize
@@ -15,10 +16,12 @@ from urllib.request import url2pathname
 from addendum.errors import RenderError
 from addendum.templates import assets_dir
 
-# The bundled fonts (templates/assets/fonts): (family, file, weight, style).
-FONT_FACES = (("DejaVu Serif", "DejaVuSerif.ttf", "normal", "normal"), ("DejaVu Serif", "DejaVuSerif-Bold.ttf", "bold", "normal"),
-              ("DejaVu Serif", "DejaVuSerif-Italic.ttf", "normal", "italic"),
-              ("DejaVu Sans Mono", "DejaVuSansMono.ttf", "normal", "normal"))
+# The bundled fonts (templates/assets/fonts): (family, file, weight, style). Under a family name of their own: a font
+# installed on the machine under the same name as an @font-face would compete with it (Fontconfig may pick either),
+# and a PDF must not depend on what a machine has installed.
+FONT_FACES = (("Addendum Serif", "DejaVuSerif.ttf", "normal", "normal"), ("Addendum Serif", "DejaVuSerif-Bold.ttf", "bold", "normal"),
+              ("Addendum Serif", "DejaVuSerif-Italic.ttf", "normal", "italic"),
+              ("Addendum Mono", "DejaVuSansMono.ttf", "normal", "normal"))
 
 
 class FetchRefused(ValueError):
@@ -86,32 +89,81 @@ def _release_fonts() -> None:
     gc.collect()
 
 
+# Characters a stylesheet or the PDF engine may show that the document's own text need not hold: page numbers,
+# list bullets, the pilcrow of a changed line break, quotes and dashes of generated content.
+GENERATED_CHARACTERS = "".join(chr(c) for c in range(0x20, 0x7F)) + "\u00a0¶•–—…→›‹“”‘’·×"
+
+
+def _own_fonts(html: str, base_url: str) -> tuple[Any, Any]:
+    """A font configuration and @font-face stylesheet carrying the bundled fonts subset here, by fontTools, to the
+    characters the document uses. WeasyPrint's own subsetting gives different bytes with HarfBuzz-Subset than with
+    its fontTools fallback (which also stamps the font with the current time); fonts subset here and embedded whole
+    give the same bytes on every machine and at every run."""
+    from weasyprint import CSS
+    from weasyprint.text.fonts import FontConfiguration
+
+    from addendum.render.fonts import subset_font_data_url
+
+    characters = "".join(sorted(set(html) | set(GENERATED_CHARACTERS)))
+    rules = "\n".join(f'@font-face {{ font-family: "{family}"; src: url("{subset_font_data_url(name, characters)}"); '
+                      f"font-weight: {weight}; font-style: {style}; }}" for family, name, weight, style in FONT_FACES)
+    font_config = FontConfiguration()
+    return font_config, CSS(string=rules, base_url=base_url, url_fetcher=safe_url_fetcher(), font_config=font_config)
+
+
+def _without_dates(document: Any, pdf: Any) -> None:
+    """No date inside an archived PDF: none in its information dictionary, none on an embedded file (both optional
+    in PDF and in PDF/A-3). When the file was built is recorded in the archive's manifest."""
+    pdf.info.pop("CreationDate", None)
+    pdf.info.pop("ModDate", None)
+    for pdf_object in pdf.objects:
+        if isinstance(pdf_object, dict) and isinstance(pdf_object.get("Params"), dict):
+            pdf_object["Params"].pop("CreationDate", None)
+            pdf_object["Params"].pop("ModDate", None)
+        params = getattr(pdf_object, "extra", {}).get("Params") if hasattr(pdf_object, "extra") else None
+        if isinstance(params, dict):
+            params.pop("CreationDate", None)
+            params.pop("ModDate", None)
+
+
 def html_to_pdf(html: str, *, title: str, language: str, pdf_variant: str | None = None, identifier: bytes | None = None,
-                created: datetime | None = None) -> bytes:
-    """Render any of our HTML documents as an A4 PDF with the bundled fonts, a title and a language.
+                created: datetime | None = None, attachments: Sequence[tuple[str, bytes, str]] = ()) -> bytes:
+    """Render any of our HTML documents as a tagged A4 PDF with the bundled fonts, a title and a language.
 
     Relative URLs resolve inside templates/assets/, and nothing outside it can be fetched. With a fixed
-    `identifier` and `created` (also used as the modification date) the same input gives the same bytes;
-    `pdf_variant` e.g. "pdf/a-3u" for archives.
+    `identifier` the output is reproducible: the same input gives the same bytes on any machine (fonts subset
+    here, no date anywhere in the file); `created` (time-zone aware) is the true time a document made on demand
+    was made, written as its creation and modification date. `pdf_variant` e.g. "pdf/a-3u" for archives;
+    `attachments` are (file name, bytes, description), embedded as the PDF/A-3's associated files (relationship
+    Source: the data the document shows).
     """
+    if created is not None and created.tzinfo is None:
+        raise ValueError("a PDF's date must say its time zone")
     try:
-        from weasyprint import HTML
+        from weasyprint import HTML, Attachment
     except OSError as exc:  # Pango or HarfBuzz missing
         raise RenderError(f"the PDF engine cannot start: {exc}",
                           "install Pango and HarfBuzz (Debian: apt-get install libpango-1.0-0 libpangoft2-1.0-0)") from None
     base_url = assets_dir().resolve().as_uri() + "/"
     fetcher = safe_url_fetcher()
-    font_config, fonts = _bundled_fonts(base_url)
+    reproducible = identifier is not None
+    font_config, fonts = _own_fonts(html, base_url) if reproducible else _bundled_fonts(base_url)
+    options: dict[str, Any] = {"pdf_variant": pdf_variant, "pdf_identifier": identifier, "pdf_tags": True,
+                               "full_fonts": reproducible}
     try:
         document = HTML(string=html, base_url=base_url, url_fetcher=fetcher).render(
-            stylesheets=[fonts], font_config=font_config, pdf_variant=pdf_variant, pdf_identifier=identifier)
+            stylesheets=[fonts], font_config=font_config, **options)
         document.metadata.title = title
         document.metadata.lang = language
-        if created is not None:
-            document.metadata.created = document.metadata.modified = created.isoformat(timespec="seconds")
-        pdf = document.write_pdf(pdf_variant=pdf_variant, pdf_identifier=identifier)
+        document.metadata.created = document.metadata.modified = created.isoformat(timespec="seconds") if created else None
+        files = [Attachment(string=data, base_url=base_url, url_fetcher=fetcher, name=name, description=description,
+                            relationship="Source") for name, data, description in attachments]
+        pdf = document.write_pdf(attachments=files, finisher=_without_dates if reproducible else None, **options)
     except Exception as exc:  # WeasyPrint raises many kinds; the boundary needs one
         raise RenderError(f"the PDF could not be rendered: {type(exc).__name__}: {exc}",
                           "check the template's HTML and CSS; run with --debug for the traceback") from exc
+    finally:
+        if reproducible:
+            del font_config, fonts  # its temporary copies of the fonts go with it
     assert isinstance(pdf, bytes)
     return pdf

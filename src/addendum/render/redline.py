@@ -5,17 +5,18 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from babel.dates import format_datetime
 from markupsafe import Markup
 
 from addendum.compare.model import ChangeSet, Op, SectionChange, SectionSide, Segment
 from addendum.compare.reasons import sentence as reason_sentence
 from addendum.i18n import Words
-from addendum.policy.markup import INVISIBLE
+from addendum.policy.markup import INVISIBLE, source_lines
 from addendum.render import stylesheet
 from addendum.templates import long_date, render_template, strings
 
@@ -28,30 +29,59 @@ TERMINAL_CONTEXT_WORDS = 8
 
 @dataclass(frozen=True)
 class VersionInfo:
-    """One end of a redline: how to name it, and the date it took effect (None: never published)."""
+    """One end of a redline: how to name it, the date it took effect (None: never published), the commit its text
+    is from ("" for the working tree) and the content hash of the text compared."""
 
     label: str
     effective: date | None = None
+    commit: str = ""
+    content_hash: str = ""
+    published: date | None = None
 
     @classmethod
-    def of(cls, source: Any) -> VersionInfo:
-        """From a VersionInfo, a versions.Snapshot (label, effective) or a ledger PublishedVersion (id, effective)."""
+    def of(cls, source: Any, content_hash: str = "") -> VersionInfo:
+        """From a VersionInfo, a versions.Snapshot (label, effective, commit) or a ledger PublishedVersion (id,
+        effective, commit, published)."""
         if isinstance(source, VersionInfo):
-            return source
+            return source if not content_hash else replace(source, content_hash=content_hash)
         label = getattr(source, "label", None) or getattr(source, "id", None)
         if not isinstance(label, str):
             raise TypeError(f"cannot name a redline end after {source!r}")
         effective = getattr(source, "effective", None)
-        return cls(label, effective if isinstance(effective, date) else None)
+        version = getattr(source, "version", None) or source
+        commit = getattr(source, "commit", "") or getattr(version, "commit", "")
+        published = getattr(version, "published", None)
+        return cls(label, effective if isinstance(effective, date) else None, commit if isinstance(commit, str) else "",
+                   content_hash, published if isinstance(published, date) else None)
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """A redline made on demand: when (time-zone aware), by whom, with which tool, and whether it ends with a
+    sign-off block. An archived redline has none: it is a rendering of published versions, not a document made
+    on a day, and carries no date of its own."""
+
+    when: datetime
+    by: str
+    tool: str
+    signoff: bool = True
+
+    def __post_init__(self) -> None:
+        if self.when.tzinfo is None:
+            raise ValueError("a redline's preparation time must say its time zone")
 
 
 @dataclass(frozen=True)
 class Part:
-    """Text as written, or one invisible character shown by its code point (`code`, `name`)."""
+    """Text as the page shows it, one invisible character shown by its code point (`code`, `name`), a line break
+    (`kind` "break") or the marker of a list item (`kind` "item", `text` its number, "" for a bullet). `style` is
+    "strong", "em" or "code" for text inside Markdown emphasis or code."""
 
     text: str
     code: str = ""
     name: str = ""
+    kind: str = "text"
+    style: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,22 +110,118 @@ def visible(text: str) -> str:
     return INVISIBLE.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", text)
 
 
-def _parts(text: str) -> tuple[Part, ...]:
+def _parts(text: str, style: str = "") -> tuple[Part, ...]:
     parts: list[Part] = []
     last = 0
     for match in INVISIBLE.finditer(text):
         if match.start() > last:
-            parts.append(Part(text[last:match.start()]))
+            parts.append(Part(text[last:match.start()], style=style))
         char = match.group()
         parts.append(Part(char, f"U+{ord(char):04X}", unicodedata.name(char, "control character")))
         last = match.end()
     if last < len(text):
-        parts.append(Part(text[last:]))
+        parts.append(Part(text[last:], style=style))
     return tuple(parts)
 
 
-def _piece(segment: Segment) -> Piece:
-    return Piece(segment.op, _parts(segment.text), segment.formatting, segment.moved,
+# How the page shows each character of the Markdown source: ("text", shown, style), ("drop", "", "") for syntax,
+# ("break", "", "") for a line break, ("item", number, "") for the marker of a list item.
+Shown = tuple[str, str, str]
+_LIST_ITEM = re.compile(r"[ ]{0,3}(?:[-*+]|(\d{1,9})[.)])(?:[ \t]+|(?=\n)|$)")
+_ESCAPABLE = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_INLINE = (("code", re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)")), ("strong", re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")),
+           ("em", re.compile(r"(\*)(?=[^\s*])(.+?)(?<=[^\s*])\1")),
+           ("link", re.compile(r"(\[)([^\]\n]+)\]\([^)\s]*(?:\s+\"[^\"\n]*\")?\)")))
+
+
+def _shown(text: str) -> list[Shown]:
+    """How the archived page renders the Markdown `text`, character by character (the subset of CommonMark a
+    policy uses: paragraphs, hard and soft line breaks, list items, backslash escapes, emphasis, code, links),
+    so that the redline shows the text readers saw and not its syntax."""
+    out: list[Shown] = [("text", char, "") for char in text]
+    lines = source_lines(text)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    items = [bool(_LIST_ITEM.match(line)) and bool(line.strip()) for line in lines]
+    for index, line in enumerate(lines):
+        start = starts[index]
+        match = _LIST_ITEM.match(line) if items[index] else None
+        if match:
+            out[start] = ("item", (match.group(1) or "") + (line[match.start(1) + len(match.group(1))] if match.group(1) else ""), "")
+            for offset in range(start + 1, start + match.end()):
+                out[offset] = ("drop", "", "")
+        body = line.rstrip("\r\n")
+        if len(body) == len(line) or index + 1 == len(lines):  # the text's last line end shows nothing
+            for offset in range(start + len(body), start + len(line)):
+                out[offset] = ("drop", "", "")
+            continue
+        end = start + len(body)
+        for offset in range(end, start + len(line)):
+            out[offset] = ("drop", "", "")
+        next_blank = index + 1 < len(lines) and not lines[index + 1].strip()
+        next_item = index + 1 < len(lines) and items[index + 1]
+        trailing = len(body) - len(body.rstrip(" "))
+        if body.strip() and (len(body) - len(body.rstrip("\\"))) % 2 == 1:
+            out[end - 1] = ("drop", "", "")  # a backslash hard break
+            out[end] = ("break", "", "")
+        elif body.strip() and trailing >= 2:
+            for offset in range(end - trailing, end):  # two spaces: a hard break
+                out[offset] = ("drop", "", "")
+            out[end] = ("break", "", "")
+        elif not body.strip() or next_blank or next_item:
+            out[end] = ("break", "", "")  # a paragraph or list item ends here
+        else:
+            out[end] = ("text", " ", "")  # a soft line break reads as a space
+    offset = 0
+    while offset < len(text) - 1:  # backslash escapes: the punctuation, not the backslash
+        if text[offset] == "\\" and text[offset + 1] in _ESCAPABLE and out[offset][0] == "text":
+            out[offset] = ("drop", "", "")
+            offset += 2
+            continue
+        offset += 1
+    for style, pattern in _INLINE:
+        for match in pattern.finditer(text):
+            if any(out[i][0] != "text" for i in (match.start(), match.end() - 1)):
+                continue
+            inner_start, inner_end = match.start(2), match.end(2)
+            for i in range(match.start(), match.end()):
+                if i < inner_start or i >= inner_end:
+                    out[i] = ("drop", "", "")
+                elif style != "link" and out[i][0] == "text" and not out[i][2]:
+                    out[i] = ("text", out[i][1], style)
+    return out
+
+
+def shown_text(text: str) -> str:
+    """The Markdown `text` as the redline shows it, as plain text: syntax left out, each line break a newline."""
+    return "".join(shown if kind == "text" else "\n" if kind == "break" else "" for kind, shown, _ in _shown(text))
+
+
+def _piece(segment: Segment, shown: Sequence[Shown] | None = None) -> Piece:
+    parts: list[Part] = []
+    if shown is None:
+        parts.extend(_parts(segment.text))
+    else:
+        run: list[str] = []
+        style = ""
+        for kind, text, run_style in shown:
+            if kind == "text" and (not run or run_style == style):
+                run.append(text)
+                style = run_style
+                continue
+            if run:
+                parts.extend(_parts("".join(run), style))
+                run = []
+            if kind == "text":
+                run, style = [text], run_style
+            elif kind == "break":
+                parts.append(Part("", kind="break"))
+            elif kind == "item":
+                parts.append(Part(text, kind="item"))
+        if run:
+            parts.extend(_parts("".join(run), style))
+    return Piece(segment.op, tuple(parts), segment.formatting, segment.moved,
                  space=segment.op != "equal" and segment.text.isspace(), breaks="\n" in segment.text)
 
 
@@ -103,32 +229,72 @@ def pieces(segments: Iterable[Segment]) -> tuple[Piece, ...]:
     return tuple(_piece(s) for s in segments if s.text)
 
 
-def blocks(segments: Sequence[Segment], side: Literal["both", "old", "new"] = "both") -> tuple[Block, ...]:
-    """Paragraphs of a section's segments: split at blank lines inside unchanged text (a blank line that was
-    deleted or inserted stays inside its paragraph, visible); `side` keeps one version's segments only."""
+def _with_shown(segments: Sequence[Segment]) -> list[tuple[Segment, list[Shown]]]:
+    """Each segment with how the page shows its characters: inserted and unchanged text as the new version's page
+    shows it, deleted text as the old version's did."""
+    old_text = "".join(s.text for s in segments if s.op != "insert")
+    new_text = "".join(s.text for s in segments if s.op != "delete")
+    old_shown, new_shown = _shown(old_text), _shown(new_text)
+    out = []
+    old_at = new_at = 0
+    for segment in segments:
+        size = len(segment.text)
+        if segment.op == "delete":
+            out.append((segment, old_shown[old_at:old_at + size]))
+            old_at += size
+        elif segment.op == "insert":
+            out.append((segment, new_shown[new_at:new_at + size]))
+            new_at += size
+        else:
+            before, after = old_shown[old_at:old_at + size], new_shown[new_at:new_at + size]
+            if before == after:
+                out.append((segment, after))
+            else:  # the same characters, shown otherwise (a line became a list item, say): a change of formatting
+                out.append((Segment("delete", segment.text, formatting=True), before))
+                out.append((Segment("insert", segment.text, formatting=True), after))
+            old_at += size
+            new_at += size
+    return out
+
+
+def blocks(segments: Sequence[Segment], side: Literal["both", "old", "new"] = "both", markdown: bool = True) -> tuple[Block, ...]:
+    """Paragraphs of a section's segments, shown as the page renders their Markdown (`markdown`=False: as written):
+    split at blank lines inside unchanged text (a blank line that was deleted or inserted stays inside its paragraph,
+    visible); `side` keeps one version's segments only."""
     skip = {"both": "", "old": "insert", "new": "delete"}[side]
     out: list[Block] = []
-    current: list[Segment] = []
+    current: list[tuple[Segment, Sequence[Shown]]] = []
 
     def close() -> None:
         if current:
-            out.append(Block(pieces(current), any(s.op != "equal" for s in current)))
+            out.append(Block(tuple(_piece(s, shown) for s, shown in current if s.text),
+                             any(s.op != "equal" for s, _ in current)))
             current.clear()
 
-    for segment in segments:
-        if segment.op == skip:
-            continue
+    for segment, shown in _with_shown([s for s in segments if s.op != skip]):
+        if not markdown:
+            shown = [("text", char, "") for char in segment.text]
         if segment.op != "equal":
-            current.append(segment)
+            current.append((segment, shown))
             continue
-        paragraphs = PARAGRAPH_BREAK.split(segment.text)
-        for index, paragraph in enumerate(paragraphs):
-            if index:
+        at = 0
+        for match in [*PARAGRAPH_BREAK.finditer(segment.text), None]:
+            until = match.start() if match else len(segment.text)
+            if until > at:
+                current.append((Segment("equal", segment.text[at:until]), _trim_breaks(shown[at:until])))
+            if match:
                 close()
-            if paragraph:
-                current.append(Segment("equal", paragraph))
+                at = match.end()
     close()
     return tuple(out)
+
+
+def _trim_breaks(shown: Sequence[Shown]) -> Sequence[Shown]:
+    """A paragraph's own text, without the line breaks that end it (the paragraph's end shows those)."""
+    shown = list(shown)
+    while shown and shown[-1][0] in ("break", "drop"):
+        shown.pop()
+    return shown
 
 
 def _heading_level(level: int) -> int:
@@ -190,6 +356,7 @@ def _section(change: SectionChange, sides: dict[str, SectionSide], t: Words) -> 
         "kind_labels": [t.change_kind(kind) for kind in change.ordered_kinds],
         "notes": _notes(change, sides, t),
         "blocks": blocks(change.text),
+        "rows": _rows(change),
         "old_blocks": blocks(change.text, "old") if change.old else (),
         "new_blocks": blocks(change.text, "new") if change.new else (),
         "old_location": f"{change.old.file}:{change.old.line}" if change.old else "",
@@ -198,7 +365,32 @@ def _section(change: SectionChange, sides: dict[str, SectionSide], t: Words) -> 
         "classification_label": _class_label(change.classification, t),
         "reasons": [visible(reason_sentence(reason, t)) for reason in change.reasons],
         "note": visible(change.note), "impact": visible(change.impact),
+        "old_fallback": _fallback(change.old, t),
+        "new_fallback": _fallback(change.new, t),
+        "fallback": _fallback(change.new or change.old, t),
     }
+
+
+def _rows(change: SectionChange) -> list[dict[str, Any]]:
+    """Side by side, one row per paragraph: the old version's paragraph beside the new one's (a paragraph only one
+    side has beside nothing), so that the columns stay aligned and a page can end between any two paragraphs."""
+    rows = []
+    for block in blocks(change.text):
+        old = tuple(piece for piece in block.pieces if piece.op != "insert")
+        new = tuple(piece for piece in block.pieces if piece.op != "delete")
+        rows.append({"old": old if change.old and any(p.parts for p in old) else (),
+                     "new": new if change.new and any(p.parts for p in new) else (), "changed": block.changed})
+    return rows
+
+
+def _fallback(side: SectionSide | None, t: Words) -> dict[str, str] | None:
+    """A section shown in another language than the reader's (not yet translated): its language and the same
+    notice the archived page gives it."""
+    if side is None or not side.fallback:
+        return None
+    notice = t.gettext("This section is not yet available in %(reader)s; the %(language)s text follows.",
+                       reader=t.language_name(t.language), language=t.language_name(side.language))
+    return {"language": side.language, "notice": notice}
 
 
 def _class_label(classification: str | None, t: Words) -> str:
@@ -208,14 +400,27 @@ def _class_label(classification: str | None, t: Words) -> str:
 def _end(info: VersionInfo, locale: str, t: Words) -> dict[str, Any]:
     when = long_date(info.effective, locale) if info.effective else ""
     return {"label": info.label, "effective": info.effective, "effective_text": when,
-            "short": when or info.label,
+            "short": when or info.label, "commit": info.commit, "content_hash": info.content_hash,
             "description": t.gettext("%(label)s, in force from %(date)s", label=info.label, date=when) if when else
             t.gettext("%(label)s (not published)", label=info.label)}
 
 
+def _prepared(prepared: Preparation | None, new: VersionInfo, locale: str, t: Words) -> dict[str, Any]:
+    """What the title block says about the document itself: made on demand (when, by whom, with what), or an
+    archived rendering of the published version, which states no date of its making."""
+    if prepared is not None:
+        return {"on_demand": True, "signoff": prepared.signoff, "by": visible(prepared.by), "tool": prepared.tool,
+                "when": prepared.when, "when_text": format_datetime(prepared.when, "long", tzinfo=prepared.when.tzinfo, locale=locale),
+                "rendering": ""}
+    published = long_date(new.published, locale) if new.published else ""
+    rendering = (t.gettext("Rendering of the published version %(version)s, published %(date)s", version=new.label, date=published)
+                 if published else t.gettext("Rendering of the published version %(version)s", version=new.label))
+    return {"on_demand": False, "signoff": False, "by": "", "tool": "", "when": None, "when_text": "", "rendering": rendering}
+
+
 def redline_context(changeset: ChangeSet, old_info: Any, new_info: Any, *, layout: Layout = "inline",
                     changes_only: bool = False, repo_templates: Path | None = None,
-                    generated: date | None = None) -> dict[str, Any]:
+                    prepared: Preparation | None = None) -> dict[str, Any]:
     """Everything templates/redline.html is given (documented at the top of the template)."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
@@ -223,6 +428,7 @@ def redline_context(changeset: ChangeSet, old_info: Any, new_info: Any, *, layou
     old, new = VersionInfo.of(old_info), VersionInfo.of(new_info)
     sides = {f"old:{c.old.position}": c.old for c in changeset.sections if c.old}
     sections = [_section(change, sides, t) for change in changeset.sections]
+    _breadcrumbs(sections)
     changed = [s for s in sections if s["changed"]]
     classified = changeset.classification is not None or any(s["classification"] for s in changed)
     title = visible(changeset.new_title)
@@ -238,7 +444,7 @@ def redline_context(changeset: ChangeSet, old_info: Any, new_info: Any, *, layou
         "locale": changeset.locale,
         "old": old_end,
         "new": new_end,
-        "generated": generated or date.today(),
+        "prepared": _prepared(prepared, new, changeset.locale, t),
         "layout": layout,
         "changes_only": changes_only,
         "sections": changed if changes_only else sections,
@@ -257,15 +463,31 @@ def redline_context(changeset: ChangeSet, old_info: Any, new_info: Any, *, layou
     }
 
 
-def redline_html(changeset: ChangeSet, old_info: Any, new_info: Any, *, layout: Layout = "inline",
-                 changes_only: bool = False, repo_templates: Path | None = None, generated: date | None = None) -> str:
-    """The redline document as HTML: title block, summary table, legend and the text with its changes marked.
+def _breadcrumbs(sections: list[dict[str, Any]]) -> None:
+    """Each section's trail of headings from the top ("Personal information › MailChimp"): a section shown without
+    its parents (--changes-only, the summary) is still told apart from another of the same name."""
+    trail: list[tuple[int, str]] = []
+    for section in sections:
+        heading = "".join(part.text for piece in (section["new_heading"] or section["old_heading"]) for part in piece.parts)
+        level = section["level"]
+        while trail and trail[-1][0] >= level:
+            trail.pop()
+        section["breadcrumb"] = [name for _, name in trail if name]
+        if level:
+            trail.append((level, heading))
 
-    `old_info`/`new_info`: a VersionInfo, a versions.Snapshot or a ledger PublishedVersion. `generated`
-    (default: today) is printed in the title block; pass a fixed date for reproducible output.
+
+def redline_html(changeset: ChangeSet, old_info: Any, new_info: Any, *, layout: Layout = "inline",
+                 changes_only: bool = False, repo_templates: Path | None = None, prepared: Preparation | None = None) -> str:
+    """The redline document as HTML: title block, summary table, legend, the text with its changes marked and, made on
+    demand, a sign-off block.
+
+    `old_info`/`new_info`: a VersionInfo, a versions.Snapshot or a ledger PublishedVersion. `prepared` says when, by
+    whom and with what a redline made on demand was made; without it the document is an archived rendering of the
+    published versions and states no date of its own (the same input gives the same bytes).
     """
     context = redline_context(changeset, old_info, new_info, layout=layout, changes_only=changes_only,
-                              repo_templates=repo_templates, generated=generated)
+                              repo_templates=repo_templates, prepared=prepared)
     return render_template([f"redline-{changeset.policy_id}.html", "redline.html"], context, repo_templates)
 
 
@@ -290,7 +512,7 @@ def _trim(text: str, keep_start: bool, keep_end: bool) -> str:
 
 def _terminal_text(segments: Sequence[Segment], style: dict[str, tuple[str, str]]) -> list[str]:
     lines: list[str] = []
-    for block in blocks(segments):
+    for block in blocks(segments, markdown=False):
         if not block.changed:
             continue
         out = []

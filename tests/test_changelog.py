@@ -9,7 +9,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from conftest import git_in
+from tests_support import git_in
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -40,7 +40,8 @@ def test_changelog_html_is_golden_and_links_to_redline_anchors(run, published_te
 def test_shipped_changelog_in_dutch_dates_the_first_version(run, shipped: Path) -> None:
     out = run("--repo", shipped, "changelog", "privacy", "--lang", "nl").stdout
     assert "## privacy@2018-05-19\n\n- Van kracht: 19 mei 2018" in out
-    assert 'removes "Privacy Shield"' in out
+    assert "wijzigt de waarborg voor doorgiften: “Privacy Shield” → “standard contractual clauses”" in out
+    assert "removes" not in out and "material:" not in out  # the reasons read in Dutch
 
 
 def test_feed_parses_newest_first_with_ids_stable_across_rebuilds(run, published_terms, tmp_path: Path) -> None:
@@ -92,7 +93,8 @@ def test_log_and_diff_json_carry_the_suggested_class_and_its_reasons(run, shippe
     log = run("--repo", shipped, "log", "privacy").stdout
     assert ("    suggested: material\n      material: §collection.personal-information.mailchimp is tagged recipients, transfers\n"
             in log)
-    assert 'material: §collection.personal-information.mailchimp removes "Privacy Shield"' in log
+    assert ('material: §collection.personal-information.mailchimp changes the transfer safeguard: '
+            '"Privacy Shield" → "standard contractual clauses"') in log
     versions = json.loads(run("--repo", shipped, "log", "privacy", "--json").stdout)["versions"]
     assert versions[0]["suggested"] == "material"
     diff = json.loads(run("--repo", shipped, "diff", "privacy", "privacy@2018-05-19", "latest", "--site", "selentic",
@@ -101,4 +103,5 @@ def test_log_and_diff_json_carry_the_suggested_class_and_its_reasons(run, shippe
     assert changeset["classification"] == "material"
     mailchimp = next(s for s in changeset["sections"] if s["id"] == "mailchimp")
     assert mailchimp["classification"] == "material"
-    assert 'material: §collection.personal-information.mailchimp removes "Privacy Shield"' in mailchimp["reasons"]
+    assert ('material: §collection.personal-information.mailchimp changes the transfer safeguard: '
+            '"Privacy Shield" → "standard contractual clauses"') in mailchimp["reasons"]

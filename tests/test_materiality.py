@@ -205,11 +205,9 @@ def test_the_shipped_example_revision_is_material_because_the_privacy_shield_wen
     ref = "§collection.personal-information.mailchimp"
     assert classify_section(change, rules_from_policy(revision)) == Classification("material", (
         f"material: {ref} is tagged recipients, transfers",
-        f'material: {ref} adds organisation "European Commission"',
-        f'material: {ref} removes country "EU"',
-        f'material: {ref} removes "Privacy Shield"',
-        f'material: {ref} adds "standard contractual clauses"',
-    ))
+        f'material: {ref} changes the transfer safeguard: "Privacy Shield" → "standard contractual clauses"',
+        f'material: {ref} removes legal area "EU"',  # the European Union is an area of law, not a country
+    ))  # and "the European Commission's" clauses name no recipient: no organisation is added
 
 
 # --- Dutch ------------------------------------------------------------------------------------------------
@@ -259,7 +257,7 @@ def test_dutch_legal_basis_is_material() -> None:
 def test_dutch_country_is_material() -> None:
     result = classify("Je gegevens blijven in de EU.", "Je gegevens gaan ook naar de Verenigde Staten.", language="nl")
     assert result == Classification("material", (
-        'material: §x removes country "EU"', 'material: §x adds country "Verenigde Staten"'))
+        'material: §x adds country "Verenigde Staten"', 'material: §x removes legal area "EU"'))
 
 
 # --- rules from policy.toml -------------------------------------------------------------------------------
@@ -377,3 +375,24 @@ def test_whitespace_only_edits_are_at_most_formatting(pieces: list[tuple[str, st
     new = "".join(text + space for text, space in pieces)
     result = classify(old, new, tags=section_tags)
     assert result.level in ("none", "formatting"), result.reasons
+
+
+def test_countries_are_named_in_every_shipped_language_from_cldr() -> None:
+    result = classify("Vos données restent en Belgique.", "Vos données sont aussi transférées aux Pays-Bas.", language="fr")
+    assert result == Classification("material", (
+        'material: §x removes country "Belgique"', 'material: §x adds country "Pays-Bas"'))
+    german = classify("Ihre Daten bleiben in Belgien.", "Ihre Daten gehen auch in die Vereinigten Staaten.", language="de")
+    assert german.reasons == ('material: §x removes country "Belgien"', 'material: §x adds country "Vereinigten Staaten"'), german
+
+
+def test_a_replaced_transfer_safeguard_is_one_reason_in_the_readers_language() -> None:
+    from addendum.compare.reasons import Reason
+    from addendum.i18n import words
+
+    result = classify("We rely on the Privacy Shield.", "We rely on standard contractual clauses.")
+    [reason] = result.reasons
+    assert isinstance(reason, Reason) and reason.code == "evidence-changed" and reason.kind == "transfer safeguard"
+    assert reason == 'material: §x changes the transfer safeguard: "Privacy Shield" → "standard contractual clauses"'
+    assert reason.sentence(words("nl")) == "inhoudelijk: §x wijzigt de waarborg voor doorgiften: “Privacy Shield” → “standard contractual clauses”"
+    assert reason.sentence(words("fr")) == ("substantielle : §x modifie la garantie encadrant le transfert : "
+                                            "« Privacy Shield » → « standard contractual clauses »")

@@ -14,7 +14,7 @@ from addendum.errors import ConfigError
 from tests_support import run_script
 
 PROJECT = Path(__file__).resolve().parents[1]
-SHIPPED_LANGUAGES = ("en", "nl")
+SHIPPED_LANGUAGES = ("de", "en", "fr", "nl")
 
 
 def edit(old: str, new: str) -> SectionEdit:
@@ -33,7 +33,7 @@ def test_the_shipped_word_lists_load_and_every_language_file_applies_by_default(
     assert {"Google Analytics", "MailChimp"} <= vocabulary.organisations  # common.toml
     assert {"the", "de"} <= vocabulary.function_words  # en.toml and nl.toml
     assert {"email address", "e-mailadres"} <= vocabulary.data_categories["e-mail address"]
-    assert vocabulary.number_words["2"] == {"two", "twee"}
+    assert vocabulary.number_words["2"] == {"two", "twee", "deux", "zwei"}
     dutch = load_vocabulary(("nl",))
     assert dutch.languages == ("nl",)
     assert "de" in dutch.function_words and "the" not in dutch.function_words
@@ -45,7 +45,8 @@ def test_the_shipped_word_lists_load_and_every_language_file_applies_by_default(
 def test_every_language_file_names_the_same_ids(table: str) -> None:
     ids = {language: set(getattr(load_vocabulary((language,)), table)) for language in SHIPPED_LANGUAGES}
     assert ids["en"], table
-    assert ids["en"] == ids["nl"], f"{table}: only in en {ids['en'] - ids['nl']}, only in nl {ids['nl'] - ids['en']}"
+    for language in SHIPPED_LANGUAGES:
+        assert ids["en"] == ids[language], f"{table}: only in en {ids['en'] - ids[language]}, only in {language} {ids[language] - ids['en']}"
 
 
 def test_each_language_names_all_twelve_months() -> None:
@@ -57,7 +58,7 @@ def test_each_language_names_all_twelve_months() -> None:
 def test_the_data_files_are_in_the_package_folder_so_the_wheel_ships_them() -> None:
     package = PROJECT / "src" / "addendum"
     assert VOCABULARY_DIR.resolve().is_relative_to(package)
-    assert sorted(p.name for p in VOCABULARY_DIR.glob("*.toml")) == ["common.toml", "en.toml", "nl.toml"]
+    assert sorted(p.name for p in VOCABULARY_DIR.glob("*.toml")) == ["common.toml", "de.toml", "en.toml", "fr.toml", "nl.toml"]
 
 
 def test_a_data_category_added_to_a_data_file_makes_its_addition_material(tmp_path: Path) -> None:

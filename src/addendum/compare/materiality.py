@@ -26,6 +26,7 @@ from babel import Locale
 from markdown_it import MarkdownIt
 from markdown_it.rules_inline import StateInline
 
+from addendum.compare.reasons import Reason
 from addendum.errors import ConfigError
 from addendum.ids import LANGUAGE_PATTERN
 from addendum.policy.model import Policy
@@ -39,7 +40,7 @@ CHANGE_KINDS: frozenset[str] = frozenset(get_args(ChangeKind))
 # WP260 rev.01 ¶29–31: changes to these are the ones readers must be told about before they apply.
 DEFAULT_MATERIAL_TAGS = ("controller", "purposes", "legal-basis", "recipients", "transfers", "retention", "rights", "complaint")
 
-FORMATTING_ONLY = "changes only punctuation/whitespace/case/quotes/markup"
+FORMATTING_ONLY = "changes only punctuation/whitespace/case/quotes/markup"  # compare.reasons: formatting-only
 
 MATERIALITY_KEYS: dict[str, str] = {
     "material_tags": "Section tags that make any change of wording material (replaces the default list).",
@@ -106,7 +107,8 @@ VOCABULARY_WORDS = ("organisations", "function_words", "common_words", "connecto
                     "months", "tlds")
 # Each table maps an id shared by all language files (a category, a term, a unit, a territory code, a number)
 # to the phrases that name it.
-VOCABULARY_TABLES = ("country_variants", "data_categories", "legal_terms", "time_units", "number_words")
+VOCABULARY_TABLES = ("country_variants", "data_categories", "legal_terms", "transfer_safeguards", "legal_areas", "time_units",
+                     "number_words")
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,7 +129,9 @@ class Vocabulary:
     tlds: frozenset[str]
     country_variants: Mapping[str, frozenset[str]]  # territory code → names other than Babel's
     data_categories: Mapping[str, frozenset[str]]
-    legal_terms: Mapping[str, frozenset[str]]  # legal bases (GDPR Art. 6) and transfer mechanisms (Art. 45–49)
+    legal_terms: Mapping[str, frozenset[str]]  # legal bases (GDPR Art. 6) and other legal terms
+    transfer_safeguards: Mapping[str, frozenset[str]]  # what third-country transfers rely on (GDPR Art. 45–49)
+    legal_areas: Mapping[str, frozenset[str]]  # the European Union, the EEA: areas of law, not countries
     time_units: Mapping[str, frozenset[str]]  # unit → its forms ("day" → "days", "dagen")
     number_words: Mapping[str, frozenset[str]]  # number in digits → its words ("2" → "two", "twee")
 
@@ -202,15 +206,18 @@ def load_vocabulary(languages: tuple[str, ...] | None = None, directory: Path | 
         common_words=frozenset(words["common_words"]), connectors=frozenset(words["connectors"]),
         abbreviations=frozenset(words["abbreviations"]), not_countries=frozenset(words["not_countries"]),
         months=frozenset(words["months"]), tlds=frozenset(words["tlds"]), country_variants=table("country_variants"),
-        data_categories=table("data_categories"), legal_terms=table("legal_terms"), time_units=table("time_units"),
+        data_categories=table("data_categories"), legal_terms=table("legal_terms"),
+        transfer_safeguards=table("transfer_safeguards"), legal_areas=table("legal_areas"), time_units=table("time_units"),
         number_words=table("number_words"))
 
 
 # Evidence kinds, in the order their reasons are listed; value kinds change meaning even when only
 # punctuation or case changes ("2.5 years" → "25 years"), so they count for formatting-only edits too.
-EVIDENCE_KINDS = ("organisation", "country", "data category", "term", "URL", "e-mail address", "duration", "number")
+EVIDENCE_KINDS = ("transfer safeguard", "organisation", "country", "legal area", "data category", "term", "URL", "e-mail address",
+                  "duration", "number")
 VALUE_KINDS = frozenset({"URL", "e-mail address", "duration", "number"})
-ARTICLE = {"URL": "a", "e-mail address": "an", "duration": "a", "number": "a"}
+# A single value of these kinds replaced by another reads as one change, not a removal and an addition.
+REPLACEABLE_KINDS = VALUE_KINDS | {"transfer safeguard"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -624,6 +631,8 @@ def _matchers(extra_terms: tuple[str, ...], ignore_terms: tuple[str, ...], organ
     """Every matcher, most specific first: what one finds, later ones cannot reuse."""
     # The word lists, folded as their keys are compared: "Privacy Shield" and "privacy shield" are one term.
     legal = _PhraseTable(_grouped(vocabulary.legal_terms), "phrase")
+    safeguards = _PhraseTable(_grouped(vocabulary.transfer_safeguards), "phrase")
+    areas = _PhraseTable(_grouped(vocabulary.legal_areas), "phrase")
     categories = _PhraseTable(_grouped(vocabulary.data_categories), "phrase", ("'s", "s", "es", "en"))
     known = _PhraseTable(dict.fromkeys((*vocabulary.organisations, *organisations), ""), "name", ("'s", "s"))
     countries = _PhraseTable(_countries(vocabulary), "literal")
@@ -659,7 +668,9 @@ def _matchers(extra_terms: tuple[str, ...], ignore_terms: tuple[str, ...], organ
         _word_start_matcher("URL", re.compile(rf"(?<![\w@./-])(?:[A-Za-z0-9][A-Za-z0-9-]*+(?<!-)\.)+(?:{tlds})(?![\w-])"
                                            rf"(?:/{url_tail}*+)?"), string.ascii_lowercase, lambda m: _url_key(m.group())),
         _phrase_matcher("term", extra, lambda key, found, whole: ("extra " + _fold(whole), whole)),
+        _phrase_matcher("transfer safeguard", safeguards, lambda key, found, whole: (key, whole)),
         _phrase_matcher("term", legal, lambda key, found, whole: (key, whole)),
+        _phrase_matcher("legal area", areas, lambda key, found, whole: (key, whole)),
         _phrase_matcher("data category", categories, lambda key, found, whole: (key, whole)),
         _word_start_matcher("duration", re.compile(
             rf"(?i)(?<![\w.,])(?P<amount>\d++(?:[.,]\d++)?+|{amounts})(?:\s++|-)(?:\(\d++\)\s++)?(?P<unit>{units})(?!\w)"),
@@ -834,7 +845,16 @@ def _first_seen(evidence: tuple[_Evidence, ...]) -> dict[tuple[str, str], str]:
     return seen
 
 
-def _evidence_reasons(old: tuple[_Evidence, ...], new: tuple[_Evidence, ...], kinds: Iterable[str]) -> list[str]:
+class _Why(NamedTuple):
+    """A reason before its level is known: its code (compare.reasons.ENGLISH), evidence kind, values and tags."""
+
+    code: str
+    kind: str = ""
+    values: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+def _evidence_reasons(old: tuple[_Evidence, ...], new: tuple[_Evidence, ...], kinds: Iterable[str]) -> list[_Why]:
     """What the new text adds or removes, by kind; a single value replaced by another reads as a change."""
     old_first, new_first = _first_seen(old), _first_seen(new)
     wanted = set(kinds)
@@ -842,12 +862,11 @@ def _evidence_reasons(old: tuple[_Evidence, ...], new: tuple[_Evidence, ...], ki
     for kind in (k for k in EVIDENCE_KINDS if k in wanted):
         removed = [text for (k, key), text in old_first.items() if k == kind and (k, key) not in new_first]
         added = [text for (k, key), text in new_first.items() if k == kind and (k, key) not in old_first]
-        label = "" if kind == "term" else f"{kind} "
-        if kind in VALUE_KINDS and len(removed) == len(added) == 1:
-            reasons.append(f'changes {ARTICLE[kind]} {kind}: "{removed[0]}" → "{added[0]}"')
+        if kind in REPLACEABLE_KINDS and len(removed) == len(added) == 1:
+            reasons.append(_Why("evidence-changed", kind, (removed[0], added[0])))
             continue
-        reasons.extend(f'removes {label}"{text}"' for text in removed)
-        reasons.extend(f'adds {label}"{text}"' for text in added)
+        reasons.extend(_Why("evidence-removed", kind, (text,)) for text in removed)
+        reasons.extend(_Why("evidence-added", kind, (text,)) for text in added)
     return reasons
 
 
@@ -933,13 +952,13 @@ def classify_section(change: SectionEdit, rules: Rules = DEFAULT_RULES, vocabula
     body = _compare(old_text, new_text, inline=False)
     overall = max(heading.change, body.change, key=TEXT_CHANGES.index)
     reworded = bool(structural) or overall == "wording"
-    tags = ", ".join(t for t in dict.fromkeys(change.tags) if t in rules.material_tags)
+    tags = tuple(t for t in dict.fromkeys(change.tags) if t in rules.material_tags)
 
-    found: dict[Level, list[str]] = {level: [] for level in LEVELS}
+    found: dict[Level, list[_Why]] = {level: [] for level in LEVELS}
     structural_level: Level = "material" if rules.added_removed_sections_material else "editorial"
-    found[structural_level].extend(f"is {kind}" for kind in structural)
+    found[structural_level].extend(_Why(kind) for kind in structural)
     if reworded and tags:
-        found["material"].append(f"is tagged {tags}")
+        found["material"].append(_Why("tagged", tags=tags))
     evidence_kinds = EVIDENCE_KINDS if reworded else VALUE_KINDS if overall == "formatting" else ()
     if evidence_kinds:
         words = vocabulary or load_vocabulary()
@@ -948,19 +967,20 @@ def classify_section(change: SectionEdit, rules: Rules = DEFAULT_RULES, vocabula
                                                    evidence_kinds))
     if not structural:
         if heading.change == "wording":
-            found["editorial"].append(f'renames "{old_heading}" → "{new_heading}"')
+            found["editorial"].append(_Why("renamed", values=(old_heading, new_heading)))
         if body.change == "wording":
-            found["editorial"].append("rewords text")
+            found["editorial"].append(_Why("reworded"))
         if "moved" in change.kinds:
-            found["editorial"].append("is moved")
+            found["editorial"].append(_Why("moved"))
         typos = heading.typos + body.typos
-        found["formatting"].extend(f'fixes a typo: "{old}" → "{new}"' for old, new in typos)
+        found["formatting"].extend(_Why("typo", values=(old, new)) for old, new in typos)
         if overall in ("whitespace", "formatting") and not typos:
-            found["formatting"].append(FORMATTING_ONLY)
+            found["formatting"].append(_Why("formatting-only"))
         if found["formatting"] and tags:
-            found["formatting"].append(f"is tagged {tags}, but formatting alone is not material")
+            found["formatting"].append(_Why("tagged-formatting", tags=tags))
     level = max_level(lvl for lvl in LEVELS if found[lvl])
-    return Classification(level, tuple(f"{level}: {change.ref} {reason}" for reason in dict.fromkeys(found[level])))
+    reasons = (Reason(level, change.ref, f.code, f.kind, f.values, f.tags) for f in dict.fromkeys(found[level]))
+    return Classification(level, tuple(dict.fromkeys(reasons)))
 
 
 def classify_version(classifications: Iterable[Classification]) -> Classification:

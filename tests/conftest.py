@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from addendum.cli import cli
 from smtp_server import SmtpServer
-from tests_support import MINIMAL_EN, MINIMAL_NL, MINIMAL_POLICY_TOML
+from tests_support import GIT_IDENTITY, MINIMAL_EN, MINIMAL_NL, MINIMAL_POLICY_TOML, git_in, invoke_ok, publish_terms, set_config
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -64,13 +64,6 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
     return build
 
 
-def _invoke_ok(*args: str | Path) -> Result:
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
-    if result.exit_code != 0:
-        tb = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info and result.exception else ""
-        raise AssertionError(f"addendum {' '.join(map(str, args))}: exit {result.exit_code}\n{result.output}\n{tb}")
-    return result
-
 
 @pytest.fixture(scope="session")
 def shipped_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -81,7 +74,7 @@ def shipped_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(PROJECT / "addendum.toml", root / "addendum.toml")
     for folder in ("policies", "history"):
         shutil.copytree(PROJECT / folder, root / folder)
-    _invoke_ok("--repo", root, "archive")
+    invoke_ok("--repo", root, "archive")
     return root
 
 
@@ -93,22 +86,12 @@ def archived_copy(shipped_archive: Path, tmp_path: Path) -> Path:
     return root
 
 
-def git_in(root: Path, *args: str) -> str:
-    """Run git in `root` (tests build real repositories; the library reaches git only through history.py)."""
-    import os
-    import subprocess
-
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Test Editor", "GIT_AUTHOR_EMAIL": "editor@example.org",
-           "GIT_COMMITTER_NAME": "Test Editor", "GIT_COMMITTER_EMAIL": "editor@example.org"}
-    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True).stdout
-
 
 @pytest.fixture
 def published_terms(make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Callable[[int], Path]:
     """A git repository with policy `terms` published `count` times by the real `addendum publish`
     (version n takes effect on 2024-0n-01; every version after the first rewords §scope in both languages)."""
-    for name, value in {"GIT_AUTHOR_NAME": "Test Editor", "GIT_AUTHOR_EMAIL": "editor@example.org",
-                        "GIT_COMMITTER_NAME": "Test Editor", "GIT_COMMITTER_EMAIL": "editor@example.org"}.items():
+    for name, value in GIT_IDENTITY.items():
         monkeypatch.setenv(name, value)
 
     def build(count: int = 2) -> Path:
@@ -123,19 +106,6 @@ def published_terms(make_repo: Callable[..., Path], monkeypatch: pytest.MonkeyPa
     return build
 
 
-def publish_terms(root: Path, n: int) -> None:
-    """Publish version n of `terms`: after the first, §scope gains the sentence "Revision n." in en and nl."""
-    import re
-
-    if n > 1:
-        for language, line in (("en", "These terms apply to {{ site.name }}."), ("nl", "Deze voorwaarden gelden voor {{ site.name }}.")):
-            path = root / "policies" / "terms" / f"{language}.md"
-            text = path.read_text(encoding="utf-8")
-            path.write_text(re.sub(f"^{re.escape(line)}.*$", f"{line} Revision {n}.", text, count=1, flags=re.MULTILINE), encoding="utf-8")
-        git_in(root, "commit", "-q", "-am", f"Revision {n}")
-    _invoke_ok("--repo", root, "publish", "terms", "--effective", f"2024-{n:02d}-01", "--published", f"2023-{n:02d}-01",
-               "--summary", f"Version {n}.", "--summary-nl", f"Versie {n}.", "--material")
-
 
 @pytest.fixture
 def git_at(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
@@ -144,9 +114,7 @@ def git_at(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
     import os
     import subprocess
 
-    identity = {"GIT_AUTHOR_NAME": "Test Editor", "GIT_AUTHOR_EMAIL": "editor@example.org",
-                "GIT_COMMITTER_NAME": "Test Editor", "GIT_COMMITTER_EMAIL": "editor@example.org",
-                "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    identity = {**GIT_IDENTITY, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
     for name, value in identity.items():
         monkeypatch.setenv(name, value)
 
@@ -164,21 +132,6 @@ def git_at(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
 NOTIFY_VERSIONS = ("privacy@2018-05-19", "privacy@2020-09-01", "privacy@2020-10-01")
 
 
-def set_config(root: Path, tables: dict[str, dict[str, object]]) -> None:
-    """Merge settings into a repository's addendum.toml."""
-    import tomllib
-
-    import tomli_w
-
-    path = root / "addendum.toml"
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    for table, values in tables.items():
-        node = data
-        for part in table.split("."):
-            node = node.setdefault(part, {})
-        node.update(values)
-    path.write_text(tomli_w.dumps(data), encoding="utf-8")
-
 
 @pytest.fixture(scope="session")
 def notify_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -193,7 +146,7 @@ def notify_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     git_in(root, "init", "-q", "-b", "main")
     git_in(root, "add", "-A")
     git_in(root, "commit", "-q", "-m", "Policy")
-    _invoke_ok("--repo", root, "publish", "privacy", "--effective", "2018-05-19", "--published", "2018-05-19",
+    invoke_ok("--repo", root, "publish", "privacy", "--effective", "2018-05-19", "--published", "2018-05-19",
                "--summary", "First version.", "--summary-nl", "Eerste versie.", "--material")
     en, nl = root / "policies/privacy/en.md", root / "policies/privacy/nl.md"
     en.write_text(en.read_text(encoding="utf-8").replace(
@@ -203,14 +156,14 @@ def notify_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first_line = next(line for line in text.splitlines()[1:] if line.strip())
     nl.write_text(text.replace(first_line, first_line + " Wij delen uw gegevens nooit zonder reden.", 1), encoding="utf-8")
     git_in(root, "commit", "-q", "-am", "Replace the Privacy Shield")
-    _invoke_ok("--repo", root, "publish", "privacy", "--effective", "2020-09-01", "--published", "2020-08-01",
+    invoke_ok("--repo", root, "publish", "privacy", "--effective", "2020-09-01", "--published", "2020-08-01",
                "--summary", "MailChimp now relies on standard contractual clauses instead of the invalidated Privacy Shield.",
                "--summary-nl", "MailChimp steunt nu op standaardcontractbepalingen in plaats van het ongeldige Privacy Shield.",
                "--material", "--allow-stale")  # the Dutch sharing sentence changes alone, on purpose
     en.write_text(en.read_text(encoding="utf-8").replace("no longer which to receive", "no longer wish to receive"),
                   encoding="utf-8")
     git_in(root, "commit", "-q", "-am", "Fix a typo")
-    _invoke_ok("--repo", root, "publish", "privacy", "--effective", "2020-10-01", "--published", "2020-10-01",
+    invoke_ok("--repo", root, "publish", "privacy", "--effective", "2020-10-01", "--published", "2020-10-01",
                "--summary", "A typo fixed.", "--editorial", "--reason", "Only a typo: 'which' for 'wish'.")
     return root
 

@@ -19,28 +19,16 @@ from addendum.compare.model import ChangeSet, SectionChange, rebuild
 from addendum.compare.sections import compare
 from addendum.compare.words import PARAGRAPH_PREPASS_TOKENS, formatting_key, tokens, word_diff
 from addendum.errors import UsageError
-from addendum.policy.model import Location, load_policy_files
-from addendum.policy.resolve import ResolvedPolicy, ResolvedSection, normalise, resolve
-from tests_support import MINIMAL_NL, MINIMAL_POLICY_TOML, run_script
-
-HOSTILE = ["<script>alert(1)</script>", "</ins>", "<del>", "&amp;", "&", '"', "'", "’", "“quoted”", "😀", "👍🏽",
-           "\u202e", "\u2066", "\u200b", "\u00ad", "\x1b[31m", "\r\n", "\r", "\n", "\n\n", " ", "  ", "\t", "word", "Word",
-           "e-mail", "3.5", "35", "cafe\u0301", "café", "中文", "ﬁ", "{{ x }}", "-", ".", ",", "privacy", "shield"]
-hostile_text = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=4)), max_size=30).map("".join)
-
-
-def section(section_id: str, heading: str, text: str, level: int = 2, path: tuple[str, ...] | None = None) -> ResolvedSection:
-    return ResolvedSection(section_id, heading, level, path or (section_id,), text, "en", False, False,
-                           Location("policies/terms/en.md", 1))
-
-
-def policy_of(*sections: ResolvedSection, title: str = "Terms") -> ResolvedPolicy:
-    return ResolvedPolicy("terms", title, "main", "Main", "en", "en_GB", tuple(sections))
-
-
-def resolved(markdown: str) -> ResolvedPolicy:
-    files = {"policy.toml": MINIMAL_POLICY_TOML, "en.md": markdown, "nl.md": MINIMAL_NL}
-    return resolve(load_policy_files("terms", files, "policies/terms"), "main", "en")
+from addendum.policy.resolve import ResolvedPolicy, normalise
+from tests_support import (
+    MOVED_AND_EDITED_NEW,
+    MOVED_AND_EDITED_OLD,
+    hostile_text,
+    policy_of,
+    resolved,
+    run_script,
+    section,
+)
 
 
 def boundaries(segments: tuple, side: str) -> set[int]:
@@ -188,38 +176,6 @@ def test_a_long_text_is_compared_line_by_line_first_and_still_exactly() -> None:
 
 
 # --- sections --------------------------------------------------------------------------------------------------
-
-MOVED_AND_EDITED_OLD = """\
-## Collection {#collection}
-
-### Newsletter {#newsletter}
-
-We store your name and e-mail address in MailChimp.
-
-### Invoices {#invoices}
-
-We share invoice details with Moneybird.
-
-## Sharing {#sharing}
-
-We do not sell your data.
-"""
-
-MOVED_AND_EDITED_NEW = """\
-## Collection {#collection}
-
-### Invoices {#invoices}
-
-We share invoice details with Moneybird and our accountant.
-
-### Newsletter {#newsletter}
-
-We store your name and e-mail address in MailChimp.
-
-## Sharing {#sharing}
-
-We do not sell your data.
-"""
 
 
 def moved_and_edited() -> ChangeSet:

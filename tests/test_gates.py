@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from conftest import git_in
+from tests_support import git_in
 
 
 def edit(root: Path, language: str, old: str, new: str) -> None:

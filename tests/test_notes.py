@@ -6,7 +6,7 @@ from __future__ import annotations
 from email import message_from_bytes, policy
 from pathlib import Path
 
-from conftest import git_in, publish_terms
+from tests_support import git_in, publish_terms
 
 NOTES = '''
 [notes.scope]

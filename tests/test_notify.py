@@ -24,8 +24,8 @@ from addendum.notify.message import Recipient, message_id_for
 from addendum.notify.state import open_state
 from addendum.notify.store import outbox
 from addendum.notify.tokens import read_unsubscribe_token
-from conftest import set_config
 from smtp_server import DROP, SmtpServer
+from tests_support import set_config
 
 V2 = "privacy@2020-09-01"
 V3 = "privacy@2020-10-01"

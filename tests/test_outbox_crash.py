@@ -22,8 +22,8 @@ from addendum.errors import NotifyError
 from addendum.notify.outbox import LOCK_NAME, sending_lease
 from addendum.notify.state import open_state
 from addendum.notify.store import locks, outbox, utcnow
-from conftest import set_config
 from smtp_server import Received, SmtpServer
+from tests_support import set_config
 
 VERSION = "privacy@2020-09-01"
 PEOPLE = 30

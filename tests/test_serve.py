@@ -24,7 +24,8 @@ from addendum.notify.subscribers import list_subscribers
 from addendum.notify.tokens import unsubscribe_token
 from addendum.web.app import ServerConfig, build_app
 from addendum.web.auth import SESSION_COOKIE, Auth
-from conftest import PROJECT, git_in
+from conftest import PROJECT
+from tests_support import git_in
 
 LOGIN = "test-login-token"
 POLICY_DIR = Path("policies") / "terms"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git_in
 from test_serve import POLICY_DIR, Served
+from tests_support import git_in
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"

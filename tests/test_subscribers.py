@@ -18,7 +18,7 @@ from addendum.notify.state import open_state
 from addendum.notify.store import metadata
 from addendum.notify.subscribers import list_subscribers
 from addendum.notify.tokens import load_keyring, read_unsubscribe_token, unsubscribe_token
-from conftest import git_in, set_config
+from tests_support import git_in, set_config
 
 HEADER = "email,name,language,sites,audience\n"
 

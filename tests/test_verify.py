@@ -10,7 +10,7 @@ from addendum import paths
 from addendum.archive.manifest import read_manifest
 from addendum.archive.verify import verify_archive
 from addendum.config import open_repo
-from conftest import git_in, publish_terms
+from tests_support import git_in, publish_terms
 
 PDF = paths.version_pdf("privacy", "2018-05-19", "selentic", "nl")
 

@@ -1,9 +1,24 @@
-"""Small policies that tests build repositories from, and a runner for scripts that need a process of their own."""
+"""What tests share: small policies, one git identity, git and CLI runners, hostile text and resolved fixtures."""
 
 import os
+import re
 import subprocess
 import sys
+import tomllib
+import traceback
 from pathlib import Path
+
+import tomli_w
+from click.testing import CliRunner, Result
+from hypothesis import strategies as st
+
+from addendum.cli import cli
+from addendum.policy.model import Location, load_policy_files
+from addendum.policy.resolve import ResolvedPolicy, ResolvedSection, resolve
+
+# The one identity of every test repository's commits (and of the library's own git calls in tests).
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Test Editor", "GIT_AUTHOR_EMAIL": "editor@example.org",
+                "GIT_COMMITTER_NAME": "Test Editor", "GIT_COMMITTER_EMAIL": "editor@example.org"}
 
 MINIMAL_POLICY_TOML = """\
 id = "terms"
@@ -60,3 +75,95 @@ def run_script(folder: Path, source: str, **environment: str) -> subprocess.Comp
     script.write_text(source, encoding="utf-8")
     return subprocess.run([sys.executable, str(script)], env={**os.environ, **environment}, capture_output=True, text=True,
                           timeout=60, check=False)
+
+
+def git_in(root: Path, *args: str) -> str:
+    """Run git in `root` (tests build real repositories; the library reaches git only through history.py)."""
+    env = {**os.environ, **GIT_IDENTITY}
+    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def invoke_ok(*args: str | Path) -> Result:
+    """Invoke the CLI and fail with its output and traceback unless it exits 0."""
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
+    if result.exit_code != 0:
+        tb = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info and result.exception else ""
+        raise AssertionError(f"addendum {' '.join(map(str, args))}: exit {result.exit_code}\n{result.output}\n{tb}")
+    return result
+
+
+def publish_terms(root: Path, n: int) -> None:
+    """Publish version n of `terms`: after the first, §scope gains the sentence "Revision n." in en and nl."""
+    if n > 1:
+        for language, line in (("en", "These terms apply to {{ site.name }}."), ("nl", "Deze voorwaarden gelden voor {{ site.name }}.")):
+            path = root / "policies" / "terms" / f"{language}.md"
+            text = path.read_text(encoding="utf-8")
+            path.write_text(re.sub(f"^{re.escape(line)}.*$", f"{line} Revision {n}.", text, count=1, flags=re.MULTILINE), encoding="utf-8")
+        git_in(root, "commit", "-q", "-am", f"Revision {n}")
+    invoke_ok("--repo", root, "publish", "terms", "--effective", f"2024-{n:02d}-01", "--published", f"2023-{n:02d}-01",
+               "--summary", f"Version {n}.", "--summary-nl", f"Versie {n}.", "--material")
+
+
+def set_config(root: Path, tables: dict[str, dict[str, object]]) -> None:
+    """Merge settings into a repository's addendum.toml."""
+    path = root / "addendum.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    for table, values in tables.items():
+        node = data
+        for part in table.split("."):
+            node = node.setdefault(part, {})
+        node.update(values)
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+
+
+HOSTILE = ["<script>alert(1)</script>", "</ins>", "<del>", "&amp;", "&", '"', "'", "’", "“quoted”", "😀", "👍🏽",
+           "\u202e", "\u2066", "\u200b", "\u00ad", "\x1b[31m", "\r\n", "\r", "\n", "\n\n", " ", "  ", "\t", "word", "Word",
+           "e-mail", "3.5", "35", "cafe\u0301", "café", "中文", "ﬁ", "{{ x }}", "-", ".", ",", "privacy", "shield"]
+hostile_text = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=4)), max_size=30).map("".join)
+
+
+def section(section_id: str, heading: str, text: str, level: int = 2, path: tuple[str, ...] | None = None) -> ResolvedSection:
+    return ResolvedSection(section_id, heading, level, path or (section_id,), text, "en", False, False,
+                           Location("policies/terms/en.md", 1))
+
+
+def policy_of(*sections: ResolvedSection, title: str = "Terms") -> ResolvedPolicy:
+    return ResolvedPolicy("terms", title, "main", "Main", "en", "en_GB", tuple(sections))
+
+
+def resolved(markdown: str) -> ResolvedPolicy:
+    files = {"policy.toml": MINIMAL_POLICY_TOML, "en.md": markdown, "nl.md": MINIMAL_NL}
+    return resolve(load_policy_files("terms", files, "policies/terms"), "main", "en")
+
+
+MOVED_AND_EDITED_OLD = """\
+## Collection {#collection}
+
+### Newsletter {#newsletter}
+
+We store your name and e-mail address in MailChimp.
+
+### Invoices {#invoices}
+
+We share invoice details with Moneybird.
+
+## Sharing {#sharing}
+
+We do not sell your data.
+"""
+
+MOVED_AND_EDITED_NEW = """\
+## Collection {#collection}
+
+### Invoices {#invoices}
+
+We share invoice details with Moneybird and our accountant.
+
+### Newsletter {#newsletter}
+
+We store your name and e-mail address in MailChimp.
+
+## Sharing {#sharing}
+
+We do not sell your data.
+"""

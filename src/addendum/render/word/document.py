@@ -236,3 +236,30 @@ def policy_docx(resolved: ResolvedPolicy, last_changed: date | None, repo_templa
         writer.markdown(section.text)
     return with_custom_properties(to_bytes(document), {KIND_PROPERTY: "render", "addendum.policy": resolved.policy_id,
                                                        "addendum.language": resolved.language, "addendum.site": resolved.site})
+
+
+def source_docx(sections: Sequence[SourceSection], *, title: str, language: str, locale: str, site_name: str,
+                properties: Mapping[str, str], repo_templates: Path | None = None) -> bytes:
+    """One language's source for a lawyer to edit in Word: each section a heading bookmarked with its id, its
+    placeholders locked content controls, a site's overriding sections marked; `properties` (policy, language,
+    site, commit) are kept in the custom document properties, with addendum.kind = "source"."""
+    t = strings(language, repo_templates)
+    lang = language_tag(locale or language)
+    document = new_document(lang, title, subject=site_name)
+    from docx.enum.style import WD_STYLE_TYPE
+    from docx.shared import RGBColor
+
+    note_style = document.styles.add_style("Addendum Site Note", WD_STYLE_TYPE.PARAGRAPH)
+    note_style.font.italic = True
+    note_style.font.color.rgb = RGBColor(0x8A, 0x4B, 0x08)
+    body = Body(document)
+    marks = Marks(author="", when=date.today())
+    for section in sections:
+        writer = MarkdownWriter(document, body, marks, lang, placeholders=True)
+        if section.level:
+            writer.heading(section.heading, section.level, section.id)
+        if section.site_override:
+            body.add(simple_paragraph(t.gettext("%(site)s's own text for this section (it overrides the common text).",
+                                                site=site_name), SITE_NOTE_STYLE, lang))
+        writer.markdown(section.body)
+    return with_custom_properties(to_bytes(document), {KIND_PROPERTY: "source", **properties})

@@ -48,6 +48,7 @@ def addendum_argv() -> list[str]:
 def environment() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONPROFILEIMPORTTIME", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode: measure that, not compiling
     return env
 
 

@@ -63,6 +63,8 @@ def _compiled(path: Path, data: bytes, language: str) -> bytes:
 
 @lru_cache(maxsize=16)
 def _builtin(language: str) -> bytes | None:
+    if language == SOURCE_LANGUAGE:  # the shipped English catalogue only mirrors the message ids (a test keeps it so)
+        return None
     path = catalogue_path(LOCALE_DIR, language)
     return _compiled(path, path.read_bytes(), language) if path.is_file() else None
 

@@ -25,10 +25,9 @@ from addendum.notify.tokens import unsubscribe_token
 from addendum.web.app import ServerConfig, build_app
 from addendum.web.auth import SESSION_COOKIE, Auth
 from conftest import PROJECT
-from tests_support import git_in
+from tests_support import POLICY_DIR, Served, git_in
 
 LOGIN = "test-login-token"
-POLICY_DIR = Path("policies") / "terms"
 
 
 def client_for(root: Path, *, public_only: bool = False, auth: Auth | None = None) -> TestClient:
@@ -426,37 +425,6 @@ def test_commit_and_publish_through_the_forms_record_what_the_cli_records(terms:
 
 # ---------------------------------------------------------------------------------------------------------------
 # A real uvicorn on 127.0.0.1
-
-
-class Served:
-    """`addendum serve` in its own process on an ephemeral port of 127.0.0.1; stopped by Ctrl+C (SIGINT), or killed."""
-
-    def __init__(self, root: Path, *args: str, timeout: float = 30.0) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "addendum", "--repo", str(root), "serve", "--port", "0", *args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        deadline = time.monotonic() + timeout
-        assert self.process.stdout is not None
-        while not any(line.startswith("  GET") and "/history/" in line for line in self.lines):
-            assert time.monotonic() < deadline, f"addendum serve did not start: {self.lines}"
-            line = self.process.stdout.readline()
-            assert line, f"addendum serve exited: {self.process.wait(5)} {self.process.stderr.read() if self.process.stderr else ''}"
-            self.lines.append(line.rstrip("\n"))
-        self.base = re.search(r"http://127\.0\.0\.1:\d+", "\n".join(self.lines))[0]  # type: ignore[index]
-        login = next((line.split()[1] for line in self.lines if line.startswith("workspace: ")), None)
-        self.login_url = login
-
-    def stop(self) -> int:
-        import signal
-
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        return self.process.returncode
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_serve import POLICY_DIR, Served
-from tests_support import git_in
+from tests_support import POLICY_DIR, Served, git_in
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"

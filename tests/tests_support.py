@@ -2,8 +2,10 @@
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 import traceback
 from pathlib import Path
@@ -167,3 +169,36 @@ We store your name and e-mail address in MailChimp.
 
 We do not sell your data.
 """
+
+
+# The policy folder of the `terms` repositories the fixtures build.
+POLICY_DIR = Path("policies") / "terms"
+
+
+class Served:
+    """`addendum serve` in its own process on an ephemeral port of 127.0.0.1; stopped by Ctrl+C (SIGINT), or killed."""
+
+    def __init__(self, root: Path, *args: str, timeout: float = 30.0) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "addendum", "--repo", str(root), "serve", "--port", "0", *args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        deadline = time.monotonic() + timeout
+        assert self.process.stdout is not None
+        while not any(line.startswith("  GET") and "/history/" in line for line in self.lines):
+            assert time.monotonic() < deadline, f"addendum serve did not start: {self.lines}"
+            line = self.process.stdout.readline()
+            assert line, f"addendum serve exited: {self.process.wait(5)} {self.process.stderr.read() if self.process.stderr else ''}"
+            self.lines.append(line.rstrip("\n"))
+        self.base = re.search(r"http://127\.0\.0\.1:\d+", "\n".join(self.lines))[0]  # type: ignore[index]
+        login = next((line.split()[1] for line in self.lines if line.startswith("workspace: ")), None)
+        self.login_url = login
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode

@@ -294,6 +294,7 @@ def test_the_shipped_dutch_notice_names_the_authority_and_country_in_dutch(run, 
     assert "Sint-Pietersstraat 139, 3630 Leut, België" in flat and "Belgium" not in flat
     assert "de Gegevensbeschermingsautoriteit: https://www.gegevensbeschermingsautoriteit.be" in flat
     assert "U kunt zich op elk moment verzetten tegen de verwerking van uw persoonsgegevens voor direct marketing" in flat
+    assert "MailChimp wijzigt de waarborg voor doorgiften: “Privacy Shield” → “standard contractual clauses”" in flat
     assert_no_english(text, "nl", "the shipped Dutch notice")
 
 

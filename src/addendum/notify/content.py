@@ -10,6 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from addendum import paths
+from addendum.compare.classify import classified_changes
+from addendum.compare.reasons import Reason
 from addendum.config import Repo
 from addendum.errors import AddendumError, ConfigError, NotifyError, UsageError
 from addendum.history.ledger import PublishedVersion
@@ -18,6 +20,7 @@ from addendum.policy import kinds
 from addendum.policy.model import Controller, Policy, load_policy
 from addendum.policy.notes import Note, editor_notes
 from addendum.policy.resolve import ResolvedPolicy, normalise, resolve
+from addendum.templates import strings
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class SectionChange:
     kind: str  # added | removed | changed
     note: str = ""  # the editor's note on this change in the notice's language (policy.toml [notes])
     impact: str = ""
+    reasons: tuple[str, ...] = ()  # without a note: why the change matters, in the notice's language
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,25 @@ def _with_notes(changes: tuple[SectionChange, ...], notes: Mapping[str, Note]) -
     return tuple(replace(c, note=notes[c.id].text, impact=notes[c.id].impact) if c.id in notes else c for c in changes)
 
 
+# A notice tells readers what matters to them: the evidence of a material change, not its section's tags.
+_READER_REASONS = frozenset({"added", "removed", "evidence-added", "evidence-removed", "evidence-changed"})
+
+
+def _with_reasons(changes: tuple[SectionChange, ...], plan: NoticePlan, site_id: str, language: str) -> tuple[SectionChange, ...]:
+    """Each change without a note gets the material reasons the redline and the changelog give, said of its heading
+    in the notice's language ("MailChimp wijzigt de waarborg voor doorgiften: …")."""
+    if plan.previous_policy is None or site_id not in plan.previous_policy.sites or language not in plan.previous_policy.languages:
+        return changes
+    t = strings(language, plan.repo.templates_dir)
+    found = {c.id: c.reasons for c in classified_changes(plan.previous_policy, plan.policy, site_id, language).changes}
+    out = []
+    for change in changes:
+        said = tuple(Reason("material", change.heading or change.ref, r.code, r.kind, r.values, r.tags).phrase(t)
+                     for r in found.get(change.id, ()) if isinstance(r, Reason) and r.level == "material" and r.code in _READER_REASONS)
+        out.append(replace(change, reasons=said) if said and not change.note else change)
+    return tuple(out)
+
+
 def _per_language(value: Any, language: str, default: str) -> str:
     if isinstance(value, Mapping):
         return str(value.get(language) or value.get(default) or "")
@@ -240,7 +263,7 @@ def notice_content(plan: NoticePlan, site_id: str, language: str, base_url: str)
         material=version.classification == "material",
         summary=version.summaries.get(summary_language, ""), summary_language=summary_language,
         impact=_per_language(version.extra.get("impact"), language, ""),
-        changes=_with_notes(section_changes(old, new), editor_notes(policy, language)),
+        changes=_with_reasons(_with_notes(section_changes(old, new), editor_notes(policy, language)), plan, site_id, language),
         links=archive_links(base_url, version, plan.previous, site_id, language),
         controller=facts.controller, contact_email=contact_email,
         authority=supervisory_authority(facts, language) if promises.personal_data else None,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from addendum.config import Repo
-from addendum.errors import HistoryError, UsageError
+from addendum.errors import HistoryError, Problem, UsageError
 from addendum.files import write_atomic
 from addendum.history.documents import Comment, ReadSection, match_sections, read_docx, rebuild
 from addendum.policy.markup import split_sections
@@ -138,3 +138,57 @@ def import_document(repo: Repo, source: Path, policy_id: str, language: str, sit
             write_atomic(repo.root / document.file, result.text)
             written.append(document.file)
     return ImportReport(tuple(written), tuple(new_ids), tuple(deleted), tuple(changed), read.comments, read.tracked_changes)
+
+
+@dataclass(frozen=True)
+class AdoptReport:
+    """A new policy made from an existing document: what was written, its sections, what was left out, what check says."""
+
+    written: tuple[str, ...]
+    section_ids: tuple[str, ...]
+    dropped: tuple[tuple[str, int], ...]
+    problems: tuple[Problem, ...]
+
+
+def adopt_document(repo: Repo, source: Path, policy_id: str, language: str, *, select: str | None = None) -> AdoptReport:
+    """Create policies/<policy_id>/ (policy.toml and <language>.md) from a .docx or a saved .html page."""
+    import tomli_w
+
+    from addendum.history.adopt import MAX_INPUT, adopt_docx, adopt_html
+    from addendum.ids import require_id, require_language
+    from addendum.policy.check import check
+
+    require_id(policy_id, "policy")
+    require_language(language)
+    folder = repo.policies_dir / policy_id
+    if folder.exists():
+        raise UsageError(f"policies/{policy_id} already exists", "choose a new id with --policy, or import an export "
+                         "of it with --into")
+    try:
+        size = source.stat().st_size
+        if size > MAX_INPUT:
+            raise UsageError(f"{source} is {size:,} bytes, more than a policy document ({MAX_INPUT:,})",
+                             "import the policy's text alone")
+        data = source.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {source}: {exc.strerror}", "give the path of a .docx or a saved .html page") from None
+    if data.startswith(b"PK"):
+        if select:
+            raise UsageError("--select picks part of a web page; a .docx is imported whole", "leave out --select")
+        adopted = adopt_docx(data, str(source))
+    else:
+        adopted = adopt_html(data, select=select, name=str(source))
+    if not adopted.section_ids and not adopted.markdown.strip():
+        raise UsageError(f"{source} holds no text to import", "with a saved page, point --select at the element holding the policy")
+    config = {"id": policy_id, "default_language": language, "languages": [language], "default_site": "main",
+              "title": {language: adopted.title[:200]},
+              "controller": {k: "to be completed" for k in ("name", "address", "email")},
+              "sites": {"main": {"name": "Main"}}}
+    files = {"policy.toml": f"# Created by `addendum import-document` from {source.name}.\n# Complete [controller] "
+                            "(who is responsible, and how to reach them) before publishing.\n" + tomli_w.dumps(config),
+             f"{language}.md": adopted.markdown}
+    for name, text in files.items():
+        write_atomic(folder / name, text)
+    result = check(repo.root, policy_id)
+    return AdoptReport(tuple(f"policies/{policy_id}/{n}" for n in files), tuple(adopted.section_ids),
+                       tuple(sorted(adopted.dropped.items())), result.problems)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from addendum.compare.model import ChangeSet, SectionChange, Segment
+from addendum.compare.reasons import sentence as reason_sentence
 from addendum.i18n import Words
 from addendum.render.redline import VersionInfo, visible
 from addendum.render.word import FORMATTING_CHOICES, Formatting
@@ -341,7 +342,7 @@ def _summary_rows(changeset: ChangeSet, t: Words) -> list[list[str]]:
         row = [f"{name}\n{change.ref}", ", ".join(t.change_kind(k) for k in change.ordered_kinds), "; ".join(details)]
         if classified:
             row.append("\n".join([t.classification(change.classification) if change.classification else "",
-                                  *(f"• {visible(r)}" for r in change.reasons)]))
+                                  *(f"• {visible(reason_sentence(r, t))}" for r in change.reasons)]))
         rows.append(row)
     return rows
 
@@ -393,7 +394,7 @@ def redline_docx(changeset: ChangeSet, old_info: Any, new_info: Any, *, author: 
         facts.append([t.gettext("Class"), t.classification(changeset.classification)])
     add(table(facts, lang, header=False, widths=(2600, 6400)))
     for reason in changeset.reasons:
-        add(simple_paragraph(visible(reason), "ListBullet", lang))
+        add(simple_paragraph(visible(reason_sentence(reason, t)), "ListBullet", lang))
     if changeset.old_title != changeset.new_title:
         add(simple_paragraph(t.gettext("The title changed from “%(old)s” to “%(new)s”.", old=visible(changeset.old_title), new=title), "BodyText", lang))
     add(simple_paragraph(t.gettext(

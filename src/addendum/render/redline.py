@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ LAYOUTS: tuple[Layout, ...] = ("inline", "side-by-side")
 
 PARAGRAPH_BREAK = re.compile(r"\n{2,}")
 TERMINAL_CONTEXT_WORDS = 8
+BLOCK_CACHE_SIZE = 4096  # sections × sides × markups remembered: a few policies' worth of redlines
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,14 @@ def blocks(segments: Sequence[Segment], side: Literal["both", "old", "new"] = "b
     """Paragraphs of a section's segments, shown as the page renders their Markdown (`markdown`=False: as written):
     split at blank lines inside unchanged text (a blank line that was deleted or inserted stays inside its paragraph,
     visible); `side` keeps one version's segments only."""
+    return _cached_blocks(tuple(segments), side, markdown)
+
+
+@lru_cache(maxsize=BLOCK_CACHE_SIZE)
+def _cached_blocks(segments: tuple[Segment, ...], side: Literal["both", "old", "new"], markdown: bool) -> tuple[Block, ...]:
+    """blocks(), remembered by the segments' own content: a server shows the same sections' redline again and again,
+    and working out how the page shows each character of every section is most of a redline's cost. The key is the
+    text itself, so an edit is a new key and never shows a stale rendering; Blocks are frozen, so sharing is safe."""
     skip = {"both": "", "old": "insert", "new": "delete"}[side]
     out: list[Block] = []
     current: list[tuple[Segment, Sequence[Shown]]] = []

@@ -98,3 +98,27 @@ def test_a_zip_bomb_a_huge_file_and_a_bad_id_are_refused_and_nothing_is_written(
     assert "error:" in escape.stderr
     assert not (shipped / "policies/bomb").exists() and not (shipped / "policies/huge").exists()
     assert not (shipped / "outside").exists() and not (tmp_path / "outside").exists()
+
+
+DUTCH = """<html><body><main><h1>Acme Privacyverklaring</h1><p>Wij geven om uw privacy.</p>
+<h2>Wat wij verzamelen</h2><ul><li>Uw naam</li></ul><h2>Wie het ontvangt</h2><p>De bank.</p>
+<h3>Uw rechten</h3><ol><li>Inzage</li></ol><h2>Extra</h2><p>Alleen in het Nederlands.</p></main></body></html>"""
+
+
+def test_a_second_language_aligns_to_the_existing_ids_by_structure(run, shipped: Path, tmp_path: Path) -> None:
+    page = tmp_path / "privacy.html"
+    page.write_text(PAGE.replace("<h2>What we collect</h2><p>Again, a heading of the same name.</p>", ""), encoding="utf-8")
+    run("--repo", shipped, "import-document", page, "--policy", "acme", "--lang", "en")
+    dutch = tmp_path / "privacy-nl.html"
+    dutch.write_text(DUTCH, encoding="utf-8")
+    result = run("--repo", shipped, "import-document", dutch, "--into", "acme", "--lang", "nl")
+    assert "could not align (given a new id): Extra" in result.stderr
+    nl = (shipped / "policies/acme/nl.md").read_text(encoding="utf-8")
+    assert "## Wat wij verzamelen {#what-we-collect}" in nl and "## Wie het ontvangt {#who-receives-it}" in nl
+    assert "### Uw rechten {#your-rights-choices}" in nl and "## Extra {#extra}" in nl
+    config = (shipped / "policies/acme/policy.toml").read_text(encoding="utf-8")
+    assert 'nl = "Acme Privacyverklaring"' in config
+    assert "Wij geven om uw privacy." in run("--repo", shipped, "render", "acme", "--lang", "nl", "--format", "text").stdout
+    assert "acme:" in run("--repo", shipped, "check", "acme", expect=None).stdout
+    again = run("--repo", shipped, "import-document", dutch, "--into", "acme", "--lang", "nl", expect=2)
+    assert "is not an export" in again.stderr

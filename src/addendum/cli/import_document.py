@@ -34,7 +34,9 @@ def import_document_command(repo: Repo, source: Path, policy_id: str | None, new
     With --policy NEW_ID instead of --into, an existing policy (a .docx, or a web page saved from the
     browser) becomes policies/NEW_ID/: headings become sections with ids made from their text; lists,
     links, emphasis and tables are kept as Markdown; scripts, styles, navigation, cookie banners and
-    images are dropped (and counted); nothing is fetched. `check` is run on what was written.
+    images are dropped (and counted); nothing is fetched. `check` is run on what was written. With --into
+    and such a document in a language the policy declares but has no text for, its headings take the
+    existing sections' ids by structure (same nesting and order); what could not be aligned is reported.
 
     \b
     Example:
@@ -62,6 +64,10 @@ def import_document_command(repo: Repo, source: Path, policy_id: str | None, new
     report = import_document(repo, source, policy_id, language, site_id, accept_changes=accept_changes)
     if report.accepted_changes:
         click.echo(f"accepted {report.accepted_changes} tracked change(s)", err=True)
+    for heading in report.unaligned:
+        click.echo(f"could not align (given a new id): {heading}", err=True)
+    for section_id in report.missing:
+        click.echo(f"no text for section: {section_id}", err=True)
     for section_id in report.new_ids:
         click.echo(f"new section: {section_id}", err=True)
     for section_id in report.deleted_ids:

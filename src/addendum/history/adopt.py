@@ -35,6 +35,58 @@ class Adopted:
     title: str
     section_ids: list[str] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
+    blocks: list[tuple[int, str]] = field(default_factory=list)  # (heading level from 2, or 0 for text; Markdown)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """A second language's text with the ids of the existing sections it aligns to by structure."""
+
+    markdown: str
+    section_ids: tuple[str, ...]
+    unaligned: tuple[str, ...]  # headings of this text that no existing section matched (they got new ids)
+    missing: tuple[str, ...]  # existing section ids this text has no heading for
+
+
+def align(adopted: Adopted, structure: list[tuple[str, int]]) -> Alignment:
+    """Give the adopted headings the ids of `structure` (the existing language's (id, level) in order) where the two
+    have the same nesting and order (a longest common subsequence of the levels); nothing is invented: a heading
+    left over gets an id from its own text and is reported, an existing section left over is reported missing."""
+    import difflib
+
+    headings = [(index, level) for index, (level, _) in enumerate(adopted.blocks) if level]
+    top = min((level for _, level in structure), default=2)
+    wanted = [level - top + 2 for _, level in structure]
+    matcher = difflib.SequenceMatcher(None, [level for _, level in headings], wanted, autojunk=False)
+    ids: dict[int, str] = {}
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            for (block, _), (section_id, _) in zip(headings[i1:i2], structure[j1:j2], strict=True):
+                ids[block] = section_id
+    taken = {PREAMBLE_ID, *(section_id for section_id, _ in structure)}
+    out: list[str] = []
+    given: list[str] = []
+    unaligned: list[str] = []
+    for index, (level, text) in enumerate(adopted.blocks):
+        if not level:
+            out.append(text)
+            continue
+        section_id = ids.get(index) or _unique(heading_slug(text), taken)
+        if index not in ids:
+            unaligned.append(text)
+        given.append(section_id)
+        out.append(f"{'#' * min(level, 6)} {text} {{#{section_id}}}")
+    missing = tuple(section_id for section_id, _ in structure if section_id not in given)
+    return Alignment("\n\n".join(out) + "\n" if out else "", tuple(given), tuple(unaligned), missing)
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    candidate, number = base, 2
+    while candidate in taken:
+        candidate = f"{base[:58]}-{number}"
+        number += 1
+    taken.add(candidate)
+    return candidate
 
 
 def _escape(text: str) -> str:
@@ -234,16 +286,12 @@ def _sections(blocks: list[tuple[int, str]], page_title: str, dropped: Counter[s
     out: list[str] = []
     ids: list[str] = []
     top = min((level for level, _ in blocks if level), default=2)
+    blocks = [(min(level - top + 2, 6) if level else 0, text) for level, text in blocks]
     for level, text in blocks:
         if level:
-            base = candidate = heading_slug(text)
-            number = 2
-            while candidate in taken:
-                candidate = f"{base[:58]}-{number}"
-                number += 1
-            taken.add(candidate)
+            candidate = _unique(heading_slug(text), taken)
             ids.append(candidate)
-            out.append(f"{'#' * min(level - top + 2, 6)} {text} {{#{candidate}}}")
+            out.append(f"{'#' * level} {text} {{#{candidate}}}")
         else:
             out.append(text)
-    return Adopted("\n\n".join(out) + "\n" if out else "", title or "Policy", ids, dropped)
+    return Adopted("\n\n".join(out) + "\n" if out else "", title or "Policy", ids, dropped, blocks)

@@ -237,6 +237,11 @@ def _block(style: str, text: str, numbers: dict[int, int]) -> str:
     return text
 
 
+def document_kind(data: bytes, name: str) -> str:
+    """What a .docx says it is in its custom properties: "source" (an export), "render", or "" (any other document)."""
+    return _properties(_parts(data, name)).get(KIND_PROPERTY, "")
+
+
 def read_docx(data: bytes, name: str, *, accept_changes: bool = False) -> ReadDocument:
     """The sections of a source .docx; tracked changes are refused unless `accept_changes` (then accepted)."""
     package = _parts(data, name)

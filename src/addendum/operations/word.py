@@ -8,7 +8,7 @@ from pathlib import Path
 from addendum.config import Repo
 from addendum.errors import HistoryError, Problem, UsageError
 from addendum.files import write_atomic
-from addendum.history.documents import Comment, ReadSection, match_sections, read_docx, rebuild
+from addendum.history.documents import Comment, ReadSection, document_kind, match_sections, read_docx, rebuild
 from addendum.policy.markup import split_sections
 from addendum.policy.model import Document, Policy, load_policy
 from addendum.render.word.document import KIND_PROPERTY, SourceSection, source_docx
@@ -25,6 +25,8 @@ class ImportReport:
     changed_ids: tuple[str, ...]
     comments: tuple[Comment, ...]
     accepted_changes: int
+    unaligned: tuple[str, ...] = ()  # a new language's headings no existing section matched by structure
+    missing: tuple[str, ...] = ()  # existing sections a new language's text has no heading for
 
 
 def _commit(repo: Repo) -> str:
@@ -82,11 +84,13 @@ def import_document(repo: Repo, source: Path, policy_id: str, language: str, sit
     """Read an edited export back into the policy's Markdown (base file; with --site the site's overriding sections
     go to its override file), as an ordinary working-tree change."""
     policy = load_policy(repo.root, policy_id)
-    base, override = _documents(policy, language, site_id)
     try:
         data = source.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {source}: {exc.strerror}", "give the path of the .docx to import") from None
+    if not data.startswith(b"PK") or document_kind(data, str(source)) == "":
+        return _add_language(repo, policy, data, source, language, site_id)
+    base, override = _documents(policy, language, site_id)
     read = read_docx(data, str(source), accept_changes=accept_changes)
     kind = read.properties.get(KIND_PROPERTY, "")
     if kind == "render":
@@ -192,3 +196,40 @@ def adopt_document(repo: Repo, source: Path, policy_id: str, language: str, *, s
     result = check(repo.root, policy_id)
     return AdoptReport(tuple(f"policies/{policy_id}/{n}" for n in files), tuple(adopted.section_ids),
                        tuple(sorted(adopted.dropped.items())), result.problems)
+
+
+def _add_language(repo: Repo, policy: Policy, data: bytes, source: Path, language: str, site_id: str | None) -> ImportReport:
+    """A policy's text in a new language from a .docx or a saved page that is not an export: its headings take the
+    ids of the default language's sections by structure (nesting and order); the language is added to policy.toml
+    (`languages`, and its title from the document's)."""
+    import re
+
+    from addendum.history.adopt import adopt_docx, adopt_html, align
+    from addendum.ids import require_language
+
+    if site_id:
+        raise UsageError("--site goes with an export of addendum export-document", "import the language's common text without --site")
+    require_language(language)
+    target = f"{policy.directory}/{language}.md"
+    if language in policy.languages:
+        raise UsageError(f"{source} is not an export of addendum export-document, and {policy.id} already has {language} text",
+                         f"export it with `addendum export-document {policy.id} --lang {language}`, edit that and import it")
+    config_path = repo.root / policy.config_file
+    config = config_path.read_text(encoding="utf-8")
+    languages = re.compile(r"^languages\s*=\s*\[([^\]]*)\]", re.M)
+    title = re.compile(r"^\[title\]\s*\n", re.M)
+    if not languages.search(config) or not title.search(config):
+        raise UsageError(f"{policy.config_file} has no `languages = [...]` line or no [title] table to add {language} to",
+                         f"add {language!r} to languages and a title for it, then import again")
+    adopted = adopt_docx(data, str(source)) if data.startswith(b"PK") else adopt_html(data, name=str(source))
+    base = policy.documents[policy.default_language]
+    aligned = align(adopted, [(s.id, s.level) for s in base.sections if s.level])
+    listed = languages.search(config)
+    assert listed is not None
+    items = [item for item in (part.strip() for part in listed.group(1).split(",")) if item]
+    config = languages.sub(lambda _: "languages = [" + ", ".join([*items, f'"{language}"']) + "]", config, count=1)
+    name = adopted.title.replace("\\", "").replace('"', "'")
+    config = title.sub(lambda m: m.group(0) + f'{language} = "{name}"\n', config, count=1)
+    write_atomic(repo.root / target, aligned.markdown)
+    write_atomic(config_path, config)
+    return ImportReport((target, policy.config_file), (), (), (), (), 0, aligned.unaligned, aligned.missing)

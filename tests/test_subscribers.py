@@ -10,17 +10,21 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, select
 
 from addendum.config import open_repo
 from addendum.errors import NotifyError
 from addendum.notify.state import open_state
-from addendum.notify.store import metadata
-from addendum.notify.subscribers import list_subscribers
+from addendum.notify.store import metadata, subscribers, subscriptions
+from addendum.notify.subscribers import _plain_address, import_subscribers, list_subscribers, normalise_address
 from addendum.notify.tokens import load_keyring, read_unsubscribe_token, unsubscribe_token
 from tests_support import git_in, set_config
 
 HEADER = "email,name,language,sites,audience\n"
+SITES = ("selentic", "cavallo", "equihealth")
 
 
 def write_csv(folder: Path, text: str, name: str = "people.csv") -> Path:
@@ -72,6 +76,198 @@ def test_import_reports_every_bad_row_and_imports_nothing(run, notify_repo, tmp_
     imported = run("--repo", notify_repo, "subscribers", "import", write_csv(tmp_path, text), "--skip-invalid")
     assert "imported 1: 1 added, 0 updated, 8 bad row(s) skipped" in imported.stdout
     assert listed(run, notify_repo) == ["ann@example.org"]
+
+
+def bad_lines(result: Result, folder: Path) -> list[str]:
+    """The rows an import reported, as `line N: reason`."""
+    return [line.split(":", 1)[1] for line in result.stderr.splitlines() if line.startswith(str(folder))]
+
+
+def test_an_unterminated_quote_is_reported_as_such_next_to_the_other_bad_rows(run, notify_repo, tmp_path):
+    text = (HEADER
+            + "ann@example.org,Ann,en,selentic,subscriber\n"
+            + "x,Bad,en,selentic,subscriber\n"
+            + '"bram@example.org,Bram,nl,cavallo,account\n'  # the quote runs on to the end of the file
+            + "cas@example.org,Cas,fr,selentic,subscriber\n"
+            + "dee@example.org,Dee,en,equihealth,account\n")
+    refused = run("--repo", notify_repo, "subscribers", "import", write_csv(tmp_path, text), expect=2)
+    assert bad_lines(refused, tmp_path) == [
+        "line 3: invalid address 'x': An email address must have an @-sign.",
+        'line 4: unterminated quote starting at this line: the field it opens never closes (a quote inside a field is written "")',
+        "line 5: unknown language 'fr' (known: en, nl)",
+    ]
+    assert "error: 3 bad row(s)" in refused.stderr and "field limit" not in refused.stderr
+    assert listed(run, notify_repo) == []
+    imported = run("--repo", notify_repo, "subscribers", "import", write_csv(tmp_path, text), "--skip-invalid")
+    assert bad_lines(imported, tmp_path) == bad_lines(refused, tmp_path)
+    assert "imported 2: 2 added, 0 updated, 3 bad row(s) skipped, 0 suppressed" in imported.stdout
+    assert listed(run, notify_repo) == ["ann@example.org", "dee@example.org"]
+
+
+def test_a_quote_that_runs_past_the_field_limit_hides_no_row_after_it(run, notify_repo, tmp_path):
+    rows = [f"p{n}@example.org,Person {n},en,selentic,subscriber\n" for n in range(6000)]
+    rows[98] = '"' + rows[98]  # line 100: the reader takes everything after it as one field, up to its limit (128 KiB)
+    rows[148] = "p148@example.org,Person 148,en,nowhere,subscriber\n"  # line 150, inside what the quote took
+    rows[5998] = "p5998@example.org,Person 5998,xx,selentic,subscriber\n"  # line 6000, far past the limit
+    people = write_csv(tmp_path, HEADER + "".join(rows))
+    refused = run("--repo", notify_repo, "subscribers", "import", people, expect=2)
+    assert [line.split(":")[0] for line in bad_lines(refused, tmp_path)] == ["line 100", "line 150", "line 6000"]
+    assert "line 100: unterminated quote starting at this line" in refused.stderr
+    imported = run("--repo", notify_repo, "subscribers", "import", people, "--skip-invalid")
+    assert "imported 5997: 5997 added, 0 updated, 3 bad row(s) skipped" in imported.stdout
+
+
+def test_a_quote_closed_on_a_later_line_is_one_row(run, notify_repo, tmp_path):
+    text = (HEADER
+            + 'ann@example.org,"Ann\nPeeters",en,selentic,subscriber\n'  # lines 2-3
+            + 'bram@example.org,Bram,nl,"cavallo,\n'  # line 4: opens a quote after a field, never closed
+            + 'cas@example.org,"Cas ""the"" Boss",en,selentic,subscriber\n'  # line 5: quotes inside quotes
+            + 'dee@example.org,Dee "Di" Jones,en,selentic,subscriber\n')  # line 6: a quote inside a field is text
+    result = run("--repo", notify_repo, "subscribers", "import", write_csv(tmp_path, text), "--skip-invalid")
+    assert [line.split(":", 2)[:2] for line in bad_lines(result, tmp_path)] == [
+        ["line 2", " name contains a line break (U+000A)"], ["line 4", " unterminated quote starting at this line"]]
+    names = {line.split(",")[0]: line.split(",")[1] for line in run(
+        "--repo", notify_repo, "subscribers", "export").stdout.splitlines()[1:]}
+    assert names == {"cas@example.org": '"Cas ""the"" Boss"', "dee@example.org": '"Dee ""Di"" Jones"'}
+
+
+def test_bad_rows_beyond_the_first_fifty_are_counted(run, notify_repo, tmp_path):
+    text = HEADER + "".join(f"person{n}-at-example.org,P,en,selentic,subscriber\n" for n in range(120))
+    result = run("--repo", notify_repo, "subscribers", "import", write_csv(tmp_path, text), expect=2)
+    reported = bad_lines(result, tmp_path)
+    assert [line.split(":")[0] for line in reported] == [f"line {n}" for n in range(2, 52)] + [" … and 70 more bad row(s)"]
+    assert "error: 120 bad row(s)" in result.stderr
+
+
+def test_a_byte_that_is_not_utf8_is_a_bad_row(run, notify_repo, tmp_path):
+    people = tmp_path / "latin1.csv"
+    people.write_bytes(HEADER.encode() + b"ann@example.org,Ann,en,selentic,subscriber\n"
+                       + "zoe@example.org,Zoë,en,selentic,subscriber\n".encode("latin-1")
+                       + b"bram@example.org,Bram,nl,cavallo,account\n")
+    result = run("--repo", notify_repo, "subscribers", "import", people, "--skip-invalid")
+    assert bad_lines(result, tmp_path) == ["line 3: not UTF-8 text (byte 0xEB): save the file as UTF-8 CSV"]
+    assert listed(run, notify_repo) == ["ann@example.org", "bram@example.org"]
+    people.write_bytes("emäil,name\n".encode("latin-1"))
+    assert "latin1.csv:1: not UTF-8 text (byte 0xE4)" in run("--repo", notify_repo, "subscribers", "import", people, expect=2).stderr
+
+
+def test_an_import_keeps_an_unsubscribe_and_replaces_the_subscriptions(run, notify_repo, tmp_path):
+    run("--repo", notify_repo, "subscribers", "add", "ann@example.org", "--lang", "en", "--site", "selentic",
+        "--site", "cavallo", "--audience", "subscriber")
+    with open_state(open_repo(notify_repo)) as state:
+        token = unsubscribe_token(state.keyring, next(iter(list_subscribers(state))).uid)
+    run("--repo", notify_repo, "subscribers", "unsubscribe", token)
+    run("--repo", notify_repo, "subscribers", "import", write_csv(tmp_path, HEADER + "Ann@Example.org,Ann B,nl,cavallo;equihealth,subscriber\n"))
+    assert run("--repo", notify_repo, "subscribers", "list").stdout.split() == [
+        "ann@example.org", "nl", "subscriber", "unsubscribed", "cavallo;equihealth"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, notify_repo: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The state store a test runs against: the repository's own SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{notify_repo / '.addendum' / 'state.db'}"
+    url = str(request.getfixturevalue("postgres_url"))
+    monkeypatch.setenv("ADDENDUM_DATABASE_URL", url)
+    return url
+
+
+def stored(url: str) -> dict[str, tuple[str, ...]]:
+    """Each stored address with its language and sites, straight from the database."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            people = {row.id: row for row in connection.execute(select(subscribers))}
+            sites: dict[int, list[str]] = {}
+            for link in connection.execute(select(subscriptions).order_by(subscriptions.c.site_id)):
+                sites.setdefault(link.subscriber_id, []).append(link.site_id)
+    finally:
+        engine.dispose()
+    return {person.email: (person.language, *sites.get(person.id, [])) for person in people.values()}
+
+
+LARGE = 20_000  # rows: twenty batches, and still quick on a busy machine
+
+
+def test_a_large_import_is_checked_across_batches_and_refused_or_written_whole(run, notify_repo, tmp_path, store_url):
+    rows = [f"p{n}@example.org,Person {n},{('en', 'nl')[n % 2]},{SITES[n % 3]},subscriber\n" for n in range(LARGE)]
+    rows[15_000] = "P3@example.org,Again,en,selentic,subscriber\n"  # line 15,002 repeats line 5, fifteen batches on
+    rows[19_000] = "p19000-at-example.org,Bad,en,selentic,subscriber\n"  # line 19,002
+    people = write_csv(tmp_path, HEADER + "".join(rows))
+    run("--repo", notify_repo, "subscribers", "add", "p10@example.org", "--name", "Known", "--lang", "en",
+        "--site", "equihealth", "--audience", "account")
+    run("--repo", notify_repo, "subscribers", "forget", "p7@example.org")
+    before = stored(store_url)
+    refused = run("--repo", notify_repo, "subscribers", "import", people, expect=2)
+    assert bad_lines(refused, tmp_path) == [
+        "line 15002: duplicate of line 5 (p3@example.org)",
+        "line 19002: invalid address 'p19000-at-example.org': An email address must have an @-sign."]
+    assert stored(store_url) == before  # nothing half-written
+    imported = run("--repo", notify_repo, "subscribers", "import", people, "--skip-invalid")
+    assert "line 9: address erased on" in imported.stderr
+    assert f"imported {LARGE - 3}: {LARGE - 4} added, 1 updated, 2 bad row(s) skipped, 1 suppressed" in imported.stdout
+    after = stored(store_url)
+    assert len(after) == LARGE - 3 and "p7@example.org" not in after
+    assert after["p10@example.org"] == ("en", "cavallo") and after["p3@example.org"] == ("nl", "selentic")
+    changed = [row.replace(",selentic,", ",selentic;equihealth,") for row in rows[:100]]
+    again = run("--repo", notify_repo, "subscribers", "import", write_csv(tmp_path, HEADER + "".join(changed), "again.csv"))
+    assert "imported 99: 0 added, 99 updated, 1 suppressed" in again.stdout
+    final = stored(store_url)
+    assert final["p3@example.org"] == ("nl", "equihealth", "selentic") and final["p4@example.org"] == ("en", "cavallo")
+    assert {email: value for email, value in final.items() if email not in {f"p{n}@example.org" for n in range(100)}} == \
+        {email: value for email, value in after.items() if email not in {f"p{n}@example.org" for n in range(100)}}
+
+
+def test_import_memory_stays_flat_in_the_number_of_rows(notify_repo, tmp_path):
+    import tracemalloc
+
+    def peak(count: int) -> int:
+        people = write_csv(tmp_path, HEADER + "".join(f"m{count}.{n}@example.org,Person {n},en,selentic,subscriber\n"
+                                                      for n in range(count)), f"people-{count}.csv")
+        with open_state(open_repo(notify_repo)) as state:
+            tracemalloc.start()
+            try:
+                assert import_subscribers(state, people).added == count
+                return tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+
+    peak(1000)  # the first import loads what any import needs
+    small, large = peak(2000), peak(LARGE)
+    assert large < small + 512 * 1024, f"peak Python memory {small:,} bytes for 2,000 rows, {large:,} for {LARGE:,}"
+
+
+@pytest.mark.parametrize("address", [
+    "ann@example.org", "Ann.Peeters+news@Example.ORG", "a!#$%&'*+/=?^_`{|}~-@example.org", "x@xn--bcher-kva.example",
+    "postmaster@example.org", "a" * 64 + "@example.org", "a" * 65 + "@example.org", "a@" + "b" * 63 + ".org",
+    "a@" + "b" * 64 + ".org", f"{'a' * 64}@{'b' * 63}.{'c' * 63}.{'d' * 57}.org", f"{'a' * 64}@{'b' * 63}.{'c' * 63}.{'d' * 58}.org",
+    "a@localhost", "a@example", "a@example.123", "a@-example.org", "a@example-.org", "a@ex--ample.org", "a@ab--c.org",
+    "a..b@example.org", ".a@example.org", "a.@example.org", "a@example..org", "a@.example.org", "a@example.org.",
+    "a@test", "a@example.invalid", "a@xn--zz.org", "a@x.xn--p1ai", "a@EXAMPLE.local", "a@b.onion",
+])
+def test_the_quick_address_check_agrees_with_email_validator(address):
+    check_agreement(address)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,70}@[A-Za-z0-9.-]{1,80}", fullmatch=True))
+def test_the_quick_address_check_agrees_with_email_validator_on_any_plain_address(address):
+    check_agreement(address)
+
+
+def check_agreement(address: str) -> None:
+    """The quick path gives what the full check gives, and refuses nothing the full check accepts by mistake."""
+    try:
+        result = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+        expected: str | None = str(result.ascii_email or result.normalized).lower()
+    except EmailNotValidError:
+        expected = None
+    quick = _plain_address(address)
+    assert quick is None or quick == expected, (address, quick, expected)
+    try:
+        assert normalise_address(address) == expected
+    except ValueError:
+        assert expected is None
 
 
 def test_a_name_carrying_a_header_is_refused_on_add_too(run, notify_repo):

@@ -80,8 +80,9 @@ def import_command(repo: Repo, file: Path, skip_invalid: bool, consent_source: s
 
     The header row names the columns: email,name,language,sites,audience (required) and policies, consent_source,
     consent_at (optional). Several sites or policies are separated by ';'; no policies means all. Every bad row
-    is reported with its line and reason; if any row is bad nothing is imported, unless --skip-invalid. Addresses
-    that were erased (`forget`) are recognised and left out. Known addresses are updated.
+    is reported with its line and reason (the first 50 in full), an unterminated quote too; if any row is bad
+    nothing is imported, unless --skip-invalid. Addresses that were erased (`forget`) are recognised and left out.
+    Known addresses are updated.
 
     \b
     Example file:
@@ -95,14 +96,18 @@ def import_command(repo: Repo, file: Path, skip_invalid: bool, consent_source: s
         report = import_subscribers(state, file, skip_invalid=skip_invalid, consent_source=consent_source)
     for problem in report.problems:
         click.echo(f"{file}:{problem.format()}", err=True)
+    if report.bad_rows > len(report.problems):
+        click.echo(f"{file}: … and {report.bad_rows - len(report.problems)} more bad row(s)", err=True)
     for skipped in report.suppressed:
         click.echo(f"{file}:{skipped.format()}", err=True)
+    if report.suppressed_rows > len(report.suppressed):
+        click.echo(f"{file}: … and {report.suppressed_rows - len(report.suppressed)} more suppressed row(s)", err=True)
     if not report.imported:
-        raise NotifyError(f"{len(report.problems)} bad row(s) in {file}: nothing imported",
+        raise NotifyError(f"{report.bad_rows} bad row(s) in {file}: nothing imported",
                           "fix them, or import the good rows with --skip-invalid")
-    skipped_text = f", {len(report.problems)} bad row(s) skipped" if report.problems else ""
+    skipped_text = f", {report.bad_rows} bad row(s) skipped" if report.bad_rows else ""
     click.echo(f"imported {report.added + report.updated}: {report.added} added, {report.updated} updated"
-               f"{skipped_text}, {len(report.suppressed)} suppressed")
+               f"{skipped_text}, {report.suppressed_rows} suppressed")
 
 
 @subscribers_command.command("list")

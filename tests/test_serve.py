@@ -219,6 +219,19 @@ def test_one_click_unsubscribe_is_a_post_that_answers_200_without_redirect_or_co
         assert first.headers["cache-control"] == "no-store"
 
 
+def test_the_unsubscribe_pages_of_a_dutch_subscriber_have_no_english_word(subscribed: Path) -> None:
+    from test_i18n import assert_no_english
+
+    token, _ = subscriber_token(subscribed)
+    with client_for(subscribed, public_only=True) as client:
+        confirm = client.get(f"/unsubscribe/{token}")
+        assert "Uitschrijven voor wijzigingsberichten?" in confirm.text
+        assert_no_english(confirm.text, "nl", "the unsubscribe confirmation page")
+        done = client.post(f"/unsubscribe/{token}", **ONE_CLICK)  # type: ignore[arg-type]
+        assert "U bent uitgeschreven" in done.text
+        assert_no_english(done.text, "nl", "the unsubscribed page")
+
+
 def test_the_query_form_of_the_link_works_too(subscribed: Path) -> None:
     token, _ = subscriber_token(subscribed)
     link = unsubscribe_link("https://example.org/unsubscribe", token)

@@ -41,6 +41,7 @@ COMMANDS: tuple[Entry, ...] = (
     Entry("subscribers", "addendum.cli.subscribers", "subscribers_command", "Manage who receives change notices."),
     Entry("notify", "addendum.cli.notify", "notify_command", "E-mail the change notice of a published VERSION"),
     Entry("notices", "addendum.cli.notices", "notices_command", "Show the record of a version's notices"),
+    Entry("bounces", "addendum.cli.bounces", "bounces_command", "Record bounces and complaints against the notices they are about."),
     Entry("diff", "addendum.cli.diff", "diff_command", "Show what changed in POLICY between FROM and TO."),
     Entry("redline", "addendum.cli.redline", "redline_command", "Write the redline of POLICY from FROM to TO"),
     Entry("archive", "addendum.cli.archive", "archive_command", "Archive every published version not archived yet"),

@@ -11,7 +11,7 @@ from addendum.cli.common import database_option, policy_argument, with_repo
 from addendum.config import Repo
 from addendum.notify.campaign import notice_records
 
-STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled")
+STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "bounced", "cancelled")
 
 
 @click.command("notices")

@@ -270,9 +270,10 @@ def test_a_french_terms_notice_speaks_of_options_not_personal_data(run, terms_re
     found = {name: message for name, message in notices(run, root, ("fr", "en"), tmp_path)}
     french = [m for name, m in found.items() if "-fr-" in name]
     assert len(french) == 2  # one per site
+    assert sorted(str(m["Subject"]).split(" : ")[0] for m in french) == ["Acme", "Acme Shop"]  # the site, not "Acme SAS"
     for message in french:
         text = " ".join(text_of(message).split())
-        assert str(message["Subject"]) == "Acme SAS : modifications de notre document « Conditions d'utilisation » à partir du 31 décembre 2026"
+        assert str(message["Subject"]).endswith(" : modifications de notre document « Conditions d'utilisation » à partir du 31 décembre 2026")
         assert "Bonjour Alice Martin," in text
         assert "VOS POSSIBILITÉS" in text and "avant le 31 décembre 2026 en écrivant à" in text
         assert "données à caractère personnel" not in text and "personal data" not in text and "réclamation" not in text

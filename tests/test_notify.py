@@ -68,7 +68,7 @@ def stored(repo: Path) -> list[dict[str, object]]:
 
 def test_every_affected_subscriber_gets_one_localised_notice_per_site(run, notify_repo, smtp):
     subscribe(run, notify_repo)
-    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
     assert "sent 5, retry 0, failed 0, unknown 0" in result.stdout
     by_recipient = smtp.handler.by_recipient()
     assert {k: len(v) for k, v in by_recipient.items()} == {
@@ -137,9 +137,9 @@ def test_every_affected_subscriber_gets_one_localised_notice_per_site(run, notif
 
 def test_notifying_twice_sends_nothing_the_second_time(run, notify_repo, smtp):
     subscribe(run, notify_repo)
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
     before = stored(notify_repo)
-    second = run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    second = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
     assert len(smtp.handler.received) == 5
     assert "nothing to send" in second.stdout and "outbox: 5 sent" in second.stdout
     assert stored(notify_repo) == before
@@ -147,19 +147,19 @@ def test_notifying_twice_sends_nothing_the_second_time(run, notify_repo, smtp):
 
 def test_a_subscriber_added_later_is_the_only_one_sent_on_the_next_run(run, notify_repo, smtp):
     subscribe(run, notify_repo)
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
     run("--repo", notify_repo, "subscribers", "add", "eva@example.org", "--lang", "en", "--site", "cavallo", "--audience", "subscriber")
-    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
     assert "queued 1 new notice(s); this run: sent 1" in result.stdout
     assert [i.recipients for i in smtp.handler.received[5:]] == [["eva@example.org"]]
 
 
 def test_an_editorial_version_needs_force(run, notify_repo, smtp):
     subscribe(run, notify_repo)
-    refused = run("--repo", notify_repo, "notify", "privacy", V3, "--yes", expect=2)
+    refused = run("--repo", notify_repo, "notify", "privacy", V3, "--yes", "--late", "--reason", "a test of a past version", expect=2)
     assert "privacy@2020-10-01 is editorial: change notices are for material versions" in refused.stderr
     assert "--force" in refused.stderr and smtp.handler.received == []
-    run("--repo", notify_repo, "notify", "privacy", V3, "--yes", "--force")
+    run("--repo", notify_repo, "notify", "privacy", V3, "--yes", "--late", "--reason", "a test of a past version", "--force")
     assert len(smtp.handler.received) == 5
 
 
@@ -174,12 +174,12 @@ def test_temporary_replies_are_retried_with_the_same_bytes(run, notify_repo, smt
     subscribe(run, notify_repo)
     smtp.handler.script = {"ann@example.org": ["451 4.3.0 try later"], "cleo@example.org": ["452 4.2.2 mailbox full"],
                            "dirk@example.org": ["552 5.2.2 over quota"]}
-    first = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
+    first = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=1)
     assert "sent 2, retry 3, failed 0" in first.stdout
     rows = {r["recipient"]: r for r in stored(notify_repo) if r["state"] == "retry"}
     assert set(rows) == {"ann@example.org", "cleo@example.org", "dirk@example.org"}
     assert rows["ann@example.org"]["reply"] == "451 4.3.0 try later" and rows["ann@example.org"]["next_attempt_at"] is not None
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
     arrived = {i.recipients[0]: i.data for i in smtp.handler.received}
     for address, row in rows.items():
         assert arrived[address] == row["message"]
@@ -193,8 +193,8 @@ def test_temporary_replies_are_retried_with_the_same_bytes(run, notify_repo, smt
 def test_permanent_failures_are_not_retried_and_are_on_record(run, notify_repo, smtp):
     subscribe(run, notify_repo)
     smtp.handler.script = {"ann@example.org": ["550 5.1.1 no such user"]}
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
-    again = run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=1)
+    again = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
     assert "nothing to send" in again.stdout
     record = run("--repo", notify_repo, "notices", "privacy", V2, "--state", "failed")
     assert "ann@example.org" in record.stdout and "550 5.1.1 no such user" in record.stdout
@@ -205,16 +205,16 @@ def test_permanent_failures_are_not_retried_and_are_on_record(run, notify_repo, 
 def test_a_connection_dropped_after_data_is_unknown_then_held_or_retried(run, notify_repo, smtp):
     subscribe(run, notify_repo)
     smtp.handler.script = {"ann@example.org": [DROP]}
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=1)
     unknown = [r for r in stored(notify_repo) if r["state"] == "unknown"]
     assert [r["recipient"] for r in unknown] == ["ann@example.org"]
     assert "before the server replied" in unknown[0]["reply"]
     assert len(smtp.handler.received) == 5  # the server did get it: the outcome was unknown to the sender
-    held = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--unknown", "hold", expect=1)  # still owed
+    held = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", "--unknown", "hold", expect=1)  # still owed
     assert held.stdout.splitlines() == ["nothing to send for privacy@2020-09-01 now", "outbox: 4 sent, 1 unknown",
                                         "outstanding: 1 unknown (may have arrived; held: `--unknown retry` sends them again)"]
     assert len(smtp.handler.received) == 5
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--unknown", "retry")
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", "--unknown", "retry")
     assert [i.recipients[0] for i in smtp.handler.received].count("ann@example.org") == 2
     assert {r["state"] for r in stored(notify_repo)} == {"sent"}
 
@@ -226,7 +226,7 @@ def test_a_server_that_drips_its_reply_keeps_one_message_no_longer_than_its_dead
     smtp.handler.drip_reply = {"ann@example.org": 0.5}  # its 21-byte reply would take ten seconds
     smtp.handler.drip_go_ahead = {"cleo@example.org": 0.5}  # the go-ahead for its message, likewise
     started = time.monotonic()
-    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=1)
     assert time.monotonic() - started < 1.5 * 2 + 2.5  # two deadlines and the rest of the run
     assert "sent 3, retry 1, failed 0, unknown 1" in result.stdout
     rows = {r["recipient"]: r for r in stored(notify_repo)}
@@ -245,16 +245,16 @@ def test_the_exit_status_counts_what_is_still_owed_not_only_what_this_run_did(ru
     set_config(notify_repo, {"notify": {"retry_delay": 3600.0}})
     subscribe(run, notify_repo)
     smtp.handler.script = {"ann@example.org": ["451 4.3.0 try later"], "cleo@example.org": ["451 4.3.0 try later"]}
-    first = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
+    first = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=1)
     assert "sent 3, retry 2, failed 0, unknown 0" in first.stdout
     assert re.search(r"^outstanding: 2 retry \(next due \d{4}-\d\d-\d\d \d\d:\d\d UTC: run notify again then\)$",
                      first.stdout, re.MULTILINE)
-    again = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)  # nothing due yet, but still owed
+    again = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=1)  # nothing due yet, but still owed
     assert again.stdout.splitlines()[:2] == ["nothing to send for privacy@2020-09-01 now", "outbox: 2 retry, 3 sent"]
     assert again.stdout.splitlines()[2].startswith("outstanding: 2 retry (next due ")
     with open_state(open_repo(notify_repo)) as state, state.store.begin() as connection:
         connection.execute(outbox.update().where(outbox.c.state == "retry").values(state="failed"))
-    done = run("--repo", notify_repo, "notify", "privacy", V2, "--yes")  # failed for good: nothing more to do
+    done = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")  # failed for good: nothing more to do
     assert done.stdout.splitlines() == [
         "nothing to send for privacy@2020-09-01: everyone affected was notified, except 2 whose notice failed for good "
         "(`addendum notices … --state failed`)", "outbox: 2 failed, 3 sent"]
@@ -269,11 +269,11 @@ def test_a_refused_login_stops_the_run_and_keeps_the_outbox(run, notify_repo, mo
         monkeypatch.setenv("ADDENDUM_SMTP_USER", "mailer")
         monkeypatch.setenv("ADDENDUM_SMTP_PASSWORD", "wrong")
         subscribe(run, notify_repo)
-        refused = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=2)
+        refused = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=2)
         assert "refused the login of 'mailer': 535" in refused.stderr
         assert {r["state"] for r in stored(notify_repo)} == {"pending"} and server.handler.received == []
         monkeypatch.setenv("ADDENDUM_SMTP_PASSWORD", "right")
-        run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+        run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
         assert len(server.handler.received) == 5 and {r["state"] for r in stored(notify_repo)} == {"sent"}
 
 
@@ -283,7 +283,7 @@ def test_the_run_pauses_when_most_recent_attempts_fail(run, notify_repo, smtp):
         f"p{n}@example.org,P {n},en,selentic,subscriber\n" for n in range(10))
     subscribe(run, notify_repo, people)
     smtp.handler.always = "550 5.7.1 blocked"
-    paused = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
+    paused = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=1)
     assert "paused: 3 of the last 3 attempts failed (last reply: 550 5.7.1 blocked)" in paused.stderr
     assert "run notify again" in paused.stderr and "error:" not in paused.stderr
     states = [r["state"] for r in stored(notify_repo)]
@@ -307,7 +307,7 @@ def test_dry_run_and_preview_store_and_send_nothing(run, notify_repo, smtp, tmp_
 
 def test_progress_off_a_terminal_is_one_line_per_tenth_like_archive(run, notify_repo, smtp):
     subscribe(run, notify_repo)
-    sent = run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    sent = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
     lines = [line for line in sent.stderr.splitlines() if line.startswith(("queueing", "sending"))]
     assert lines == ["queueing: 100% (5/5)", "sending: 20% (1/5)", "sending: 40% (2/5)", "sending: 60% (3/5)",
                      "sending: 80% (4/5)", "sending: 100% (5/5)"]
@@ -316,9 +316,9 @@ def test_progress_off_a_terminal_is_one_line_per_tenth_like_archive(run, notify_
 def test_rate_and_connections_are_checked_by_the_command_line(run, notify_repo):
     helped = run("--repo", notify_repo, "notify", "--help").stdout
     assert "--rate PER_SECOND" in helped and "--connections N" in helped
-    rate = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--rate", "-1", expect=2)
+    rate = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", "--rate", "-1", expect=2)
     assert "Invalid value for '--rate'" in rate.stderr and ">=0" in rate.stderr
-    connections = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--connections", "0", expect=2)
+    connections = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", "--connections", "0", expect=2)
     assert "Invalid value for '--connections'" in connections.stderr and ">=1" in connections.stderr
 
 
@@ -334,7 +334,7 @@ def test_a_preview_folder_git_would_add_is_refused(run, notify_repo, smtp):
 
 def test_canaries_receive_each_variant_first_and_stay_out_of_the_outbox(run, notify_repo, smtp):
     subscribe(run, notify_repo)
-    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--canary", "team@example.org")
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", "--canary", "team@example.org")
     canaries = [i for i in smtp.handler.received if i.recipients == ["team@example.org"]]
     assert len(canaries) == 5  # selentic/en, selentic/nl (subscriber); cavallo/nl, equihealth/nl, equihealth/en (account)
     assert smtp.handler.received[:5] == canaries
@@ -345,7 +345,7 @@ def test_canaries_receive_each_variant_first_and_stay_out_of_the_outbox(run, not
 def test_a_refused_canary_stops_before_anyone_is_notified(run, notify_repo, smtp):
     subscribe(run, notify_repo)
     smtp.handler.script = {"team@example.org": ["550 5.1.1 unknown"]}
-    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--canary", "team@example.org", expect=2)
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", "--canary", "team@example.org", expect=2)
     assert "was not accepted: 550 5.1.1 unknown" in result.stderr
     assert smtp.handler.received == [] and stored(notify_repo) == []
 
@@ -355,31 +355,31 @@ def test_rate_limit_and_parallel_connections(run, notify_repo, smtp):
         f"r{n}@example.org,R {n},nl,cavallo,account\n" for n in range(12))
     subscribe(run, notify_repo, people)
     started = time.monotonic()
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--rate", "20", "--connections", "3")
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", "--rate", "20", "--connections", "3")
     assert time.monotonic() - started >= 11 / 20
     assert sorted(i.recipients[0] for i in smtp.handler.received) == sorted(f"r{n}@example.org" for n in range(12))
 
 
 def test_unsubscribed_people_are_skipped_but_account_holders_are_always_told(run, notify_repo, smtp):
     subscribe(run, notify_repo)
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
     token = re.search(TOKEN, smtp.handler.by_recipient()["ann@example.org"][0].message["List-Unsubscribe"])[0]
     assert "ann@example.org unsubscribed" in run("--repo", notify_repo, "subscribers", "unsubscribe", token).stdout
-    run("--repo", notify_repo, "notify", "privacy", V3, "--yes", "--force")
+    run("--repo", notify_repo, "notify", "privacy", V3, "--yes", "--late", "--reason", "a test of a past version", "--force")
     v3 = [i.recipients[0] for i in smtp.handler.received[5:]]
     assert "ann@example.org" not in v3 and v3.count("bram@example.org") == 2
     # Ann becomes an account holder: legal notices reach her although she left the optional list.
     subscribe(run, notify_repo, "email,name,language,sites,audience\nann@example.org,Ann,en,selentic,account\n")
-    run("--repo", notify_repo, "notify", "privacy", V3, "--yes", "--force")
+    run("--repo", notify_repo, "notify", "privacy", V3, "--yes", "--late", "--reason", "a test of a past version", "--force")
     assert [i.recipients[0] for i in smtp.handler.received[9:]] == ["ann@example.org"]
 
 
 def test_removing_a_subscriber_cancels_what_was_not_sent_yet(run, notify_repo, smtp):
     subscribe(run, notify_repo)
     smtp.handler.script = {"ann@example.org": ["451 later"]}
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=1)
     assert "1 unsent notice(s) cancelled" in run("--repo", notify_repo, "subscribers", "remove", "ann@example.org").stdout
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
     assert [i.recipients[0] for i in smtp.handler.received].count("ann@example.org") == 0
     assert "cancelled" in run("--repo", notify_repo, "notices", "privacy", V2, "--email", "ann@example.org").stdout
 
@@ -388,7 +388,7 @@ def test_notices_show_the_proof_as_json(run, notify_repo, smtp):
     import json
 
     subscribe(run, notify_repo)
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
     lines = run("--repo", notify_repo, "notices", "privacy", V2, "--json").stdout.splitlines()
     records = [json.loads(line) for line in lines]
     assert len(records) == 5
@@ -404,7 +404,7 @@ def test_notices_show_the_proof_as_json(run, notify_repo, smtp):
 
 def test_hostile_names_are_escaped_in_html_and_encoded_in_headers(run, notify_repo, smtp):
     subscribe(run, notify_repo, 'email,name,language,sites,audience\nmal@example.org,"<b>Mal</b> ""&"" Co",en,selentic,subscriber\n')
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
     message = smtp.handler.received[0].message
     text, page = parts(message)
     assert "<p>Dear &lt;b&gt;Mal&lt;/b&gt; &quot;&amp;&quot; Co,</p>" in page and "<b>Mal" not in page
@@ -414,7 +414,7 @@ def test_hostile_names_are_escaped_in_html_and_encoded_in_headers(run, notify_re
 
 def test_attach_redline_attaches_the_archived_pdf(run, notify_repo, smtp):
     subscribe(run, notify_repo, "email,name,language,sites,audience\nann@example.org,Ann,en,selentic,subscriber\n")
-    missing = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--attach-redline", expect=2)
+    missing = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", "--attach-redline", expect=2)
     assert "no redline PDF at history/privacy/2020-09-01/selentic/en/redline.pdf" in missing.stderr
     pdf = notify_repo / "history/privacy/2020-09-01/selentic/en/redline.pdf"
     writer = PdfWriter()
@@ -422,7 +422,7 @@ def test_attach_redline_attaches_the_archived_pdf(run, notify_repo, smtp):
     pdf.parent.mkdir(parents=True)
     with pdf.open("wb") as stream:
         writer.write(stream)
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--attach-redline")
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", "--attach-redline")
     message = smtp.handler.received[0].message
     attachment = next(message.iter_attachments())
     assert attachment.get_filename() == "redline-privacy-2020-09-01-selentic-en.pdf"
@@ -468,9 +468,9 @@ def test_notify_works_the_same_on_postgresql(run, notify_repo, smtp, postgres_ur
     monkeypatch.setenv("ADDENDUM_DATABASE_URL", postgres_url)
     subscribe(run, notify_repo)
     smtp.handler.script = {"ann@example.org": ["451 later"]}
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=1)
-    run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
-    assert "nothing to send" in run("--repo", notify_repo, "notify", "privacy", V2, "--yes").stdout
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=1)
+    run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
+    assert "nothing to send" in run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version").stdout
     assert sorted(i.recipients[0] for i in smtp.handler.received) == sorted(
         ["ann@example.org", "bram@example.org", "bram@example.org", "cleo@example.org", "dirk@example.org"])
     assert "5 sent" in run("--repo", notify_repo, "notices", "privacy", V2).stderr
@@ -484,7 +484,7 @@ def test_an_unreachable_server_stops_the_run_with_the_outbox_intact(run, notify_
     monkeypatch.setenv("ADDENDUM_SMTP_PORT", str(free_port()))  # nothing listens there
     monkeypatch.setenv("ADDENDUM_SMTP_SECURITY", "none")
     subscribe(run, notify_repo)
-    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=2)
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=2)
     assert "cannot connect to the SMTP server 127.0.0.1:" in result.stderr
     assert {r["state"] for r in stored(notify_repo)} == {"pending"} and all(r["attempts"] == 0 for r in stored(notify_repo))
 
@@ -501,7 +501,7 @@ def test_a_second_sender_is_refused_while_one_runs(run, notify_repo, smtp):
     with open_state(open_repo(notify_repo)) as state, state.store.begin() as connection:
         connection.execute(insert(locks).values(name="notify", owner="other", host=socket.gethostname(), pid=os.getppid(),
                                                 heartbeat_at=utcnow()))
-    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=2)
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=2)
     assert f"another `addendum notify` is sending (process {os.getppid()}" in result.stderr
     assert ": it is running, renewed " in result.stderr  # a live sender on this host is never taken over
     assert f"wait for it to finish, or stop it (kill {os.getppid()})" in result.stderr
@@ -521,11 +521,11 @@ def test_the_smtp_password_may_come_from_a_private_file(run, notify_repo, monkey
         os.chmod(secret, 0o644)
         set_config(notify_repo, {"notify.smtp": {"password_file": str(secret)}})
         subscribe(run, notify_repo)
-        loose = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=2)
+        loose = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=2)
         assert "SMTP password file" in loose.stderr and "chmod 600" in loose.stderr
         assert stored(notify_repo) == []  # checked before anything is queued
         os.chmod(secret, 0o600)
-        run("--repo", notify_repo, "notify", "privacy", V2, "--yes")
+        run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
         assert len(server.handler.received) == 5
 
 
@@ -570,7 +570,7 @@ def test_sending_also_checks_the_smtp_settings_before_anything_is_queued(run, no
     subscribe(run, notify_repo)
     unset_config(notify_repo, "archive.base_url")
     set_config(notify_repo, {"notify.smtp": {"password_file": str(notify_repo.parent / "no-such-file")}})
-    refused = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", expect=2).stderr
+    refused = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", expect=2).stderr
     assert refused.startswith("error: notify needs 2 setting(s) in addendum.toml that are missing or invalid:\n"
                               "  - archive.base_url: is not set\n")
     assert (f"  - notify.smtp: the SMTP password file {notify_repo.parent / 'no-such-file'} does not exist\n"

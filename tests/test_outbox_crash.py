@@ -42,7 +42,7 @@ def people(run: Callable[..., Result], repo: Path) -> set[str]:
 def start_notify(repo: Path, server: SmtpServer, *extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "ADDENDUM_SMTP_HOST": "127.0.0.1", "ADDENDUM_SMTP_PORT": str(server.port),
            "ADDENDUM_SMTP_SECURITY": "none", "ADDENDUM_SMTP_TIMEOUT": "10"}
-    return subprocess.Popen([sys.executable, "-m", "addendum", "--repo", str(repo), "notify", "privacy", VERSION, "--yes", *extra],
+    return subprocess.Popen([sys.executable, "-m", "addendum", "--repo", str(repo), "notify", "privacy", VERSION, "--yes", "--late", "--reason", "a test of a past version", *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -144,5 +144,5 @@ def test_a_lock_left_with_our_pid_by_a_killed_run_is_taken_over(run, notify_repo
         held = sending_lease(state.store)
         with held, pytest.raises(NotifyError, match="another `addendum notify` is sending"), sending_lease(state.store):
             pass  # a lease this process holds is alive, whatever the pid says
-    run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes")
+    run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", "--late", "--reason", "a test of a past version")
     assert states(notify_repo) == Counter({"sent": len(smtp.handler.received)}) and len(smtp.handler.received) > 0

@@ -41,7 +41,7 @@ def subscribe(run: Callable[..., Result], repo: Path, count: int) -> list[str]:
 def start_notify(repo: Path, server: SmtpServer, database: str, *extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "ADDENDUM_SMTP_HOST": "127.0.0.1", "ADDENDUM_SMTP_PORT": str(server.port),
            "ADDENDUM_SMTP_SECURITY": "none", "ADDENDUM_SMTP_TIMEOUT": "10", "ADDENDUM_DATABASE_URL": database}
-    return subprocess.Popen([sys.executable, "-m", "addendum", "--repo", str(repo), "notify", "privacy", VERSION, "--yes",
+    return subprocess.Popen([sys.executable, "-m", "addendum", "--repo", str(repo), "notify", "privacy", VERSION, "--yes", "--late", "--reason", "a test of a past version",
                              *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -91,7 +91,7 @@ def attempt_rows(repo: Path, database: str) -> list[tuple[str, str, str, str]]:
 
 def test_sqlite_keeps_one_sender_and_says_so(run, notify_repo, smtp):
     subscribe(run, notify_repo, 3)
-    refused = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", "--workers", "2", expect=2)
+    refused = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", "--late", "--reason", "a test of a past version", "--workers", "2", expect=2)
     assert "error: --workers 2: a SQLite state store keeps one sender at a time" in refused.stderr
     assert "use PostgreSQL: ADDENDUM_DATABASE_URL=postgresql+psycopg://" in refused.stderr
     assert not smtp.handler.received
@@ -99,7 +99,7 @@ def test_sqlite_keeps_one_sender_and_says_so(run, notify_repo, smtp):
     first = start_notify(notify_repo, smtp, "", "--rate", "0")
     try:
         wait_for(lambda: bool(smtp.handler.data_started), 30, "the first sender sent nothing")
-        second = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", expect=2)
+        second = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", "--late", "--reason", "a test of a past version", expect=2)
         assert "another `addendum notify` is sending" in second.stderr
         assert "a SQLite state store keeps one sender at a time: to send with several, use PostgreSQL" in second.stderr
         assert first.wait(60) == 0, first.communicate()

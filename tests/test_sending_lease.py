@@ -57,7 +57,7 @@ def start_notify(repo: Path, *, host: str = "", database: str = "") -> subproces
         script = repo.parent / "other_host.py"
         script.write_text(OTHER_HOST, encoding="utf-8")
         command = [sys.executable, str(script)]
-    return subprocess.Popen([*command, "--repo", str(repo), "notify", "privacy", VERSION, "--yes"], env=env,
+    return subprocess.Popen([*command, "--repo", str(repo), "notify", "privacy", VERSION, "--yes", "--late", "--reason", "a test of a past version"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -156,7 +156,7 @@ time.sleep(60)  # never wait()s: the child stays a zombie
         with store_of(notify_repo) as store, store.connect() as connection:
             holder = connection.execute(select(locks)).one()
         assert holder.pid == zombie and utcnow() - holder.heartbeat_at < timedelta(seconds=10)
-        result = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes")
+        result = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", "--late", "--reason", "a test of a past version")
         assert "sent 6, retry 0, failed 0, unknown 0" in result.stdout
         assert deliveries(smtp) == Counter(PEOPLE)
     finally:
@@ -181,7 +181,7 @@ def test_a_stopped_sender_is_taken_over_within_one_heartbeat_and_records_nothing
             wait = float(re.search(r"can be taken over in ([0-9.]+) s if it stays stopped", refusal)[1])
             assert 0 < wait <= interval
         first = smtp.handler.received[0].recipients[0]
-        rerun = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes")
+        rerun = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", "--late", "--reason", "a test of a past version")
         assert "sent 6, retry 0, failed 0, unknown 0; 1 interrupted earlier" in rerun.stdout
         stopped.send_signal(signal.SIGCONT)
         out, err = stopped.communicate(timeout=30)
@@ -217,7 +217,7 @@ def test_a_sender_that_lost_its_lease_stops_touching_rows(run, notify_repo, smtp
     assert "this run's sending lease was taken over by process 1 on elsewhere: it stopped at once" in err
     assert states(notify_repo) == Counter({"sending": 1, "pending": 5}) and len(smtp.handler.received) == 1
     assert outcomes(notify_repo) == {}
-    rerun = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes")  # the thief is silent: taken over
+    rerun = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", "--late", "--reason", "a test of a past version")  # the thief is silent: taken over
     assert "sent 6, retry 0, failed 0, unknown 0; 1 interrupted earlier" in rerun.stdout
     assert_duplicates_only_among_unknown(smtp, notify_repo)
 
@@ -247,7 +247,7 @@ def test_a_live_sender_on_another_host_keeps_its_claims_through_a_slow_delivery_
         assert len(held) == 1 and "" not in held  # the remote sender claimed all six (one batch)
         probe_until = time.monotonic() + 2 * 3 * interval  # twice as long as a silent holder is given
         while time.monotonic() < probe_until:
-            joined = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", expect=1)
+            joined = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", "--late", "--reason", "a test of a past version", expect=1)
             assert "this run: sent 0, retry 0, failed 0, unknown 0\n" in joined.stdout
             assert "outstanding: 5 pending (held by other senders), 1 sending (being sent by other senders)" in joined.stdout, joined.stdout
             assert claims(postgres_url, notify_repo) == held
@@ -256,7 +256,7 @@ def test_a_live_sender_on_another_host_keeps_its_claims_through_a_slow_delivery_
         remote.wait(10)
         killed_at = time.monotonic()
         while True:
-            rerun = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", expect=None)
+            rerun = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", "--late", "--reason", "a test of a past version", expect=None)
             if "sent 6" in rerun.stdout:
                 break
             assert time.monotonic() - killed_at < 3 * interval + 2, rerun.stdout
@@ -282,7 +282,7 @@ def test_two_senders_on_two_hosts_deliver_each_message_once(run, notify_repo, sm
     remote = start_notify(notify_repo, host="other", database=postgres_url)
     try:
         wait_for_first_message(smtp, remote)
-        second = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", expect=1)
+        second = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", "--late", "--reason", "a test of a past version", expect=1)
         assert "this run: sent 4, retry 0, failed 0, unknown 0" in second.stdout
         assert "outstanding: 1 pending (held by other senders), 1 sending (being sent by other senders)" in second.stdout, second.stdout
         out, err = remote.communicate(timeout=30)
@@ -311,7 +311,7 @@ def test_a_lease_naming_a_process_number_a_later_process_took_is_taken_at_once(r
         with store_of(notify_repo) as store, store.begin() as connection:
             connection.execute(insert(locks).values(name=LOCK_NAME, owner="gone", host=socket.gethostname(),
                                                     pid=later.pid, heartbeat_at=utcnow() - timedelta(seconds=5)))
-        run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes")
+        run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", "--late", "--reason", "a test of a past version")
     finally:
         later.kill()
         later.wait(10)

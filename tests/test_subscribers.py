@@ -308,8 +308,8 @@ def test_forget_erases_everything_but_a_keyed_hash(run, notify_repo, smtp, tmp_p
     people = write_csv(tmp_path, HEADER + "ann@example.org,Ann Zoë,en,selentic;cavallo,subscriber\nbram@example.org,Bram,nl,cavallo,account\n")
     run("--repo", notify_repo, "subscribers", "import", people)
     smtp.handler.script = {"ann@example.org": ["451 later", "550 no"]}
-    run("--repo", notify_repo, "notify", "privacy", "privacy@2020-09-01", "--yes", expect=1)
-    run("--repo", notify_repo, "notify", "privacy", "privacy@2020-09-01", "--yes")  # the retry goes through
+    run("--repo", notify_repo, "notify", "privacy", "privacy@2020-09-01", "--yes", "--late", "--reason", "a test of a past version", expect=1)
+    run("--repo", notify_repo, "notify", "privacy", "privacy@2020-09-01", "--yes", "--late", "--reason", "a test of a past version")  # the retry goes through
     database = notify_repo / ".addendum" / "state.db"
     assert any("ann@example.org" in value for value in every_value(f"sqlite:///{database}"))
     forgot = run("--repo", notify_repo, "subscribers", "forget", "ANN@example.org")
@@ -390,7 +390,7 @@ def test_a_readable_key_file_is_refused(tmp_path, monkeypatch):
 
 def test_export_for_one_person_includes_their_notices(run, notify_repo, smtp, tmp_path):
     run("--repo", notify_repo, "subscribers", "import", write_csv(tmp_path, HEADER + "ann@example.org,Ann,en,selentic,subscriber\n"))
-    run("--repo", notify_repo, "notify", "privacy", "privacy@2020-09-01", "--yes")
+    run("--repo", notify_repo, "notify", "privacy", "privacy@2020-09-01", "--yes", "--late", "--reason", "a test of a past version")
     lines = run("--repo", notify_repo, "subscribers", "export", "--format", "jsonl", "--email", "ann@example.org").stdout.splitlines()
     record = json.loads(lines[0])
     assert record["email"] == "ann@example.org" and record["notices"][0]["version"] == "privacy@2020-09-01"
@@ -403,7 +403,7 @@ def test_subscribers_on_postgresql(run, notify_repo, smtp, tmp_path, postgres_ur
     assert "line 3: invalid address" in run("--repo", notify_repo, "subscribers", "import", bad, expect=2).stderr
     run("--repo", notify_repo, "subscribers", "import", bad, "--skip-invalid")
     run("--repo", notify_repo, "subscribers", "add", "bram@example.org", "--lang", "nl", "--site", "cavallo", "--audience", "account")
-    run("--repo", notify_repo, "notify", "privacy", "privacy@2020-09-01", "--yes")
+    run("--repo", notify_repo, "notify", "privacy", "privacy@2020-09-01", "--yes", "--late", "--reason", "a test of a past version")
     assert listed(run, notify_repo) == ["ann@example.org", "bram@example.org"]
     run("--repo", notify_repo, "subscribers", "forget", "ann@example.org")
     assert not any("ann@example.org" in value for value in every_value(postgres_url))

@@ -106,11 +106,15 @@ def _exit_status(report: NotifyReport) -> int:
               help="SMTP connections side by side, per worker (default: notify.smtp.connections).")
 @click.option("--workers", type=click.IntRange(min=1, max=64), metavar="N", default=1, show_default=True,
               help="Sender processes on this machine (more than 1 needs a PostgreSQL state store).")
+@click.option("--urgent", is_flag=True, help="Send inside the notice period (notice_days before the effective date); needs --reason.")
+@click.option("--late", is_flag=True, help="Send on or after the effective date; the notice says the change took effect. Needs --reason.")
+@click.option("--reason", default="", metavar="TEXT", help="Why the notice is --urgent or --late (recorded with each notice).")
 @database_option
 @with_repo
 def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force: bool, dry_run: bool,
                    preview_dir: Path | None, canary: tuple[str, ...], attach_redline: bool, unknown: str, rate: float | None,
-                   connections: int | None, workers: int, database_url: str | None) -> int:
+                   connections: int | None, workers: int, urgent: bool, late: bool, reason: str,
+                   database_url: str | None) -> int:
     """E-mail the change notice of a published VERSION to the subscribers of the sites it changed.
 
     Each person gets one notice per site, in their language (else the site's default): what changed per section,
@@ -118,6 +122,11 @@ def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force
     redline and the changelog, their rights, the supervisory authority and the controller's contact. Notices are
     stored in the outbox before the first attempt; running notify again sends only what is pending or due, so it
     is safe to re-run after any interruption, even a killed process.
+
+    A notice is true on the day it is sent: at least notice_days (policy.toml) before the effective date it
+    announces the change; inside that period it is refused unless --urgent --reason TEXT; on or after the
+    effective date it is refused unless --late --reason TEXT, and then says the change took effect on that date.
+    The reason is recorded with each notice (`addendum notices --json`). A dry run or preview refuses nothing.
 
     Many senders can share a PostgreSQL state store: --workers N starts N sender processes here, and the same
     command on other machines (one ADDENDUM_DATABASE_URL) adds theirs. Each claims notices in small batches under a
@@ -141,7 +150,8 @@ def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force
         raise UsageError("sending needs confirmation, and this is not a terminal", "pass --yes to send without asking")
     options = NotifyOptions(force=force, dry_run=dry_run, preview_dir=preview_dir, canary=canary,
                             attach_redline=attach_redline, unknown="hold" if unknown == "hold" else "retry",
-                            rate_per_second=rate, connections=connections, database_url=database_url, workers=workers)
+                            rate_per_second=rate, connections=connections, database_url=database_url, workers=workers,
+                            urgent=urgent, late=late, reason=reason)
     with progress_on_stderr("notify") as progress:
         report = notify(repo, policy_id, version_id, options, _ask(yes), progress)
     _print(report)

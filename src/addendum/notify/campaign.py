@@ -4,26 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from functools import cached_property, lru_cache
+from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, or_, select
+
 from addendum.config import Repo
-from addendum.errors import NotifyError, UsageError
+from addendum.errors import NotifyError
 from addendum.files import write_atomic
-from addendum.notify.bounces import envelope_for, return_path, suppressed_addresses
 from addendum.notify.content import (
     NoticeContent,
     NoticePlan,
     SettingProblem,
     base_url_problems,
     notice_content,
+    notice_timing,
     plan_notice,
     require_base_url,
     settings_error,
 )
-from addendum.notify.dkim import Signer, signer_for
 from addendum.notify.message import SUBSCRIBER, BuiltMessage, MessageFactory, Recipient, Sender, sender_for, sender_problems
 from addendum.notify.outbox import (
     OUTSTANDING_STATES,
@@ -41,7 +42,6 @@ from addendum.notify.store import ALL_POLICIES, Store, attempts, batched_rows, i
 from addendum.notify.tokens import require_ignored
 from addendum.notify.workers import SendJob, one_sender, require_workers, send
 from addendum.progress import NoProgress, Progress
-from sqlalchemy import func, or_, select
 
 QUEUE_BATCH = 200
 CANARY_UID = "0" * 32
@@ -59,6 +59,10 @@ class NotifyOptions:
     connections: int | None = None
     database_url: str | None = None
     workers: int = 1
+    urgent: bool = False  # send inside the notice period (with a reason)
+    late: bool = False  # send on or after the effective date (with a reason): the notice says the change took effect
+    reason: str = ""
+    today: date | None = None  # the day of sending (None: today on this machine's clock)
 
 
 @dataclass(frozen=True)
@@ -102,14 +106,12 @@ class NotifyReport:
 
 
 def recipients_query(plan: NoticePlan, only_new: bool = True) -> Any:
-    """Subscribers of the policy on an affected site, one row per (person, site); account holders even if unsubscribed;
-    nobody whose address bounced (or complained) notify.bounce_limit times."""
+    """Subscribers of the policy on an affected site, one row per (person, site); account holders even if unsubscribed."""
     s, link = subscribers, subscriptions
     query = (select(s.c.id.label("id"), link.c.site_id.label("site_id"), s.c.uid, s.c.email, s.c.name, s.c.language, s.c.audience)
              .select_from(s.join(link, link.c.subscriber_id == s.c.id))
              .where(link.c.policy_id.in_([plan.policy_id, ALL_POLICIES]), link.c.site_id.in_(plan.affected_sites),
-                    or_(s.c.audience == "account", s.c.unsubscribed_at.is_(None)),
-                    s.c.email.not_in(suppressed_addresses(int(plan.repo.setting("notify.bounce_limit")))))
+                    or_(s.c.audience == "account", s.c.unsubscribed_at.is_(None)))
              .distinct())
     if only_new:
         queued = select(outbox.c.id).where(outbox.c.version_id == plan.version.id, outbox.c.recipient == s.c.email,
@@ -151,11 +153,6 @@ class Campaign:
             lambda site_id, language: notice_content(plan, site_id, language, base_url))
         self.factory = MessageFactory(repo, self.sender, state.keyring, self.content, utcnow(), attach_redline)
 
-    @cached_property
-    def signer(self) -> Signer | None:
-        """The DKIM signer of sent notices (None when notify.dkim.domain is not set); previews are not signed."""
-        return signer_for(self.repo)
-
     def build(self, recipient: Recipient) -> BuiltMessage:
         return self.factory.build(recipient, self.plan.language_for(recipient.site_id, recipient.language))
 
@@ -172,7 +169,8 @@ class Campaign:
                 "recipient": recipient.email, "site_id": recipient.site_id, "language": language,
                 "audience": recipient.audience, "content_hash": self.content(recipient.site_id, language).content_hash,
                 "message_id": built.message_id, "message_sha256": built.sha256, "message": built.data, "state": "pending",
-                "attempts": 0, "reply": "", "created_at": now, "updated_at": now}
+                "timing": self.plan.timing, "timing_reason": self.plan.timing_reason, "attempts": 0, "reply": "",
+                "created_at": now, "updated_at": now}
 
     def queue(self, progress: Progress) -> int:
         """Store every new recipient's rendered message before any is sent: a retry then sends the same bytes."""
@@ -218,8 +216,7 @@ class Campaign:
                 for stand_in in self.variants():
                     recipient = Recipient(stand_in.uid, email, "", stand_in.language, stand_in.site_id, stand_in.audience)
                     built = self.factory.build(recipient, recipient.language)
-                    data = self.signer(built.data) if self.signer is not None else built.data
-                    delivery = connection.deliver(self.sender.address.addr_spec, email, data)
+                    delivery = connection.deliver(self.sender.address.addr_spec, email, built.data)
                     variant = f"{stand_in.site_id}/{stand_in.language}/{stand_in.audience}"
                     if delivery.outcome != "sent":
                         raise NotifyError(f"the canary {variant} to {email} was not accepted: {delivery.reply}",
@@ -267,15 +264,12 @@ def _reaches_subscribers(store: Store, plan: NoticePlan, options: NotifyOptions)
 
 
 def _smtp_problems(repo: Repo) -> list[SettingProblem]:
-    """What keeps the SMTP settings (the password file), the DKIM key or the return path from being used, as problems
-    of their tables."""
-    problems = []
-    for table, check in (("notify.smtp", smtp_settings), ("notify.dkim", signer_for), ("notify.return_path", return_path)):
-        try:
-            check(repo)
-        except (NotifyError, UsageError) as exc:
-            problems.append(SettingProblem(table, exc.message, exc.hint))
-    return problems
+    """What keeps the SMTP settings from being used (the password file), as a problem of the [notify.smtp] table."""
+    try:
+        smtp_settings(repo)
+    except NotifyError as exc:
+        return [SettingProblem("notify.smtp", exc.message, exc.hint)]
+    return []
 
 
 def require_settings(repo: Repo, plan: NoticePlan, store: Store, options: NotifyOptions) -> None:
@@ -312,7 +306,8 @@ def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
     progress = progress or NoProgress()
     if options.preview_dir is not None:
         require_ignored(repo.root, options.preview_dir, "preview folder", probe=options.preview_dir / "notice.eml")
-    plan = plan_notice(repo, policy_id, version_id, options.force)
+    plan = notice_timing(plan_notice(repo, policy_id, version_id, options.force), options.today or date.today(),
+                         options.urgent, options.late, options.reason, sending=not (options.dry_run or options.preview_dir))
     with open_state(repo, options.database_url) as state:
         store = state.store
         require_settings(repo, plan, store, options)
@@ -338,8 +333,7 @@ def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
                 return report
             report.queued = campaign.queue(progress)
             progress.start("sending", count_due(store, plan.version.id, options.unknown))
-            job = SendJob(plan.version.id, campaign.sender.address.addr_spec, smtp, settings, utcnow(),
-                          envelope_for(return_path(repo)), campaign.signer)
+            job = SendJob(plan.version.id, campaign.sender.address.addr_spec, smtp, settings, utcnow())
             report.send = send(store, job, options.workers, progress.advance, (lease,) if lease else ())
             report.send.recovered += recovered
             progress.finish()
@@ -365,6 +359,8 @@ class NoticeRecord:
     sent_at: str
     attempts: int
     reply: str
+    timing: str = ""  # ahead | short (sent with --urgent) | late (sent with --late); "" from an earlier release
+    timing_reason: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -380,7 +376,8 @@ def notice_records(repo: Repo, policy_id: str, version_id: str, email: str | Non
     store = open_store(repo, database_url)
     query = select(outbox.c.id, outbox.c.recipient, outbox.c.site_id, outbox.c.language, outbox.c.audience, outbox.c.state,
                    outbox.c.content_hash, outbox.c.message_id, outbox.c.message_sha256, outbox.c.created_at,
-                   outbox.c.sent_at, outbox.c.attempts, outbox.c.reply).where(outbox.c.version_id == version.id)
+                   outbox.c.sent_at, outbox.c.attempts, outbox.c.reply, outbox.c.timing,
+                   outbox.c.timing_reason).where(outbox.c.version_id == version.id)
     if email is not None:
         try:
             query = query.where(outbox.c.recipient == normalise_address(email))
@@ -393,7 +390,8 @@ def notice_records(repo: Repo, policy_id: str, version_id: str, email: str | Non
             for row in batched_rows(connection, query, (outbox.c.id,)):
                 yield NoticeRecord(row.recipient, row.site_id, row.language, row.audience, row.state, row.content_hash,
                                    row.message_id, row.message_sha256, row.created_at.isoformat(timespec="seconds"),
-                                   row.sent_at.isoformat(timespec="seconds") if row.sent_at else "", row.attempts, row.reply)
+                                   row.sent_at.isoformat(timespec="seconds") if row.sent_at else "", row.attempts, row.reply,
+                                   row.timing or "", row.timing_reason or "")
     finally:
         store.dispose()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +21,10 @@ from addendum.policy.model import Controller, Policy, load_policy
 from addendum.policy.notes import Note, editor_notes
 from addendum.policy.resolve import ResolvedPolicy, normalise, resolve
 from addendum.templates import strings
+
+# When a notice is sent, against the version's effective date: at least notice_days before it, inside the notice
+# period (sent with --urgent), or on or after it (sent with --late; the notice says the change took effect).
+AHEAD, SHORT, LATE = "ahead", "short", "late"
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,9 @@ class NoticeContent:
     rights: tuple[str, ...] = ()  # the rights the notice lists (kinds.RIGHTS), only for a document about personal data
     object_to: tuple[str, ...] = ()  # the processing a reader may object to (kinds.OBJECTION_BASES)
     options: tuple[str, ...] = ()  # terms: what a reader may do (kinds.OPTIONS)
+    timing: str = AHEAD  # when it is sent: AHEAD or SHORT (announces the change) or LATE (says it took effect)
+    sender_name: str = ""  # the site's own sender name and reply-to ([sites.X] sender_name, reply_to), else [notify]'s
+    reply_to: str = ""
 
     @property
     def personal_data(self) -> bool:
@@ -93,6 +100,8 @@ class NoticePlan:
     version: PublishedVersion
     previous: PublishedVersion | None
     affected_sites: tuple[str, ...]
+    timing: str = AHEAD  # see notice_timing
+    timing_reason: str = ""  # why a notice is sent inside the notice period or after the effective date
 
     @cached_property
     def policy(self) -> Policy:
@@ -136,6 +145,35 @@ def plan_notice(repo: Repo, policy_id: str, version_id: str, force: bool = False
     if previous is not None:
         sites = [s for s in sites if any(version.hashes[k] != previous.hashes.get(k) for k in version.hashes if k.startswith(s + "/"))]
     return NoticePlan(repo, version, previous, tuple(sites))
+
+
+def notice_timing(plan: NoticePlan, today: date, urgent: bool = False, late: bool = False, reason: str = "",
+                  sending: bool = True) -> NoticePlan:
+    """The plan with its timing on the day of sending: a notice says "we are changing" only before the effective date,
+    and is sent inside the notice period (notice_days of policy.toml) only with --urgent --reason, on or after the
+    effective date only with --late --reason (and then says the change took effect). A preview or dry run
+    (`sending` False) renders what that day's notice would say and refuses nothing."""
+    effective, notice_days = plan.version.effective, plan.policy.notice_days
+    reason = reason.strip()
+    when = f"{plan.version.id} takes effect on {effective.isoformat()}"
+    if today >= effective:
+        timing, needed = LATE, late
+        problem = (f"{plan.version.id} took effect on {effective.isoformat()} (today is {today.isoformat()}): a notice "
+                   "sent now cannot announce it as a coming change")
+        hint = ("to tell people it took effect, pass --late --reason TEXT (the reason is recorded with each notice; "
+                "the notice then says the change took effect on that date)")
+    elif today > effective - timedelta(days=notice_days):
+        timing, needed = SHORT, urgent
+        problem = (f"{when}, {(effective - today).days} day(s) from today ({today.isoformat()}); policy "
+                   f"{plan.policy_id} requires {notice_days} days' notice")
+        hint = "to send it all the same, pass --urgent --reason TEXT (the reason is recorded with each notice)"
+    else:
+        return replace(plan, timing=AHEAD, timing_reason="")
+    if sending and not needed:
+        raise UsageError(problem, hint)
+    if sending and not reason:
+        raise UsageError(f"{problem}, and --reason is empty", "say why in --reason TEXT: it is recorded with each notice")
+    return replace(plan, timing=timing, timing_reason=reason if needed else "")
 
 
 def section_changes(old: ResolvedPolicy | None, new: ResolvedPolicy) -> tuple[SectionChange, ...]:
@@ -256,6 +294,8 @@ def notice_content(plan: NoticePlan, site_id: str, language: str, base_url: str)
     facts = plan.reader_facts
     contact_email = str(contact.get("email")) if isinstance(contact, Mapping) and contact.get("email") else facts.controller.email
     promises = kinds.promises(facts)
+    # Who the site's notices come from is today's setting, like the controller's contact (reader_facts).
+    sending_site = facts.sites[site_id].variables if site_id in facts.sites else site.variables
     return NoticeContent(
         policy_id=policy.id, version_id=version.id, previous_id=plan.previous.id if plan.previous else "",
         title=policy.title(language), site_id=site_id, site_name=site.name, language=language,
@@ -269,4 +309,6 @@ def notice_content(plan: NoticePlan, site_id: str, language: str, base_url: str)
         authority=supervisory_authority(facts, language) if promises.personal_data else None,
         content_hash=version.hash_for(site_id, language) or new.content_hash(),
         kind=promises.kind, rights=promises.rights, object_to=promises.object_to, options=promises.options,
+        timing=plan.timing, sender_name=str(sending_site.get("sender_name") or ""),
+        reply_to=str(sending_site.get("reply_to") or ""),
     )

@@ -158,16 +158,22 @@ class MessageFactory:
 
     def _render(self, content: NoticeContent, audience: str, values: dict[str, str]) -> tuple[str, str, str]:
         t = self.t(content.language)
-        subject = t.gettext("%(controller)s: changes to our %(title)s from %(date)s", controller=content.controller.name, title=content.title,
-                    date=long_date(content.effective, content.locale))
+        subject = t.gettext("%(site)s: changes to our %(title)s from %(date)s", site=content.site_name, title=content.title,
+                            date=long_date(content.effective, content.locale))
+        sender = self._from(content)
         context: dict[str, Any] = {"notice": content, "audience": audience, "t": t, "subject": subject,
-                                   "sender": {"name": self.sender.address.display_name, "address": self.sender.address.addr_spec}}
+                                   "sender": {"name": sender.display_name, "address": sender.addr_spec}}
         names = [f"notice-{content.policy_id}", "notice"]
         text = render_template([f"{n}.txt" for n in names], {**context, "recipient": {
             "greeting": values["tgreeting"], "email": values["temail"], "unsubscribe_url": values["turl"]}}, self.repo.templates_dir)
         page = render_template([f"{n}.html" for n in names], {**context, "recipient": {
             "greeting": values["hgreeting"], "email": values["hemail"], "unsubscribe_url": values["hurl"]}}, self.repo.templates_dir)
         return subject, text, page
+
+    def _from(self, content: NoticeContent) -> Address:
+        """The sender as the recipient's site names it ([sites.X] sender_name), else [notify] from_name."""
+        return Address(display_name=content.sender_name, addr_spec=self.sender.address.addr_spec) if content.sender_name \
+            else self.sender.address
 
     def _compose(self, content: NoticeContent, audience: str, parts: tuple[str, str, str], cte: str | None,
                  to: Address | None, message_id: str, token: str) -> EmailMessage:
@@ -176,8 +182,10 @@ class MessageFactory:
         if to is not None:
             message["To"] = to
         message["Message-ID"] = message_id
-        message["From"] = self.sender.address
-        if self.sender.reply_to is not None:
+        message["From"] = self._from(content)
+        if content.reply_to:
+            message["Reply-To"] = Address(addr_spec=content.reply_to)
+        elif self.sender.reply_to is not None:
             message["Reply-To"] = self.sender.reply_to
         message["Subject"] = subject
         message["Date"] = format_datetime(self.when)

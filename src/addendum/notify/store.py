@@ -112,6 +112,9 @@ outbox = Table(
     Column("message_sha256", String(64), nullable=False),
     Column("message", LargeBinary, nullable=False),
     Column("state", String(12), nullable=False),
+    # When the notice was sent against the effective date (ahead | short | late) and why, for short and late.
+    Column("timing", String(8)),
+    Column("timing_reason", Text),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UtcDateTime),
     Column("reply", Text, nullable=False),

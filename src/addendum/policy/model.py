@@ -227,6 +227,10 @@ def _pending_conflict(variables: Mapping[str, Any], key: str) -> str:
     return ""
 
 
+# One plain address (no display name): the check a site's reply_to needs before a notice is built with it.
+_PLAIN_ADDRESS = re.compile(r"[^@\s<>\"(),;:]+@[^@\s<>\"(),;:]+\.[^@\s<>\"(),;:.]+")
+
+
 def _site(sch: _Schema, site_id: str, data: Any, overrides: dict[str, Document]) -> Site | None:
     if not ID_PATTERN.fullmatch(site_id):
         sch.error(f"sites.{site_id}", f"site id {shown(site_id)} is not a valid id", "site ids are lowercase letters, digits and hyphens")
@@ -239,6 +243,15 @@ def _site(sch: _Schema, site_id: str, data: Any, overrides: dict[str, Document])
         return None
     name = sch.get(data, f"sites.{site_id}.name", str, site_id, required=False)
     pending = sch.get(data, f"sites.{site_id}.pending", list, [], required=False)
+    # How the site's notices name their sender and where replies go (else [notify] from_name and reply_to).
+    sender_name = sch.get(data, f"sites.{site_id}.sender_name", str, "", required=False)
+    if isinstance(sender_name, str) and any(not ch.isprintable() for ch in sender_name):
+        sch.error(f"sites.{site_id}.sender_name", f"site {site_id}: sender_name {shown(sender_name)} holds a control character",
+                  "give a plain name, e.g. sender_name = \"Cavallo privacy team\"")
+    reply_to = sch.get(data, f"sites.{site_id}.reply_to", str, "", required=False)
+    if isinstance(reply_to, str) and reply_to and not _PLAIN_ADDRESS.fullmatch(reply_to):
+        sch.error(f"sites.{site_id}.reply_to", f"site {site_id}: reply_to {shown(reply_to)} is not an e-mail address",
+                  "give one address, e.g. reply_to = \"privacy@cavallo.example\"")
     variables = {k: v for k, v in data.items() if k != "pending"}
     for key in pending:
         problem = _pending_conflict(variables, key) if isinstance(key, str) else f"pending entries are strings, got {shown(key)}"

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
-
 from addendum.config import Repo
-from addendum.errors import NotifyError
+from addendum.errors import NotifyError, UsageError
 from addendum.files import write_atomic
+from addendum.notify.bounces import envelope_for, return_path, suppressed_addresses
 from addendum.notify.content import (
     NoticeContent,
     NoticePlan,
@@ -25,6 +24,7 @@ from addendum.notify.content import (
     require_base_url,
     settings_error,
 )
+from addendum.notify.dkim import Signer, signer_for
 from addendum.notify.message import SUBSCRIBER, BuiltMessage, MessageFactory, Recipient, Sender, sender_for, sender_problems
 from addendum.notify.outbox import (
     OUTSTANDING_STATES,
@@ -42,6 +42,7 @@ from addendum.notify.store import ALL_POLICIES, Store, attempts, batched_rows, i
 from addendum.notify.tokens import require_ignored
 from addendum.notify.workers import SendJob, one_sender, require_workers, send
 from addendum.progress import NoProgress, Progress
+from sqlalchemy import func, or_, select
 
 QUEUE_BATCH = 200
 CANARY_UID = "0" * 32
@@ -106,12 +107,14 @@ class NotifyReport:
 
 
 def recipients_query(plan: NoticePlan, only_new: bool = True) -> Any:
-    """Subscribers of the policy on an affected site, one row per (person, site); account holders even if unsubscribed."""
+    """Subscribers of the policy on an affected site, one row per (person, site); account holders even if unsubscribed;
+    nobody whose address bounced (or complained) notify.bounce_limit times."""
     s, link = subscribers, subscriptions
     query = (select(s.c.id.label("id"), link.c.site_id.label("site_id"), s.c.uid, s.c.email, s.c.name, s.c.language, s.c.audience)
              .select_from(s.join(link, link.c.subscriber_id == s.c.id))
              .where(link.c.policy_id.in_([plan.policy_id, ALL_POLICIES]), link.c.site_id.in_(plan.affected_sites),
-                    or_(s.c.audience == "account", s.c.unsubscribed_at.is_(None)))
+                    or_(s.c.audience == "account", s.c.unsubscribed_at.is_(None)),
+                    s.c.email.not_in(suppressed_addresses(int(plan.repo.setting("notify.bounce_limit")))))
              .distinct())
     if only_new:
         queued = select(outbox.c.id).where(outbox.c.version_id == plan.version.id, outbox.c.recipient == s.c.email,
@@ -152,6 +155,11 @@ class Campaign:
         self.content: Callable[[str, str], NoticeContent] = lru_cache(maxsize=None)(
             lambda site_id, language: notice_content(plan, site_id, language, base_url))
         self.factory = MessageFactory(repo, self.sender, state.keyring, self.content, utcnow(), attach_redline)
+
+    @cached_property
+    def signer(self) -> Signer | None:
+        """The DKIM signer of sent notices (None when notify.dkim.domain is not set); previews are not signed."""
+        return signer_for(self.repo)
 
     def build(self, recipient: Recipient) -> BuiltMessage:
         return self.factory.build(recipient, self.plan.language_for(recipient.site_id, recipient.language))
@@ -216,7 +224,8 @@ class Campaign:
                 for stand_in in self.variants():
                     recipient = Recipient(stand_in.uid, email, "", stand_in.language, stand_in.site_id, stand_in.audience)
                     built = self.factory.build(recipient, recipient.language)
-                    delivery = connection.deliver(self.sender.address.addr_spec, email, built.data)
+                    data = self.signer(built.data) if self.signer is not None else built.data
+                    delivery = connection.deliver(self.sender.address.addr_spec, email, data)
                     variant = f"{stand_in.site_id}/{stand_in.language}/{stand_in.audience}"
                     if delivery.outcome != "sent":
                         raise NotifyError(f"the canary {variant} to {email} was not accepted: {delivery.reply}",
@@ -264,12 +273,15 @@ def _reaches_subscribers(store: Store, plan: NoticePlan, options: NotifyOptions)
 
 
 def _smtp_problems(repo: Repo) -> list[SettingProblem]:
-    """What keeps the SMTP settings from being used (the password file), as a problem of the [notify.smtp] table."""
-    try:
-        smtp_settings(repo)
-    except NotifyError as exc:
-        return [SettingProblem("notify.smtp", exc.message, exc.hint)]
-    return []
+    """What keeps the SMTP settings (the password file), the DKIM key or the return path from being used, as problems
+    of their tables."""
+    problems = []
+    for table, check in (("notify.smtp", smtp_settings), ("notify.dkim", signer_for), ("notify.return_path", return_path)):
+        try:
+            check(repo)
+        except (NotifyError, UsageError) as exc:
+            problems.append(SettingProblem(table, exc.message, exc.hint))
+    return problems
 
 
 def require_settings(repo: Repo, plan: NoticePlan, store: Store, options: NotifyOptions) -> None:
@@ -333,7 +345,8 @@ def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
                 return report
             report.queued = campaign.queue(progress)
             progress.start("sending", count_due(store, plan.version.id, options.unknown))
-            job = SendJob(plan.version.id, campaign.sender.address.addr_spec, smtp, settings, utcnow())
+            job = SendJob(plan.version.id, campaign.sender.address.addr_spec, smtp, settings, utcnow(),
+                          envelope_for(return_path(repo)), campaign.signer)
             report.send = send(store, job, options.workers, progress.advance, (lease,) if lease else ())
             report.send.recovered += recovered
             progress.finish()

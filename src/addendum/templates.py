@@ -55,10 +55,15 @@ def repository_of(repo_templates: Path) -> Path:
     return repo_templates.parent
 
 
-@lru_cache(maxsize=32)
 def environment(repo_templates: Path | None, language: str = SOURCE_LANGUAGE) -> ImmutableSandboxedEnvironment:
     """The environment of one repository's templates in one reader's language: `_`, `ngettext` and `pgettext`
     (jinja2.ext.i18n, newstyle: fields are %-filled and escaped) speak it, through the catalogues of addendum.i18n."""
+    repository = repository_of(repo_templates) if repo_templates is not None else None
+    return _environment(repo_templates, language, i18n.stamp(language, repository))
+
+
+@lru_cache(maxsize=32)
+def _environment(repo_templates: Path | None, language: str, _catalogues: tuple[tuple[str, int, int], ...]) -> ImmutableSandboxedEnvironment:
     # The built-ins are guarded too: in a source checkout they are a policy repository's own templates/.
     builtin = RepositoryLoader(builtin_dir(), builtin_dir().parent)
     loaders: list[Any] = [builtin]
@@ -76,7 +81,7 @@ def environment(repo_templates: Path | None, language: str = SOURCE_LANGUAGE) ->
         keep_trailing_newline=True,
     )
     env.filters["long_date"] = long_date
-    words = i18n.words(language, repo_templates.parent if repo_templates is not None else None)
+    words = i18n.words(language, repository_of(repo_templates) if repo_templates is not None else None)
     env.install_gettext_callables(gettext=words.translations.gettext, ngettext=words.translations.ngettext,  # type: ignore[attr-defined]
                                   newstyle=True, pgettext=words.translations.pgettext)
     env.globals.update(classification=words.classification, change_kind=words.change_kind, notice_change=words.notice_change,
@@ -87,7 +92,7 @@ def environment(repo_templates: Path | None, language: str = SOURCE_LANGUAGE) ->
 def strings(language: str, repo_templates: Path | None = None) -> i18n.Words:
     """The product's words in `language` (`t.gettext("…")`, `t.ngettext(…)`), a repository's own catalogue first.
     Passed to templates as `t`, it also tells render_template the reader's language."""
-    return i18n.words(language, repo_templates.parent if repo_templates is not None else None)
+    return i18n.words(language, repository_of(repo_templates) if repo_templates is not None else None)
 
 
 def render_template(names: str | list[str], context: Mapping[str, Any], repo_templates: Path | None = None) -> str:

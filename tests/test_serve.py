@@ -290,6 +290,18 @@ WORKSPACE_PAGES = ["/", "/policies/terms", "/policies/terms/draft", "/policies/t
                    "/policies/terms/changelog", "/policies/terms/archive.zip", "/events"]
 
 
+def test_the_workspace_speaks_the_browser_language_it_has_words_for(terms: Path) -> None:
+    with client_for(terms) as client:
+        logged_in(client)
+        german = client.get("/", headers={"Accept-Language": "xx, de-CH;q=0.9, fr;q=0.8"})
+        assert 'lang="de"' in german.text and "<h1>Richtlinien</h1>" in german.text
+        dutch = client.get("/", headers={"Accept-Language": "fr;q=0.5, nl-BE"})
+        assert 'lang="nl"' in dutch.text and "<h1>Beleidsstukken</h1>" in dutch.text
+        for header in ("", "xx", "de;q=0", "de;q=zero"):
+            english = client.get("/", headers={"Accept-Language": header})
+            assert 'lang="en"' in english.text and "<h1>Policies</h1>" in english.text
+
+
 def test_the_workspace_needs_the_one_time_login(terms: Path) -> None:
     with client_for(terms) as client:
         for path in WORKSPACE_PAGES:

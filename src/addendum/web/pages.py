@@ -13,9 +13,11 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from addendum.config import Repo
 from addendum.errors import UsageError
+from addendum.i18n import shipped_languages
 from addendum.templates import SOURCE_LANGUAGE, render_template, strings
 
 FORM_LIMIT = 64 * 1024  # a publish form with summaries in a few languages fits many times over
+MAX_LANGUAGE_CHOICES = 20  # of an Accept-Language header; a longer list is read no further
 PageKind = Literal["workspace", "public", "document"]
 
 # No inline script anywhere: the workspace's one script is a file of ours; styles are ours too. A redline document
@@ -38,6 +40,22 @@ def security_headers(kind: PageKind, *, cache: str = "no-store") -> dict[str, st
 def repo_of(request: Request) -> Repo:
     repo: Repo = request.app.state.config.repo
     return repo
+
+
+def accepted_language(request: Request) -> str:
+    """The editor's language for the workspace: the first of the browser's Accept-Language choices (in order of their
+    q-values) that the product has words for; English when none is."""
+    choices = []
+    for position, item in enumerate(request.headers.get("accept-language", "").split(",")[:MAX_LANGUAGE_CHOICES]):
+        tag, _sep, params = item.strip().partition(";")
+        try:
+            weight = float(params.strip().removeprefix("q=")) if params.strip().startswith("q=") else 1.0
+        except ValueError:
+            continue
+        if tag and weight > 0:
+            choices.append((-weight, position, tag.strip().lower().replace("_", "-").split("-")[0]))
+    shipped = shipped_languages()
+    return next((code for _weight, _at, code in sorted(choices) if code in shipped), SOURCE_LANGUAGE)
 
 
 def page(request: Request, name: str, context: Mapping[str, Any], *, status: int = 200, kind: PageKind = "workspace",

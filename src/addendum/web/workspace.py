@@ -26,7 +26,7 @@ from addendum.render.changelog import atom_feed, changelog_document
 from addendum.render.redline import LAYOUTS, Layout
 from addendum.web.auth import CSRF_FIELD, SESSION_COOKIE, Auth, Session, cookie_settings, csrf_matches
 from addendum.web.events import ChangeFeed
-from addendum.web.pages import document, page, read_form, repo_of, security_headers
+from addendum.web.pages import accepted_language, document, page, read_form, repo_of, security_headers
 
 REDLINE_TYPES = {"html": "text/html; charset=utf-8", "pdf": "application/pdf",
                  "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
@@ -65,7 +65,8 @@ async def _form(request: Request) -> tuple[Session, dict[str, str]]:
 
 
 def _editor_page(request: Request, session: Session, name: str, context: Mapping[str, Any], status: int = 200) -> Response:
-    return page(request, name, {"csrf": session.csrf, "events": request.app.state.feed is not None, **context}, status=status)
+    return page(request, name, {"csrf": session.csrf, "events": request.app.state.feed is not None, **context}, status=status,
+                language=accepted_language(request))
 
 
 def _compare_query(values: Mapping[str, str], **changes: str) -> str:

@@ -138,7 +138,7 @@ def terms_repo(make_repo: Callable[..., Path], run: Callable[..., object], monke
         git_in(root, "init", "-q")
         git_in(root, "add", "-A")
         git_in(root, "commit", "-q", "-m", "Terms")
-        summaries = [a for lang in languages[1:] for a in (f"--summary-{lang}", f"Version 1 ({lang}).")]
+        summaries = [a for lang in languages[1:] for a in (f"--summary-{lang}", f"1 ({lang}).")]  # no English word in another language's summary
         run("--repo", root, "publish", "terms", "--effective", "2026-01-01", "--published", "2025-12-01",
             "--summary", "Version 1.", *summaries, "--material")
         for lang in languages:
@@ -146,7 +146,7 @@ def terms_repo(make_repo: Callable[..., Path], run: Callable[..., object], monke
             scope_text = TERMS.get(lang, TERMS["en"])[3]
             path.write_text(path.read_text(encoding="utf-8").replace(scope_text, f"{scope_text} {REVISED.get(lang, REVISED['en'])}"), encoding="utf-8")
         git_in(root, "commit", "-q", "-am", "Revise the scope")
-        summaries = [a for lang in languages[1:] for a in (f"--summary-{lang}", f"Version 2 ({lang}).")]
+        summaries = [a for lang in languages[1:] for a in (f"--summary-{lang}", f"2 ({lang}).")]
         run("--repo", root, "publish", "terms", "--effective", "2026-12-31", "--published", "2026-11-30",
             "--summary", "Version 2.", *summaries, "--material")
         return root

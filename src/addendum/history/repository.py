@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO
 
@@ -89,6 +90,13 @@ class NothingToCommit(HistoryError):
     """The files to commit are exactly as HEAD has them."""
 
 
+def _digest(path: Path) -> str:
+    """The SHA-256 of a regular file's bytes; "" for a missing file (or a link, which is never written through)."""
+    if path.is_symlink() or not path.is_file():
+        return ""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 # In the git folder while a commit is under way (see WorkTree.commit); its presence means one was interrupted.
 JOURNAL_NAME = "addendum-commit.json"
 
@@ -101,9 +109,13 @@ class PendingCommit:
     parent: str | None
     write: tuple[str, ...]  # files whose contents the commit sets (written into the work tree after the index)
     add: tuple[str, ...]  # folders whose work-tree state the commit took (only the index follows)
+    # The SHA-256 of each written file as the work tree had it when the commit was made ("" where it had none):
+    # a file still so is ours to write, whatever it was (untracked too); one changed since is its editor's.
+    found: tuple[tuple[str, str], ...] = ()
 
     def as_json(self) -> dict[str, object]:
-        return {"commit": self.commit, "parent": self.parent, "write": list(self.write), "add": list(self.add)}
+        return {"commit": self.commit, "parent": self.parent, "write": list(self.write), "add": list(self.add),
+                "found": dict(self.found)}
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> PendingCommit:
@@ -111,9 +123,12 @@ class PendingCommit:
         if not (isinstance(commit, str) and (parent is None or isinstance(parent, str)) and isinstance(write, list)
                 and isinstance(add, list)):
             raise TypeError("not a commit journal")
+        found = data.get("found", {})
+        if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+            raise TypeError("not a commit journal")
         for path in (*write, *add):
             require_repository_path(path)  # a journal naming `../x` is not ours: refuse it, write nothing
-        return cls(commit, parent, tuple(write), tuple(add))
+        return cls(commit, parent, tuple(write), tuple(add), tuple(sorted(found.items())))
 
 
 @dataclass(frozen=True)
@@ -458,6 +473,14 @@ class WorkTree:
         found = self.git.text("log", "-1", "--format=%H", "--end-of-options", head, "--", self.path(folder))
         return found or head
 
+    def commit_date(self, commit: str) -> date | None:
+        """The day `commit` was committed, in its committer's time zone; None when it is not here (a shallow clone)."""
+        try:
+            found = self.git.text("show", "-s", "--format=%cs", "--end-of-options", require_revision(commit))
+        except GitFailed:
+            return None
+        return date.fromisoformat(found) if found else None
+
     def identity(self) -> str:
         """`Name <email>` of the author git would record; a clear error when none is configured."""
         try:
@@ -516,7 +539,9 @@ class WorkTree:
         parents = ["-p", head] if head else []
         commit = self.git.text("commit-tree", tree, *parents, "-F", "-", input=message.encode("utf-8"))
         updates = self._tag_updates([(tag, commit) for tag in tags]) + [f"update HEAD {commit} {head or ZERO_OID}"]
-        pending = PendingCommit(commit, head, tuple(self.path(name) for name in write), tuple(self.path(folder) for folder in add))
+        written = tuple(self.path(name) for name in write)
+        pending = PendingCommit(commit, head, written, tuple(self.path(folder) for folder in add),
+                                tuple((path, _digest(self.git.cwd / path)) for path in written))
         journal, descriptor = self._write_journal(pending)
         try:
             try:
@@ -633,11 +658,13 @@ class WorkTree:
             files = [path for path in pending.write if path in new and current.get(path) == new[path]]
             blobs = read_blobs(self.git, [new[path][1] for path in files] + [old[path][1] for path in files if path in old])
             written = []
+            found = dict(pending.found)
             for path in files:
                 target = self.git.cwd / path
                 on_disk = target.read_bytes() if target.is_file() and not target.is_symlink() else None
                 before = blobs[old[path][1]] if path in old else None
-                if on_disk == blobs[new[path][1]] or on_disk != before or (on_disk is None and os.path.lexists(target)):
+                untouched = _digest(target) == found[path] if path in found else on_disk == before
+                if on_disk == blobs[new[path][1]] or not untouched or (on_disk is None and os.path.lexists(target)):
                     continue  # done already, or changed by someone since: theirs to keep
                 inside_repository(self.git.cwd, target.parent)  # never written through a folder linked elsewhere
                 write_atomic(target, blobs[new[path][1]])

@@ -67,18 +67,20 @@ def test_every_message_is_translated_with_the_same_fields(language: str) -> None
 
 
 def english_fragments(language: str) -> list[str]:
-    """The English text of every message whose translation differs: its words between the fields."""
+    """The English text of every message whose translation differs: its words between the fields. A word the
+    language's catalogue itself uses (a loanword such as "Commit" in German) is not counted as English."""
     fragments = set()
-    for message in catalogue(language).values():
+    messages = catalogue(language).values()
+    own = " ".join(s for m in messages for s in (m.string if isinstance(m.string, tuple) else (m.string,))).casefold()  # type: ignore[attr-defined]
+    for message in messages:
         ids = message.id if isinstance(message.id, tuple) else (message.id,)  # type: ignore[attr-defined]
-        strings = message.string if isinstance(message.string, tuple) else (message.string,)  # type: ignore[attr-defined]
         for text in ids:
             pieces = FIELD.split(text)
             for fragment in pieces:
                 fragment = fragment.strip(" ,.:;()“”")
                 # One word between fields ("section" of "(section %(position)s …)") is too common to tell.
                 whole = len(pieces) == 1 or " " in fragment
-                if whole and len(fragment) >= 4 and re.search("[A-Za-z]{3}", fragment) and not any(fragment in s for s in strings):
+                if whole and len(fragment) >= 4 and re.search("[A-Za-z]{3}", fragment) and fragment.casefold() not in own:
                     fragments.add(fragment)
     return sorted(fragments, key=len, reverse=True)
 

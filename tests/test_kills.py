@@ -179,7 +179,9 @@ PUBLISH_2 = ("publish", "terms", "--effective", "2024-02-01", "--published", "20
 
 
 IDENTITY = {"GIT_AUTHOR_NAME": "Test Editor", "GIT_AUTHOR_EMAIL": "editor@example.org",
-            "GIT_COMMITTER_NAME": "Test Editor", "GIT_COMMITTER_EMAIL": "editor@example.org"}
+            "GIT_COMMITTER_NAME": "Test Editor", "GIT_COMMITTER_EMAIL": "editor@example.org",
+            # dated before the published dates given (publish refuses a published date before its commit)
+            "GIT_AUTHOR_DATE": "2018-01-01T12:00:00+00:00", "GIT_COMMITTER_DATE": "2018-01-01T12:00:00+00:00"}
 
 
 @pytest.fixture(autouse=True)

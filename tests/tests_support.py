@@ -19,8 +19,11 @@ from addendum.policy.model import Location, load_policy_files
 from addendum.policy.resolve import ResolvedPolicy, ResolvedSection, resolve
 
 # The one identity of every test repository's commits (and of the library's own git calls in tests).
+# Commits are dated before every published date the tests give (publish refuses a published date earlier than the
+# commit it publishes unless --backdate); a test that needs another date sets it (git_at).
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Test Editor", "GIT_AUTHOR_EMAIL": "editor@example.org",
-                "GIT_COMMITTER_NAME": "Test Editor", "GIT_COMMITTER_EMAIL": "editor@example.org"}
+                "GIT_COMMITTER_NAME": "Test Editor", "GIT_COMMITTER_EMAIL": "editor@example.org",
+                "GIT_AUTHOR_DATE": "2018-01-01T12:00:00+00:00", "GIT_COMMITTER_DATE": "2018-01-01T12:00:00+00:00"}
 
 MINIMAL_POLICY_TOML = """\
 id = "terms"

@@ -50,13 +50,14 @@ class SummaryCommand(click.Command):
 @click.option("--editorial", "classification", flag_value="editorial", help="Wording only; nothing readers rely on changed.")
 @click.option("--reason", default="", metavar="TEXT", help="Why this classification (recorded).")
 @click.option("--urgent", is_flag=True, help="Take effect sooner than the notice period allows (needs --reason; recorded).")
+@click.option("--backdate", is_flag=True, help="Accept a --published date earlier than the commit it publishes (needs --reason; recorded).")
 @click.option("--allow-stale", is_flag=True, help="Publish a material version although some translations did not change along (recorded).")
 @click.option("--dry-run", is_flag=True, help="Check everything and show the version; record nothing.")
 @click.option("--sync-tags", is_flag=True, help="Publish nothing; recreate missing version tags from the ledger.")
 @with_repo
 def publish_command(repo: Repo, policy_id: str, effective: str | None, published: str | None, summary: str | None,
-                    classification: str | None, reason: str, urgent: bool, allow_stale: bool, dry_run: bool,
-                    sync_tags: bool) -> None:
+                    classification: str | None, reason: str, urgent: bool, backdate: bool, allow_stale: bool,
+                    dry_run: bool, sync_tags: bool) -> None:
     """Publish the committed policy as a version, e.g. privacy@2018-05-19.
 
     Records in history/POLICY/ledger.toml the commit, the effective and published dates, your classification
@@ -68,7 +69,9 @@ def publish_command(repo: Repo, policy_id: str, effective: str | None, published
     and an effective date before the previous version's. The rules suggest a class with reasons (recorded
     next to yours); publishing as editorial what they find material needs --reason. A material version
     must take effect at least notice_days (policy.toml) after it is published, unless --urgent --reason;
-    and every translation of a changed section must change along, unless --allow-stale.
+    and every translation of a changed section must change along, unless --allow-stale. A --published date
+    earlier than the day the policy's last commit was made is refused unless --backdate --reason: that date
+    starts the notice period (`log` shows such a version as back-dated).
 
     \b
     Example:
@@ -89,7 +92,7 @@ def publish_command(repo: Repo, policy_id: str, effective: str | None, published
     version, decision = publish_gated(repo, policy_id, effective=parse_date(effective, "--effective"),
                                       published=parse_date(published, "--published") if published else None,
                                       classification=classification, summaries=summaries, reason=reason, urgent=urgent,
-                                      allow_stale=allow_stale, dry_run=dry_run)
+                                      allow_stale=allow_stale, dry_run=dry_run, backdate=backdate)
     verb = "would publish" if dry_run else "published"
     click.echo(f"{verb} {version.id}: effective {version.effective}, published {version.published}, {version.classification}"
                f" (suggested: {decision.suggested})")

@@ -14,7 +14,7 @@ from addendum.history.ledger import PublishedVersion
 from addendum.history.versions import load_version, published_versions
 from addendum.policy.model import Policy, load_policy
 from addendum.publish.parity import StaleTranslation, stale_translations
-from addendum.publish.record import publish
+from addendum.publish.record import publish, publishing_commit
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,34 @@ def _refused(refusals: list[UsageError]) -> UsageError:
 
 
 def gate_publication(old: Policy | None, new: Policy, *, classification: str, reason: str, effective: date,
-                     published: date, urgent: bool = False, allow_stale: bool = False) -> GateDecision:
+                     published: date, urgent: bool = False, allow_stale: bool = False,
+                     committed: tuple[str, date] | None = None, backdate: bool = False) -> GateDecision:
     """Refuse (UsageError) what the rules forbid without an explicit, recorded override: every gate that refuses,
     in one error, so that a publication is not turned down one gate per attempt."""
     decision, refusals = gate_refusals(old, new, classification=classification, reason=reason, effective=effective,
                                        published=published, urgent=urgent, allow_stale=allow_stale)
+    refusals.extend(_backdate_refusals(published, committed, backdate, reason))
+    if committed is not None and published < committed[1]:
+        decision.record.update({"backdated": True, "commit_date": committed[1].isoformat()})
     if refusals:
         raise _refused(refusals)
     return decision
+
+
+def _backdate_refusals(published: date, committed: tuple[str, date] | None, backdate: bool, reason: str) -> list[UsageError]:
+    """A published date earlier than the commit it publishes is a claim that readers were told before the text
+    existed; it starts the notice period, so it needs --backdate --reason (both recorded)."""
+    if committed is None or published >= committed[1]:
+        return []
+    commit, day = committed
+    if not backdate:
+        return [UsageError(f"the published date {published.isoformat()} is earlier than the commit it publishes "
+                           f"({commit[:12]}, committed on {day.isoformat()}); the published date starts the notice period",
+                           f"publish with --published {day.isoformat()} or later, or with --backdate --reason \"…\" "
+                           "when it was announced earlier (recorded in the ledger)")]
+    if not reason.strip():
+        return [UsageError("--backdate needs a --reason", "say when and how the version was announced; the reason is recorded in the ledger")]
+    return []
 
 
 def gate_refusals(old: Policy | None, new: Policy, *, classification: str, reason: str, effective: date,
@@ -93,7 +113,7 @@ def gate_refusals(old: Policy | None, new: Policy, *, classification: str, reaso
 
 def publish_gated(repo: Repo, policy_id: str, *, effective: date, published: date | None, classification: str,
                   summaries: Mapping[str, str], reason: str = "", urgent: bool = False, allow_stale: bool = False,
-                  dry_run: bool = False) -> tuple[PublishedVersion, GateDecision]:
+                  dry_run: bool = False, backdate: bool = False) -> tuple[PublishedVersion, GateDecision]:
     """Publish after the gates: the version's own checks first, then classification, notice period and parity."""
     published = published or date.today()
     arguments: dict[str, Any] = {"effective": effective, "published": published, "classification": classification,
@@ -102,5 +122,6 @@ def publish_gated(repo: Repo, policy_id: str, *, effective: date, published: dat
     versions = published_versions(repo, policy_id)
     previous = load_version(repo, versions[-1]) if versions else None
     decision = gate_publication(previous, load_policy(repo.root, policy_id), classification=classification, reason=reason,
-                                effective=effective, published=published, urgent=urgent, allow_stale=allow_stale)
+                                effective=effective, published=published, urgent=urgent, allow_stale=allow_stale,
+                                committed=publishing_commit(repo, policy_id), backdate=backdate)
     return publish(repo, policy_id, **arguments, extra=decision.record, dry_run=dry_run), decision

@@ -13,6 +13,7 @@ from addendum.history.ledger import PublishedVersion
 from addendum.history.versions import in_force, published_versions, verified_policy, version_files, working_files
 from addendum.policy.model import load_policy
 from addendum.publish.changes import SourceChange, source_changes
+from addendum.publish.record import commit_dates
 from addendum.templates import long_date
 
 MAX_LOGGED_REASONS = 8
@@ -32,6 +33,14 @@ class VersionLog:
     locales: Mapping[str, str]  # every language of the policy, in its order, to its Babel locale
     # version id → (suggested class, reasons), from the ledger or worked out again for versions that lack them
     suggestions: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # version id → the day its text was committed, where git has the commit
+    committed: Mapping[str, date] = field(default_factory=dict)
+
+    def backdated(self, version: PublishedVersion) -> date | None:
+        """The day the version's text was committed, when its published date is earlier: it was back-dated (the
+        ledger keeps what was recorded; this is worked out from the data, for every version alike)."""
+        day = self.committed.get(version.id)
+        return day if day is not None and version.published < day else None
 
     def lines(self, language: str | None = None) -> list[str]:
         """The log as terminal lines: dates and summaries in `language` (default: the policy's default language)."""
@@ -45,6 +54,11 @@ class VersionLog:
         for version in self.versions:
             out.append(f"{version.id:<{width}}  {self.status(version):<10}  effective {long_date(version.effective, locale)}"
                        f" · published {long_date(version.published, locale)} · {version.classification}")
+            backdated = self.backdated(version)
+            if backdated is not None:
+                out.append(f"    back-dated: published {version.published.isoformat()}, but its text was committed on "
+                           f"{backdated.isoformat()} ({version.commit[:12]})"
+                           + (" with --backdate" if version.extra.get("backdated") else ""))
             summary = version.summaries.get(language) or version.summaries.get(self.default_language, "")
             out.append(f"    {summary}")
             if version.reason:
@@ -70,6 +84,10 @@ class VersionLog:
         suggested, reasons = self.suggestions.get(version.id, ("", ()))
         return {"suggested": suggested, "reasons": list(reasons)} if suggested else {}
 
+    def _backdate_json(self, version: PublishedVersion) -> dict[str, Any]:
+        day = self.backdated(version)
+        return {"backdated": day is not None, **({"commit_date": day.isoformat()} if day else {})}
+
     def status(self, version: PublishedVersion) -> str:
         if version == self.in_force:
             return "in force"
@@ -79,7 +97,8 @@ class VersionLog:
         return {
             "policy": self.policy_id,
             "today": self.today.isoformat(),
-            "versions": [{**version_json(v), "status": self.status(v), **self._suggestion_json(v)} for v in self.versions],
+            "versions": [{**version_json(v), "status": self.status(v), **self._suggestion_json(v), **self._backdate_json(v)}
+                         for v in self.versions],
             "unpublished": {"since": self.since.id if self.since else None,
                             "changes": [c.as_json() for c in self.unpublished]},
         }
@@ -100,8 +119,10 @@ def version_log(repo: Repo, policy_id: str, today: date | None = None) -> Versio
     else:
         policy = load_policy(repo.root, policy_id)
     current, _ = in_force(repo, policy_id, today)
+    dates = commit_dates(repo, [v.commit for v in versions])
     return VersionLog(policy_id, today, tuple(reversed(versions)), current, latest, tuple(source_changes(before, working)),
-                      policy.default_language, {language: policy.locale(language) for language in policy.languages})
+                      policy.default_language, {language: policy.locale(language) for language in policy.languages},
+                      committed={v.id: dates[v.commit] for v in versions if v.commit in dates})
 
 
 def version_json(version: PublishedVersion) -> dict[str, Any]:

@@ -100,6 +100,27 @@ def _summaries(policy: Policy, summaries: Mapping[str, str]) -> dict[str, str]:
     return {language: clean[language] for language in policy.languages if language in clean}
 
 
+def publishing_commit(repo: Repo, policy_id: str) -> tuple[str, date] | None:
+    """The commit a publication would record for the policy, and the day it was committed (None before any commit,
+    or when git no longer has it)."""
+    work_tree = open_work_tree(repo.root)
+    commit = work_tree.last_commit_touching(f"policies/{policy_id}")
+    day = work_tree.commit_date(commit) if commit else None
+    return (commit, day) if commit and day else None
+
+
+def commit_dates(repo: Repo, commits: list[str]) -> dict[str, date]:
+    """The day each commit was made, for those git has (a shallow clone may not; a copy outside git has none)."""
+    if not commits:
+        return {}
+    try:
+        work_tree = open_work_tree(repo.root)
+    except HistoryError:
+        return {}
+    found = {commit: work_tree.commit_date(commit) for commit in dict.fromkeys(commits) if commit}
+    return {commit: day for commit, day in found.items() if day is not None}
+
+
 def _require_committed(repo: Repo, work_tree: WorkTree, head: str, policy_id: str) -> None:
     committed = source_texts(work_tree.files_at(head, f"policies/{policy_id}"))
     working = working_files(repo, policy_id)

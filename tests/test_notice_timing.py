@@ -65,6 +65,10 @@ def test_a_notice_of_a_change_in_force_is_refused_today_naming_the_date_and_the_
     assert "--late --reason TEXT" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert smtp.handler.received == []
+    # As typed, without --yes and not on a terminal: the date is the reason given, not the confirmation.
+    as_typed = run("--repo", notify_repo, "notify", "privacy", VERSION, expect=2)
+    assert "took effect on 2020-09-01" in as_typed.stderr and "--late --reason TEXT" in as_typed.stderr
+    assert "not a terminal" not in as_typed.stderr
     no_reason = run("--repo", notify_repo, "notify", "privacy", VERSION, "--yes", "--late", expect=2)
     assert "--reason is empty" in no_reason.stderr and smtp.handler.received == []
 

@@ -165,7 +165,7 @@ def test_an_editorial_version_needs_force(run, notify_repo, smtp):
 
 def test_sending_needs_yes_when_not_on_a_terminal(run, notify_repo, smtp):
     subscribe(run, notify_repo)
-    result = run("--repo", notify_repo, "notify", "privacy", V2, expect=2)
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--late", "--reason", "a test of a past version", expect=2)
     assert "this is not a terminal" in result.stderr and "--yes" in result.stderr
     assert smtp.handler.received == [] and stored(notify_repo) == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from addendum.cli.common import database_option, policy_argument, progress_on_st
 from addendum.config import Repo
 from addendum.errors import NotifyError, UsageError
 from addendum.notify.campaign import Audience, NotifyOptions, NotifyReport, notify
+from addendum.notify.content import notice_timing, plan_notice
 
 
 def _ask(yes: bool) -> Any:
@@ -146,6 +148,8 @@ def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force
     Example:
       addendum notify privacy privacy@2020-09-01 --canary privacy-team@example.org
     """
+    if not (dry_run or preview_dir):  # whether the notice may be sent today comes before how to confirm it
+        notice_timing(plan_notice(repo, policy_id, version_id, force), date.today(), urgent, late, reason)
     if not (yes or dry_run or preview_dir) and not sys.stdin.isatty():
         raise UsageError("sending needs confirmation, and this is not a terminal", "pass --yes to send without asking")
     options = NotifyOptions(force=force, dry_run=dry_run, preview_dir=preview_dir, canary=canary,

@@ -22,7 +22,7 @@ from addendum.render.redline import redline_text
 @click.option("--color/--no-color", default=None, help="Colour the deleted and inserted words (default: on a terminal).")
 @with_repo
 def diff_command(repo: Repo, policy_id: str, from_ref: str | None, to_ref: str | None, site_id: str | None,
-                 language: str | None, as_json: bool, color: bool | None) -> None:
+                 language: str | None, as_json: bool, color: bool | None) -> int:
     """Show what changed in POLICY between FROM and TO.
 
     FROM and TO are a published version (privacy@2018-05-19), a date (the version in force that day), `latest`,
@@ -42,4 +42,4 @@ def diff_command(repo: Repo, policy_id: str, from_ref: str | None, to_ref: str |
     else:
         use_color = stdout_is_terminal() if color is None else color
         click.echo(redline_text(result.changesets, result.old.label, result.new.label, color=use_color), nl=False, color=use_color)
-    raise SystemExit(1 if result.has_changes else 0)
+    return 1 if result.has_changes else 0

@@ -71,10 +71,13 @@ revision=$(addendum log privacy --json | python -c '
 import json, sys
 versions = json.load(sys.stdin)["versions"]  # newest first
 print(next(v["id"] for v in versions[:-1] if v["classification"] == "material"))')
-echo "-- addendum notify privacy $revision --yes"
-addendum notify privacy "$revision" --yes 2>/dev/null
+echo "-- addendum notify privacy $revision: it took effect years ago, so a notice cannot announce it"
+addendum notify privacy "$revision" --yes 2>&1 | sed 's/^/  /' || true
+late=(--late --reason "demo: the subscribers were never told of this revision")
+echo "-- addendum notify privacy $revision --yes --late --reason …: the notice says the change took effect"
+addendum notify privacy "$revision" --yes "${late[@]}" 2>/dev/null
 echo "-- again: nothing is sent twice"
-addendum notify privacy "$revision" --yes 2>/dev/null
+addendum notify privacy "$revision" --yes "${late[@]}" 2>/dev/null
 addendum notices privacy "$revision" | cut -c1-110
 kill "$sink" && wait "$sink" 2>/dev/null || true
 trap - EXIT

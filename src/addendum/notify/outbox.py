@@ -562,7 +562,7 @@ class RateGate:
                 query = query.with_for_update()
             row = connection.execute(query).first()
             if row is None:
-                insert_ignoring(connection, rate_limits, {"name": self.NAME, "tokens": self.capacity, "updated_at": now})
+                insert_ignoring(connection, rate_limits, {"name": self.NAME, "tokens": 1.0, "updated_at": now})
                 row = connection.execute(query).one()
             elapsed = max(0.0, (now - row.updated_at).total_seconds())
             tokens = min(self.capacity, row.tokens + elapsed * self.rate)

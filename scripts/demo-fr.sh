@@ -67,12 +67,15 @@ Sie können Ihr Konto jederzeit mit einer Frist von 30 Tagen kündigen.
 Schreiben Sie an {{ site.contact.email }}.
 MD
 export GIT_AUTHOR_NAME="Demo Editor" GIT_AUTHOR_EMAIL="editor@example.org" GIT_COMMITTER_NAME="Demo Editor" GIT_COMMITTER_EMAIL="editor@example.org"
-git -C "$repo" init -q && printf '.addendum/\n' > "$repo/.gitignore" && git -C "$repo" add -A && git -C "$repo" commit -q -m "Conditions"
+# The story's commits are dated when they were made, before each version was announced (publish refuses a
+# published date earlier than the text's commit).
+git -C "$repo" init -q && printf '.addendum/\n' > "$repo/.gitignore" && git -C "$repo" add -A
+GIT_AUTHOR_DATE="2025-11-20T10:00:00+01:00" GIT_COMMITTER_DATE="2025-11-20T10:00:00+01:00" git -C "$repo" commit -q -m "Conditions"
 addendum --repo "$repo" publish terms --effective 2026-01-01 --published 2025-12-01 --material \
   --summary "Première version." --summary-de "Erste Fassung." >/dev/null 2>&1
 sed -i 's/avec un préavis de 30 jours/avec un préavis de 60 jours/' "$repo/policies/terms/fr.md"
 sed -i 's/mit einer Frist von 30 Tagen/mit einer Frist von 60 Tagen/' "$repo/policies/terms/de.md"
-git -C "$repo" commit -q -am "Préavis de 60 jours"
+GIT_AUTHOR_DATE="2026-11-25T10:00:00+01:00" GIT_COMMITTER_DATE="2026-11-25T10:00:00+01:00" git -C "$repo" commit -q -am "Préavis de 60 jours"
 addendum --repo "$repo" publish terms --effective 2026-12-31 --published 2026-11-30 --material \
   --summary "Le préavis de résiliation passe de 30 à 60 jours." --summary-de "Die Kündigungsfrist steigt von 30 auf 60 Tage." >/dev/null 2>&1
 

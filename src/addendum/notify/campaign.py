@@ -9,6 +9,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, or_, select
+
 from addendum.config import Repo
 from addendum.errors import NotifyError, UsageError
 from addendum.files import write_atomic
@@ -42,7 +44,6 @@ from addendum.notify.store import ALL_POLICIES, Store, attempts, batched_rows, i
 from addendum.notify.tokens import require_ignored
 from addendum.notify.workers import SendJob, one_sender, require_workers, send
 from addendum.progress import NoProgress, Progress
-from sqlalchemy import func, or_, select
 
 QUEUE_BATCH = 200
 CANARY_UID = "0" * 32

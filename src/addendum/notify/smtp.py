@@ -251,36 +251,40 @@ class SmtpConnection:
         """Send one message within settings.message_deadline (connecting included). A connection lost, or a deadline
         run out, while awaiting the final reply is `unknown`: it may have been delivered; before that, `retry`.
 
-        `before_data` runs once the server said go ahead (354), right before the message itself goes out: the caller
-        records there that the message is being sent. Until the final "." nothing is delivered, so a process killed
-        before that record leaves nothing that may have arrived. When it returns False, the connection is dropped
-        (a server discards a message cut short) and the outcome is `skipped`."""
+        `before_data` runs once the DATA command is written (while the server answers it), before the message itself
+        goes out: the caller records there that the message is being sent. Until the final "." nothing is delivered,
+        so a process killed before that record leaves nothing that may have arrived. When it returns False, the
+        message is not sent: the connection is dropped (a server discards a message cut short), the outcome `skipped`."""
         self._deadline.start(self.settings.message_deadline)
         try:
             return self._deliver(sender, recipient, data, before_data or (lambda: True))
         finally:
             self._deadline.clear()
 
-    def _envelope(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> tuple[int, bytes]:
-        """MAIL FROM, RCPT TO and DATA: the reply that ended the envelope (354 to go on)."""
+    def _envelope(self, smtp: smtplib.SMTP, sender: str, recipient: str, before_data: Callable[[], bool]) -> tuple[int, bytes, bool]:
+        """MAIL FROM, RCPT TO and DATA: the reply that ended the envelope (354 to go on), and what before_data said.
+        before_data runs once DATA is written, while the server answers: its time hides in the round trip."""
         options = " BODY=8BITMIME" if self._eight_bit else ""
         if not self._pipelining:
             code, message = smtp.mail(sender, ["BODY=8BITMIME"] if self._eight_bit else [])
             if code == 250:
                 code, message = smtp.rcpt(recipient)
             if code not in (250, 251):
-                return code, message
-            return smtp.docmd("DATA")
+                return code, message, True
+            smtp.putcmd("data")
+            go = before_data()
+            return (*smtp.getreply(), go)
         # RFC 2920: the three commands in one write, their replies read in order (one round trip instead of three).
         smtp.send(f"MAIL FROM:{smtplib.quoteaddr(sender)}{options}\r\nRCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n")
+        go = before_data()
         replies = [smtp.getreply() for _ in range(3)]
         for code, message in replies[:2]:
             if code not in (250, 251):
                 if replies[2][0] == 354:
                     smtp.send(".\r\n")  # a server that still said go ahead gets an empty message, refused for want of a recipient
                     smtp.getreply()
-                return code, message
-        return replies[2]
+                return code, message, go
+        return (*replies[2], go)
 
     def _deliver(self, sender: str, recipient: str, data: bytes, before_data: Callable[[], bool]) -> Delivery:
         if self._smtp is None:
@@ -289,12 +293,16 @@ class SmtpConnection:
         assert smtp is not None
         stage = "envelope"
         try:
-            code, message = self._envelope(smtp, sender, recipient)
+            try:
+                code, message, go = self._envelope(smtp, sender, recipient, before_data)
+            except BaseException:
+                self._drop()  # the server may be waiting for a message: no QUIT into it, just the end of the connection
+                raise
             if code != 354:
                 self._reset(code)
                 return classify(code, _reply(code, message))
-            if not before_data():
-                self._drop()
+            if not go:
+                self._drop()  # the server waits for a message: cut short, it is discarded
                 return Delivery("skipped", 0, "not sent: the notice is no longer this sender's to send")
             stage = "data"
             payload = DOT_AT_LINE_START.sub(b"..", data)

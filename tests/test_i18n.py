@@ -10,18 +10,13 @@ from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
-from babel.messages.pofile import read_po
 
 from addendum import i18n
 from conftest import PROJECT
-from tests_support import git_in
+from tests_support import FIELD, assert_no_english, catalogue, git_in, message_key
 
 LANGUAGES = ("nl", "fr", "de")
-FIELD = re.compile(r"%\(\w+\)[sd]")
 
-
-def _key(message_id: str | tuple[str, ...], context: str | None) -> tuple[str | None, str]:
-    return context, message_id if isinstance(message_id, str) else message_id[0]
 
 
 def extracted() -> set[tuple[str | None, str]]:
@@ -32,14 +27,9 @@ def extracted() -> set[tuple[str | None, str]]:
         method_map, options_map = parse_mapping_cfg(config)
     found = set()
     for _file, _line, message, _comments, context in extract_from_dir(str(PROJECT), method_map, options_map):
-        found.add(_key(message, context))
+        found.add(message_key(message, context))
     return found
 
-
-def catalogue(language: str) -> dict[tuple[str | None, str], object]:
-    path = i18n.catalogue_path(i18n.LOCALE_DIR, language)
-    with path.open("rb") as file:
-        return {_key(m.id, m.context): m for m in read_po(file) if m.id}
 
 
 def test_the_shipped_catalogues_are_english_dutch_french_and_german() -> None:
@@ -65,36 +55,6 @@ def test_every_message_is_translated_with_the_same_fields(language: str) -> None
             assert set(FIELD.findall(string)) <= wanted | {"%(num)d"}, f"{language}: {key} uses fields the text does not give"
             assert set(FIELD.findall(string)) >= set(FIELD.findall(ids[0])) - {"%(num)d"}, f"{language}: {key} drops a field"
 
-
-def english_fragments(language: str) -> list[str]:
-    """The English text of every message whose translation differs: its words between the fields. A word the
-    language's catalogue itself uses (a loanword such as "Commit" in German) is not counted as English."""
-    fragments = set()
-    messages = catalogue(language).values()
-    own = " ".join(s for m in messages for s in (m.string if isinstance(m.string, tuple) else (m.string,))).casefold()  # type: ignore[attr-defined]
-    for message in messages:
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)  # type: ignore[attr-defined]
-        for text in ids:
-            pieces = FIELD.split(text)
-            for fragment in pieces:
-                fragment = fragment.strip(" ,.:;()“”")
-                # One word between fields ("section" of "(section %(position)s …)") is too common to tell.
-                whole = len(pieces) == 1 or " " in fragment
-                if whole and len(fragment) >= 4 and re.search("[A-Za-z]{3}", fragment) and fragment.casefold() not in own:
-                    fragments.add(fragment)
-    return sorted(fragments, key=len, reverse=True)
-
-
-def readable(text: str) -> str:
-    """What a reader sees of a page, and its attribute values: tag names, comments and style sheets removed."""
-    text = re.sub(r"<style>.*?</style>|<!--.*?-->|\s(class|id|href|rel|type|hreflang|lang|datetime|content|name)=\"[^\"]*\"", " ", text, flags=re.DOTALL)
-    return re.sub(r"</?[a-zA-Z][\w-]*|\s[\w-]+=|/?>", " ", text)
-
-
-def assert_no_english(text: str, language: str, where: str) -> None:
-    text = readable(text)
-    leaked = [f for f in english_fragments(language) if re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text)]
-    assert not leaked, f"{where} ({language}) has English product words: {leaked}"
 
 
 TERMS = {

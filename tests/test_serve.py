@@ -25,7 +25,7 @@ from addendum.notify.tokens import unsubscribe_token
 from addendum.web.app import ServerConfig, build_app
 from addendum.web.auth import SESSION_COOKIE, Auth
 from conftest import PROJECT
-from tests_support import POLICY_DIR, Served, git_in
+from tests_support import POLICY_DIR, Served, assert_no_english, git_in
 
 LOGIN = "test-login-token"
 
@@ -220,7 +220,6 @@ def test_one_click_unsubscribe_is_a_post_that_answers_200_without_redirect_or_co
 
 
 def test_the_unsubscribe_pages_of_a_dutch_subscriber_have_no_english_word(subscribed: Path) -> None:
-    from test_i18n import assert_no_english
 
     token, _ = subscriber_token(subscribed)
     with client_for(subscribed, public_only=True) as client:

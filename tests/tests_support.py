@@ -11,9 +11,11 @@ import traceback
 from pathlib import Path
 
 import tomli_w
+from babel.messages.pofile import read_po
 from click.testing import CliRunner, Result
 from hypothesis import strategies as st
 
+from addendum import i18n
 from addendum.cli import cli
 from addendum.policy.model import Location, load_policy_files
 from addendum.policy.resolve import ResolvedPolicy, ResolvedSection, resolve
@@ -205,3 +207,48 @@ class Served:
                 self.process.kill()
                 self.process.wait(5)
         return self.process.returncode
+
+
+# Product words in the catalogues: a field of a message, and what a reader of one language must not see in English.
+FIELD = re.compile(r"%\(\w+\)[sd]")
+
+
+def message_key(message_id: str | tuple[str, ...], context: str | None) -> tuple[str | None, str]:
+    return context, message_id if isinstance(message_id, str) else message_id[0]
+
+
+def catalogue(language: str) -> dict[tuple[str | None, str], object]:
+    path = i18n.catalogue_path(i18n.LOCALE_DIR, language)
+    with path.open("rb") as file:
+        return {message_key(m.id, m.context): m for m in read_po(file) if m.id}
+
+
+def english_fragments(language: str) -> list[str]:
+    """The English text of every message whose translation differs: its words between the fields. A word the
+    language's catalogue itself uses (a loanword such as "Commit" in German) is not counted as English."""
+    fragments = set()
+    messages = catalogue(language).values()
+    own = " ".join(s for m in messages for s in (m.string if isinstance(m.string, tuple) else (m.string,))).casefold()  # type: ignore[attr-defined]
+    for message in messages:
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)  # type: ignore[attr-defined]
+        for text in ids:
+            pieces = FIELD.split(text)
+            for fragment in pieces:
+                fragment = fragment.strip(" ,.:;()“”")
+                # One word between fields ("section" of "(section %(position)s …)") is too common to tell.
+                whole = len(pieces) == 1 or " " in fragment
+                if whole and len(fragment) >= 4 and re.search("[A-Za-z]{3}", fragment) and fragment.casefold() not in own:
+                    fragments.add(fragment)
+    return sorted(fragments, key=len, reverse=True)
+
+
+def readable(text: str) -> str:
+    """What a reader sees of a page, and its attribute values: tag names, comments and style sheets removed."""
+    text = re.sub(r"<style>.*?</style>|<!--.*?-->|\s(class|id|href|rel|type|hreflang|lang|datetime|content|name)=\"[^\"]*\"", " ", text, flags=re.DOTALL)
+    return re.sub(r"</?[a-zA-Z][\w-]*|\s[\w-]+=|/?>", " ", text)
+
+
+def assert_no_english(text: str, language: str, where: str) -> None:
+    text = readable(text)
+    leaked = [f for f in english_fragments(language) if re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text)]
+    assert not leaked, f"{where} ({language}) has English product words: {leaked}"

@@ -140,7 +140,7 @@ def test_init_without_a_git_identity_writes_nothing_and_says_how_to_set_one(run,
 def test_the_scaffold_config_shows_every_key_commented_and_every_shown_value_is_valid(run, tmp_path: Path) -> None:
     run("init", tmp_path)
     text = (tmp_path / "addendum.toml").read_text()
-    assert tomllib.loads(text) == {"archive": {}, "state": {}, "notify": {"smtp": {}}, "limits": {}}  # nothing is set, nothing claimed
+    assert tomllib.loads(text) == {"archive": {}, "state": {}, "notify": {"smtp": {}, "dkim": {}}, "limits": {}}  # nothing is set, nothing claimed
     table, shown = "", {}
     for line in text.splitlines():
         if line.startswith("["):
@@ -157,12 +157,13 @@ def test_the_scaffold_config_shows_every_key_commented_and_every_shown_value_is_
     assert examples == {"archive.base_url", "notify.from_address", "notify.from_name", "notify.reply_to", "notify.unsubscribe_url",
                         "notify.unsubscribe_mailto", "notify.list_id", "notify.smtp.host", "notify.smtp.port", "notify.smtp.user",
                         "notify.smtp.password_file"}
-    for option in SCHEMA:  # each key under its doc, and an example marked as one
-        leaf = option.key.rsplit(".", 1)[1]
-        block = text.split(f"\n# {leaf} = ", 1)[0].rsplit("\n\n", 1)[1]
+    for option in SCHEMA:  # each key under its doc (in its own table: two tables have a key_file), and an example marked as one
+        table, leaf = option.key.rsplit(".", 1)
+        section = "\n\n" + text.split(f"\n[{table}]\n", 1)[1].split("\n[", 1)[0]
+        block = section.split(f"\n# {leaf} = ", 1)[0].rsplit("\n\n", 1)[1]
         assert " ".join(line.removeprefix("# ") for line in block.splitlines() if not line.startswith("[")
                         and not line.startswith("# One of:")) == option.doc
-        line = text.split(f"\n# {leaf} = ", 1)[1].split("\n", 1)[0]
+        line = section.split(f"\n# {leaf} = ", 1)[1].split("\n", 1)[0]
         assert line.endswith("# example" if option.default == "" else f"# example; default {json.dumps(option.default)}") == (option.key in examples)
     assert "# One of: starttls, tls, none.\n# security = \"starttls\"\n" in text
 

@@ -8,7 +8,7 @@ import click
 
 from addendum.cli.common import policy_argument, stdout_is_terminal, with_repo
 from addendum.config import Repo
-from addendum.operations.changes import classified_diff
+from addendum.operations.changes import classified_diff, diff_policy
 from addendum.render.redline import redline_text
 
 
@@ -36,7 +36,9 @@ def diff_command(repo: Repo, policy_id: str, from_ref: str | None, to_ref: str |
       addendum diff privacy
       addendum diff privacy privacy@2018-05-19 HEAD --site selentic --lang en --json
     """
-    result = classified_diff(repo, policy_id, from_ref, to_ref, site_id, language)
+    # Only the JSON form carries each change's suggested class: the words on a terminal do not need it classified.
+    compared = classified_diff if as_json else diff_policy
+    result = compared(repo, policy_id, from_ref, to_ref, site_id, language)
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
     else:

@@ -131,8 +131,6 @@ def sink() -> Iterator[SmtpServer]:
 def postfix(sink: SmtpServer) -> Iterator[Postfix]:
     if shutil.which("postfix") is None:
         pytest.fail("Postfix is not installed (Debian: apt-get install postfix; scripts/check-system installs it)")
-    if os.geteuid() != 0:
-        pytest.skip("starting a Postfix instance needs root")
     server = Postfix(sink.port).start()
     try:
         yield server
@@ -152,6 +150,7 @@ def wait_for(condition, within: float, what: str) -> None:  # type: ignore[no-un
         time.sleep(0.1)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="starting a Postfix instance needs root (CI and `make test` as root run it)")
 def test_notices_through_postfix_retry_its_rate_limit_and_a_real_bounce_ends_bounced(run, notify_repo, sink, postfix,
                                                                                     monkeypatch, tmp_path):
     with smtplib.SMTP("127.0.0.1", postfix.port, timeout=10) as probe:

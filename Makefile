@@ -39,7 +39,7 @@ messages: $(STAMP)
 	$(VENV)/bin/pybabel extract -F babel.cfg --no-location --sort-output --width 120 --project=Addendum \
 	  --copyright-holder=Addendum -o src/addendum/locale/addendum.pot .
 	$(VENV)/bin/pybabel update -i src/addendum/locale/addendum.pot -d src/addendum/locale -D addendum \
-	  --no-location --width 120 --no-fuzzy-matching --ignore-obsolete
+	  --width 120 --no-fuzzy-matching --ignore-obsolete
 
 clean:
 	rm -rf build .pytest_cache

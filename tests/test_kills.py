@@ -196,9 +196,12 @@ def git(root: Path, *args: str) -> str:
 
 
 def killed_after(calls: int, root: Path, *args: str) -> bool:
-    """Run `addendum ARGS` killed by SIGKILL right after its `calls`th git call; False when it ended first."""
+    """Run `addendum ARGS` killed by SIGKILL right after its `calls`th git call; False when it ended first. Its
+    temporary files go next to the copy: a killed process cannot remove them, and they must not pile up in /tmp."""
+    temporary = root.parent / f"{root.name}.tmp"
+    temporary.mkdir(exist_ok=True)
     done = subprocess.run([sys.executable, str(KILLER), str(calls), "--repo", str(root), *args], capture_output=True, text=True,
-                          timeout=120, check=False, env={**os.environ, **IDENTITY})
+                          timeout=120, check=False, env={**os.environ, **IDENTITY, "TMPDIR": str(temporary)})
     if done.returncode == -signal.SIGKILL:
         return True
     assert done.returncode == 0, f"after {calls} git calls: exit {done.returncode}\n{done.stdout}\n{done.stderr}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from addendum.policy.model import load_policy
-from addendum.policy.resolve import resolve
+from addendum.policy.resolve import pending_marker, resolve
 from addendum.render import render_policy
 from tests_support import MINIMAL_EN
 
@@ -69,6 +69,12 @@ def test_missing_translation_falls_back_visibly(run, shipped: Path) -> None:
 def test_pending_contact_is_shown_not_invented(run, shipped: Path) -> None:
     text = run("--repo", shipped, "render", "privacy", "--site", "cavallo", "--lang", "nl", "--format", "text").stdout
     assert "[nog aan te vullen: contact.email]" in text
+
+
+@pytest.mark.parametrize(("language", "marker"), [("fr", "[à compléter : contact.email]"), ("de", "[noch anzugeben: contact.email]")])
+def test_the_pending_marker_speaks_the_readers_language(language: str, marker: str) -> None:
+    assert pending_marker(language, "contact.email") == marker
+    assert pending_marker("en", "contact.email") == "[to be provided: contact.email]"
 
 
 def test_last_changed_is_localised(shipped: Path) -> None:

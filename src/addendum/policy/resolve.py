@@ -6,18 +6,19 @@ import hashlib
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import UndefinedError
 
 from addendum.config import DEFAULT_LIMITS, Limits
 from addendum.errors import PolicyFormatError, Problem
+from addendum.i18n import Words
 from addendum.policy.markup import PREAMBLE_ID, source_lines
 from addendum.policy.model import Document, Location, Policy, Section
 from addendum.policy.sandbox import PlaceholderLimit, fill
 
 DELIMITERS = (("{{", "}}"), ("{%", "%}"))
-PENDING_MARKER = {"en": "[to be provided: {key}]", "nl": "[nog aan te vullen: {key}]"}
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,14 @@ def placeholders_in(line: str) -> list[str]:
     return found
 
 
-def _nested(flat_or_nested: Mapping[str, Any], pending: tuple[str, ...], marker: str) -> dict[str, Any]:
+@lru_cache(maxsize=32)
+def pending_marker(language: str, key: str) -> str:
+    """The visible stand-in for a value a site has not provided yet, in the reader's language. Only the built-in
+    catalogue is asked: the marker is part of the published text, so a repository's catalogue must not change it."""
+    return Words(language).gettext("[to be provided: %(key)s]", key=key)
+
+
+def _nested(flat_or_nested: Mapping[str, Any], pending: tuple[str, ...], language: str) -> dict[str, Any]:
     """Site variables with every pending key filled by a visible marker (tables on the way copied, so that the
     policy's own values never receive one language's marker)."""
     result: dict[str, Any] = dict(flat_or_nested)
@@ -109,7 +117,7 @@ def _nested(flat_or_nested: Mapping[str, Any], pending: tuple[str, ...], marker:
             child = node.get(part)
             node[part] = dict(child) if isinstance(child, Mapping) else {}
             node = node[part]
-        node.setdefault(last, marker.format(key=key))
+        node.setdefault(last, pending_marker(language, key))
     return result
 
 
@@ -203,10 +211,9 @@ def _source_of(policy: Policy, site_id: str, language: str, section_id: str) -> 
 
 def context_for(policy: Policy, site_id: str, language: str) -> dict[str, Any]:
     site = policy.site(site_id)
-    marker = PENDING_MARKER.get(language, PENDING_MARKER["en"])
     controller = {"name": policy.controller.name, "address": policy.controller.address,
                   "email": policy.controller.email, "phone": policy.controller.phone}
-    return {"site": _nested(site.variables, site.pending, marker), "controller": controller}
+    return {"site": _nested(site.variables, site.pending, language), "controller": controller}
 
 
 def resolve(policy: Policy, site_id: str, language: str) -> ResolvedPolicy:

@@ -95,3 +95,11 @@ class RenderError(AddendumError):
 
 class NotifyError(AddendumError):
     """Subscribers, the outbox or the SMTP server refused to go on."""
+
+
+class FieldError(UsageError):
+    """One field of a request or a row is wrong: carries the field's name, for an answer that points at it."""
+
+    def __init__(self, field: str, message: str, hint: str = "") -> None:
+        super().__init__(message, hint)
+        self.field = field

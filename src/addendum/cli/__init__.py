@@ -39,6 +39,8 @@ COMMANDS: tuple[Entry, ...] = (
     Entry("status", "addendum.cli.status", "status_command", "Show each section's state in each language, and unpublished changes."),
     Entry("changelog", "addendum.cli.changelog", "changelog_command", "Print the changelog of POLICY"),
     Entry("subscribers", "addendum.cli.subscribers", "subscribers_command", "Manage who receives change notices."),
+    Entry("acceptances", "addendum.cli.acceptances", "acceptances_command",
+          "Record which version of a policy each user accepted, and who must accept again."),
     Entry("notify", "addendum.cli.notify", "notify_command", "E-mail the change notice of a published VERSION"),
     Entry("notices", "addendum.cli.notices", "notices_command", "Show the record of a version's notices"),
     Entry("bounces", "addendum.cli.bounces", "bounces_command", "Record bounces and complaints against the notices they are about."),

@@ -1,4 +1,4 @@
-"""The state store outside git: subscribers, suppressions and the outbox, as SQLAlchemy Core tables (SQLite or PostgreSQL)."""
+"""The state store outside git: subscribers, suppressions, the outbox and acceptances, as SQLAlchemy Core tables (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -173,6 +173,50 @@ locks = Table(
     Column("host", String(255), nullable=False),
     Column("pid", Integer, nullable=False),
     Column("heartbeat_at", UtcDateTime, nullable=False),
+)
+
+
+# Acceptances: which version of a policy each user of a site accepted, one row per act. Append-only: a correction is a
+# new row. `user_ref` is the site's own pseudonymous id; the client address is kept only as a keyed hash.
+acceptances = Table(
+    "acceptances", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_ref", String(200), nullable=False),
+    Column("policy_id", String(63), nullable=False),
+    Column("site_id", String(63), nullable=False),
+    Column("version_id", String(80), nullable=False),
+    Column("content_hash", String(80), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("accepted_at", UtcDateTime, nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("ip_hash", String(64)),
+    Column("ip_key_version", Integer),
+    Column("source", String(200), nullable=False),  # api:KEY_ID, import:FILE
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Index("acceptances_by_user", "user_ref", "site_id", "policy_id", "accepted_at"),
+)
+
+# Each user's latest acceptance per policy and site, kept with every record (derived from `acceptances`): what `stats`
+# counts along its index and what a needs-acceptance question reads by key.
+acceptance_standing = Table(
+    "acceptance_standing", metadata,
+    Column("policy_id", String(63), primary_key=True),
+    Column("site_id", String(63), primary_key=True),
+    Column("user_ref", String(200), primary_key=True),
+    Column("version_id", String(80), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("accepted_at", UtcDateTime, nullable=False),
+    Index("acceptance_standing_by_version", "policy_id", "site_id", "version_id", "language"),
+)
+
+# The API keys of the sites that record acceptances: the SHA-256 of each secret, never the secret.
+acceptance_keys = Table(
+    "acceptance_keys", metadata,
+    Column("key_id", String(12), primary_key=True),
+    Column("site_id", String(63), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
 )
 
 

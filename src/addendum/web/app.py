@@ -14,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from addendum.config import Repo, open_repo
-from addendum.errors import AddendumError, ConfigError, HistoryError, NotifyError, PolicyFormatError, UsageError
+from addendum.errors import AddendumError, ConfigError, FieldError, HistoryError, NotifyError, PolicyFormatError, UsageError
+from addendum.notify.acceptances import KeyRefused, WrongSite
 from addendum.operations.public import NotFound
 from addendum.operations.subscriptions import InvalidToken, Subscriptions
-from addendum.web import public, workspace
+from addendum.web import acceptances, public, workspace
 from addendum.web.auth import Auth
 from addendum.web.events import ChangeFeed
 from addendum.web.pages import COMMON_HEADERS, TooLarge, page, plain, security_headers
@@ -38,9 +39,9 @@ class ServerConfig:
 
 def status_of(exc: AddendumError) -> int:
     """The HTTP status of a library error: what does not exist is 404, a bad request 400, a refused write 409."""
-    if isinstance(exc, workspace.NotLoggedIn):
+    if isinstance(exc, workspace.NotLoggedIn | KeyRefused):
         return 401
-    if isinstance(exc, workspace.Forbidden):
+    if isinstance(exc, workspace.Forbidden | WrongSite):
         return 403
     if isinstance(exc, TooLarge):
         return 413
@@ -60,7 +61,9 @@ async def library_error(request: Request, exc: Exception) -> Response:
     message = exc.format().removeprefix("error: ")
     path = request.url.path
     if path.startswith("/api/"):
-        return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=status, headers=COMMON_HEADERS)
+        body = {"error": exc.message, "hint": exc.hint, **({"field": exc.field} if isinstance(exc, FieldError) else {})}
+        headers = {**COMMON_HEADERS, **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
+        return JSONResponse(body, status_code=status, headers=headers)
     if path.startswith("/unsubscribe") or request.app.state.config.public_only:
         return plain(exc.message, status)
     return page(request, "error.html", {"message": message, "status": status,
@@ -78,7 +81,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 def build_app(config: ServerConfig, auth: Auth | None = None) -> Starlette:
     """The application for `config`: the workspace's routes exist only when it is not public-only."""
-    routes = public.routes(config.repo.history_dir)
+    routes = acceptances.routes() + public.routes(config.repo.history_dir)
     if not config.public_only:
         routes = workspace.routes() + routes
     subscriptions = Subscriptions(config.repo, config.database_url)

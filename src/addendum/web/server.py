@@ -12,7 +12,9 @@ from addendum.web.app import ServerConfig, build_app
 from addendum.web.auth import Auth
 
 PUBLIC_ENDPOINTS = ("POST /unsubscribe/{token}", "GET /unsubscribe/{token}", "GET /api/policies", "GET /api/policies/{id}/versions",
-                    "GET /api/policies/{id}/at/{date}?site=&lang=", "GET /api/openapi.json", "GET /history/")
+                    "GET /api/policies/{id}/at/{date}?site=&lang=", "GET /api/openapi.json",
+                    "POST /api/acceptances", "GET /api/acceptances/{user}?policy=&site=",
+                    "GET /api/needs-acceptance/{user}?policy=&site=&lang=", "GET /history/")
 SHUTDOWN_SECONDS = 2  # open event streams are closed after this, so that Ctrl+C stops the server at once
 
 

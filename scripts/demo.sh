@@ -126,3 +126,42 @@ trap - EXIT
 echo
 echo "addendum serve printed (the login link works once; run addendum serve again for a new one):"
 grep -v "Ctrl+C" "$out/serve.log" | sed "s/^/  /"
+
+echo
+echo "== addendum acceptances: which version each user accepted, and who must accept again (in $out/state.db)"
+cat > "$out/acceptances.csv" <<'CSV'
+user,policy,version,site,language,accepted_at,method
+u-1001,privacy,privacy@2018-05-19,selentic,nl,2019-02-11T09:30:00+01:00,signup
+u-1002,privacy,privacy@2018-05-19,selentic,en,2019-06-03T14:05:00Z,clickwrap
+u-2001,privacy,privacy@2018-05-19,cavallo,nl,2020-01-20T08:00:00Z,clickwrap
+u-2002,privacy,privacy@2020-09-01,cavallo,en,2020-09-14T17:45:00Z,email-link
+CSV
+acc=(addendum --repo "$out/repo" acceptances)
+"${acc[@]}" import "$out/acceptances.csv"
+echo "-- who must accept again after the material revision privacy@2020-09-01 (addendum acceptances needs USER …):"
+tail -n +2 "$out/acceptances.csv" | while IFS=, read -r user _ _ site _; do
+  "${acc[@]}" needs "$user" --policy privacy --site "$site" | cut -c1-140 | sed 's/^/  /' || true
+done
+key=$("${acc[@]}" keys add selentic 2>/dev/null)
+addendum --repo "$out/repo" serve --public --port 0 > "$out/serve-public.log" 2>&1 &
+server=$!
+trap 'kill -INT "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 300); do grep -q "/history/" "$out/serve-public.log" 2>/dev/null && break; sleep 0.1; done
+echo "-- u-1001 accepts privacy@2020-09-01 on selentic: POST /api/acceptances, then GET /api/needs-acceptance/u-1001"
+python - "$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$out/serve-public.log" | head -n 1)" "$key" <<'PY'
+import json, sys, urllib.request
+base, key = sys.argv[1], sys.argv[2]
+def call(path, body=None):
+    request = urllib.request.Request(base + path, data=json.dumps(body).encode() if body else None,
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.status, json.load(answer)
+status, body = call("/api/acceptances", {"user": "u-1001", "policy": "privacy", "version": "privacy@2020-09-01",
+                                         "language": "nl", "method": "clickwrap", "ip": "203.0.113.7"})
+print(f"  {status}: recorded {body['acceptance']['version']} at {body['acceptance']['accepted_at']} (IP kept as a keyed hash only)")
+status, body = call("/api/needs-acceptance/u-1001?policy=privacy&lang=nl")
+print(f"  {status}: needs_acceptance = {json.dumps(body['needs_acceptance'])}, accepted {body['accepted']['version']}")
+PY
+kill -INT "$server" && wait "$server" 2>/dev/null || true
+trap - EXIT
+"${acc[@]}" stats privacy

@@ -70,6 +70,16 @@ def import_rows(run: Callable[..., Result], root: Path, rows: list[str], expect:
     return run("--repo", root, "acceptances", "import", path, expect=expect)
 
 
+def stored_values(root: Path) -> set[str]:
+    """Every value in every table of the repository's state store, as text."""
+    from sqlalchemy import select
+
+    from addendum.notify.store import metadata
+
+    with open_state(open_repo(root)) as state, state.store.connect() as connection:
+        return {str(value) for table in metadata.sorted_tables for row in connection.execute(select(table)) for value in row}
+
+
 def must_accept(root: Path, policy: str = "privacy", at: str = "2030-01-01") -> dict[str, int]:
     with open_state(open_repo(root)) as state:
         stats = acceptance_stats(state, policy, date.fromisoformat(at))
@@ -191,6 +201,7 @@ def test_export_reads_back_and_forget_erases_a_user_everywhere(privacy: Path, da
     assert run("--repo", privacy, "acceptances", "forget", "u-2").stdout == "forgot u-2: 1 acceptance record(s) erased\n"
     records = [json.loads(line) for line in run("--repo", privacy, "acceptances", "export", "--format", "jsonl").stdout.splitlines()]
     assert [(r["user"], r["site"]) for r in records] == [("u-1", "selentic")]
+    assert "u-2" not in stored_values(privacy) and "u-1" in stored_values(privacy)
     assert must_accept(privacy) == {f"selentic {FIRST}": 0}
     with open_state(open_repo(privacy)) as state:
         assert needs_acceptance(state, "u-2", "privacy", "selentic", "nl")[0].needed  # nothing left of them: asked anew
@@ -249,6 +260,7 @@ def test_sites_record_and_ask_over_http_with_their_own_keys(privacy: Path, datab
             assert client.get("/api/acceptances/u-7", headers={"Authorization": ""}).headers["www-authenticate"] == "Bearer"
 
             assert client.get("/api/acceptances/u-7", headers={"Authorization": f"Bearer {other}"}).json()["acceptances"] == []
+            assert not any("203.0.113.7" in value or key[17:] in value for value in stored_values(privacy))
             run("--repo", privacy, "acceptances", "keys", "revoke", other[4:16])
             refused = client.get("/api/acceptances/u-7", headers={"Authorization": f"Bearer {other}"})
             assert refused.status_code == 401 and "was revoked" in refused.json()["error"]

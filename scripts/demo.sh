@@ -84,6 +84,38 @@ trap - EXIT
 echo "mail: $(ls "$mail" | wc -l) message(s) received, copies in $mail/"
 ls "$mail" | sed 's/^/  /'
 
+echo "== webhooks: a local receiver verifies each delivery with the standardwebhooks package"
+hooks="$out/webhooks" && rm -rf "$hooks" && mkdir -p "$hooks"
+python scripts/webhook_receiver.py --secrets "$hooks/secrets" --log "$hooks/verified.jsonl" --port-file "$hooks/port" &
+receiver=$!
+trap 'kill "$receiver" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$hooks/port" ] && break; sleep 0.1; done
+scratch="$out/repo"  # publishing needs git: the scratch copy becomes a repository of its own
+if [ ! -d "$scratch/.git" ]; then
+  git -C "$scratch" init -q && git -C "$scratch" add -A
+  git -C "$scratch" -c user.name=Demo -c user.email=demo@example.org commit -q -m "Demo copy"
+fi
+addendum --repo "$scratch" webhooks add "http://127.0.0.1:$(cat "$hooks/port")/addendum" \
+  --events version.published,version.effective 2>/dev/null | tee "$hooks/add.txt" | sed 's/whsec_.*/whsec_… (shown once)/'
+grep -o 'whsec_[^ ]*' "$hooks/add.txt" > "$hooks/secrets"
+sed -i 's/no longer which to receive/no longer wish to receive/' "$scratch/policies/privacy/en.md"
+git -C "$scratch" -c user.name=Demo -c user.email=demo@example.org commit -q -am "Fix a typo"
+effective=$(python -c 'import datetime; print(datetime.date.today() + datetime.timedelta(days=30))')
+echo "-- addendum publish privacy --effective $effective --material …: emits version.published and delivers it"
+addendum --repo "$scratch" publish privacy --effective "$effective" --material --summary "A typo fixed; contact details updated." 2>&1 \
+  | grep -E "^(published|webhooks)" | sed 's/^/  /'
+echo "-- addendum tick (cron, a systemd timer or serve's background task): nothing is due before $effective"
+addendum --repo "$scratch" tick 2>/dev/null | sed 's/^/  /'
+echo "-- addendum tick --today $effective: version.effective, once"
+addendum --repo "$scratch" tick --today "$effective" 2>/dev/null | cut -c1-100 | sed 's/^/  /'
+addendum --repo "$scratch" tick --today "$effective" 2>/dev/null | sed 's/^/  again: /'
+echo "-- addendum webhooks deliveries: the record"
+addendum --repo "$scratch" webhooks deliveries 2>/dev/null | cut -c1-110 | sed 's/^/  /'
+kill "$receiver" && wait "$receiver" 2>/dev/null || true
+trap - EXIT
+echo "the receiver verified:"
+sed 's/^/  /' "$hooks/verified.jsonl"
+
 echo
 echo "done. Open in a browser: $out/repo/history/privacy/index.html (the archive), $out/render/selentic-nl.html;"
 echo "the redline: $out/redline-selentic-en.pdf; the notices received: $mail/"

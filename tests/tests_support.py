@@ -8,6 +8,7 @@ import sys
 import time
 import tomllib
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import tomli_w
@@ -252,3 +253,96 @@ def assert_no_english(text: str, language: str, where: str) -> None:
     text = readable(text)
     leaked = [f for f in english_fragments(language) if re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text)]
     assert not leaked, f"{where} ({language}) has English product words: {leaked}"
+
+
+class WebhookReceiver:
+    """A webhook receiver on 127.0.0.1 (ephemeral port, own thread) that verifies every delivery with the independent
+    `standardwebhooks` package. `behave(n)` decides the n-th request's fate (1-based): "ok", an HTTP status to answer,
+    "drop" (close without answering) or a number of seconds to stall before answering. Verified deliveries it answered
+    with 2xx are in `delivered` (webhook-id, payload), every verification failure in `rejected`."""
+
+    def __init__(self, *secrets: str, behave: Callable[[int], object] = lambda n: "ok") -> None:
+        import http.server
+        import json
+        import threading
+
+        from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+        self.secrets = list(secrets)
+        self.behave = behave
+        self.requests = 0
+        self.delivered: list[tuple[str, dict[str, object]]] = []
+        self.rejected: list[str] = []
+        self.headers: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with receiver.lock:
+                    receiver.requests += 1
+                    n = receiver.requests
+                    receiver.headers.append(headers)
+                fate = receiver.behave(n)
+                if fate == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if fate == "redirect":
+                    self.send_response(302)
+                    self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if isinstance(fate, float):
+                    time.sleep(fate)
+                if isinstance(fate, int) and not isinstance(fate, bool):
+                    self._answer(fate, b"not now")
+                    return
+                payload = None
+                problems = []
+                for secret in receiver.secrets:
+                    try:
+                        payload = Webhook(secret).verify(body, headers)
+                        break
+                    except WebhookVerificationError as exc:
+                        problems.append(str(exc))
+                if payload is None:
+                    with receiver.lock:
+                        receiver.rejected.append("; ".join(problems))
+                    self._answer(400, json.dumps(problems).encode())
+                    return
+                with receiver.lock:
+                    receiver.delivered.append((headers["webhook-id"], payload))
+                self._answer(200, b"ok")
+
+            def _answer(self, status: int, body: bytes) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the sender gave up (its deadline) while this one stalled
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "WebhookReceiver":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def ids(self) -> list[str]:
+        with self.lock:
+            return [message_id for message_id, _ in self.delivered]

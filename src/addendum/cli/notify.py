@@ -11,10 +11,12 @@ from typing import Any
 import click
 
 from addendum.cli.common import database_option, policy_argument, progress_on_stderr, with_repo
+from addendum.cli.webhooks import echo_announcement
 from addendum.config import Repo
 from addendum.errors import NotifyError, UsageError
 from addendum.notify.campaign import Audience, NotifyOptions, NotifyReport, notify
 from addendum.notify.content import notice_timing, plan_notice
+from addendum.operations.webhooks import announce_notices
 
 
 def _ask(yes: bool) -> Any:
@@ -159,4 +161,8 @@ def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force
     with progress_on_stderr("notify") as progress:
         report = notify(repo, policy_id, version_id, options, _ask(yes), progress)
     _print(report)
+    if report.send is not None:
+        run = {"sent": report.send.sent, "retry": report.send.retry, "failed": report.send.failed, "unknown": report.send.unknown}
+        echo_announcement(announce_notices(repo, policy_id, report.audience.version_id, run, report.totals,
+                                           sum(report.outstanding.values()), database_url))
     return _exit_status(report)

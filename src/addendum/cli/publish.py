@@ -100,3 +100,8 @@ def publish_command(repo: Repo, policy_id: str, effective: str | None, published
         click.echo(f"  {line}")
     for key, value in version.hashes.items():
         click.echo(f"  {key:<24} {value}")
+    if not dry_run:
+        from addendum.cli.webhooks import echo_announcement  # the state store only when a version was published
+        from addendum.operations.webhooks import announce_published
+
+        echo_announcement(announce_published(repo, version))

@@ -175,6 +175,54 @@ locks = Table(
     Column("heartbeat_at", UtcDateTime, nullable=False),
 )
 
+# Webhooks: the receivers, every event once (`key` names it: a second emission of the same event is a no-op), and one
+# delivery per event and receiver, stored before its first attempt; `webhook_attempts` is each attempt's evidence.
+webhook_endpoints = Table(
+    "webhook_endpoints", metadata,
+    Column("id", String(40), primary_key=True),  # ep_… : names the endpoint's secret in the secret file
+    Column("url", String(2000), nullable=False),
+    Column("events", String(200), nullable=False),  # comma-separated event types
+    Column("site_id", String(63)),  # NULL: events of every site
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+webhook_events = Table(
+    "webhook_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("type", String(40), nullable=False),
+    Column("body", LargeBinary, nullable=False),  # the exact bytes every delivery of the event sends
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(40), nullable=False, unique=True),  # the webhook-id header: the receiver's dedup key
+    Column("event_id", Integer, ForeignKey("webhook_events.id"), nullable=False),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime),
+    Column("reply", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime),
+    UniqueConstraint("event_id", "endpoint_id", name="webhook_deliveries_once"),
+    Index("webhook_deliveries_by_state", "state", "next_attempt_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", Integer, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("attempted_at", UtcDateTime, nullable=False),
+    Column("outcome", String(12), nullable=False),
+    Column("status", Integer),  # the HTTP status; NULL when no answer came
+    Column("reply", Text, nullable=False),
+)
+
 
 # Acceptances: which version of a policy each user of a site accepted, one row per act. Append-only: a correction is a
 # new row. `user_ref` is the site's own pseudonymous id; the client address is kept only as a keyed hash.
@@ -362,6 +410,14 @@ def insert_ignoring(connection: Connection, table: Table, rows: list[dict[str, A
 
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     connection.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+
+
+def insert_new(connection: Connection, table: Table, row: dict[str, Any]) -> bool:
+    """Insert one row unless its key exists already; whether it was inserted."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return connection.execute(dialect.insert(table).on_conflict_do_nothing(), row).rowcount == 1
 
 
 def insert_outbox_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:

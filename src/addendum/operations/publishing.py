@@ -11,6 +11,7 @@ from addendum.config import Repo
 from addendum.errors import AddendumError, UsageError
 from addendum.history.ledger import PublishedVersion
 from addendum.history.versions import load_version, published_versions
+from addendum.operations.webhooks import announce_published
 from addendum.policy.model import load_policy
 from addendum.publish.commit import CommitResult, commit_policy
 from addendum.publish.gates import GateDecision, gate_refusals, publish_gated
@@ -100,9 +101,12 @@ def publish_request(repo: Repo, policy_id: str, request: PublishRequest) -> tupl
     """Publish as `addendum publish` does (same gates, same ledger entry, same commit and tag)."""
     if request.effective is None or request.classification is None:
         raise UsageError("publishing needs an effective date and a classification", "fill in both fields of the form")
-    return publish_gated(repo, policy_id, effective=request.effective, published=request.published,
-                         classification=request.classification, summaries=request.summaries, reason=request.reason,
-                         urgent=request.urgent, allow_stale=request.allow_stale)
+    version, decision = publish_gated(repo, policy_id, effective=request.effective, published=request.published,
+                                      classification=request.classification, summaries=request.summaries,
+                                      reason=request.reason, urgent=request.urgent, allow_stale=request.allow_stale)
+    # Emitted only: the server's background task delivers it, so the form answers at once.
+    announce_published(repo, version, time_limit=0)
+    return version, decision
 
 
 def commit_changes(repo: Repo, policy_id: str, message: str) -> CommitResult:

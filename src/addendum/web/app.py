@@ -21,6 +21,7 @@ from addendum.operations.subscriptions import InvalidToken, Subscriptions
 from addendum.web import acceptances, public, workspace
 from addendum.web.auth import Auth
 from addendum.web.events import ChangeFeed
+from addendum.web.hooks import BackgroundTick
 from addendum.web.pages import COMMON_HEADERS, TooLarge, page, plain, security_headers
 
 BODY_LIMIT = 256 * 1024  # no request to this server needs more; larger bodies are refused before they are read
@@ -35,6 +36,7 @@ class ServerConfig:
     public_only: bool = False
     watch: bool = True
     database_url: str | None = None
+    tick: bool = True  # run the webhooks' background task (webhooks.tick_interval)
 
 
 def status_of(exc: AddendumError) -> int:
@@ -88,13 +90,20 @@ def build_app(config: ServerConfig, auth: Auth | None = None) -> Starlette:
     feed = ChangeFeed(config.repo.root, [config.repo.policies_dir, config.repo.history_dir]) \
         if config.watch and not config.public_only else None
 
+    interval = float(config.repo.setting("webhooks.tick_interval"))
+    ticker = BackgroundTick(config.repo, config.database_url, interval) if interval > 0 and config.tick else None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if feed is not None:
             await feed.start()
+        if ticker is not None:
+            ticker.start()
         try:
             yield
         finally:
+            if ticker is not None:
+                ticker.stop()
             if feed is not None:
                 await feed.stop()
             subscriptions.close()

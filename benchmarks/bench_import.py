@@ -8,7 +8,7 @@ the time is that of the import call alone, with the CPU time it took beside it (
 included), which a busy machine does not inflate as much. The file mixes what real ones hold: two languages, three
 sites, some rows with two sites, a policy or a consent date, names with accents, twenty domains. Ten of its
 addresses were erased before, so the suppression check does its real work. PostgreSQL is a private server started
-the way the tests start theirs (tests/conftest.py), on a Unix socket in a temporary folder; without PostgreSQL
+by the tests' own helper (tests/postgres_server.py), on a Unix socket in a temporary folder; without PostgreSQL
 installed, its rows are left out. ADDENDUM_BENCH_ROWS=N changes the large file's size.
 """
 
@@ -18,13 +18,11 @@ import json
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 SITES = ("selentic", "cavallo", "equihealth")
 DOMAINS = tuple(f"{name}.example.{tld}" for name in ("mail", "post", "inbox", "web", "box") for tld in ("org", "com", "net", "be"))
 ERASED = tuple(range(7, ROWS, max(1, ROWS // 10)))  # rows whose address was erased before the import
+sys.path.insert(0, str(PROJECT / "tests"))  # the private PostgreSQL server the tests start
+from postgres_server import PostgresServer, postgres_bindir  # noqa: E402
+
 GIT_ENV = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.org", "GIT_COMMITTER_NAME": "Bench",
            "GIT_COMMITTER_EMAIL": "bench@example.org"}
 
@@ -72,56 +73,6 @@ def build_repository(folder: Path) -> Path:
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "Policy"]):
         subprocess.run(["git", *args], cwd=root, env={**os.environ, **GIT_ENV}, check=True, capture_output=True)
     return root
-
-
-@contextmanager
-def postgres_server() -> Iterator[Path | None]:
-    """A private PostgreSQL server as tests/conftest.py starts one: initdb into a temporary folder, listening only
-    on a Unix socket there, as `nobody` when we are root. Yields the socket folder, or None without PostgreSQL."""
-    import psycopg
-
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3].split(".")[0]))
-    if not found:
-        yield None
-        return
-    bindir = found[-1].parent
-    base = Path(tempfile.mkdtemp(prefix="addendum-bench-pg-"))
-    run_as: dict[str, Any] = {}
-    if os.geteuid() == 0:
-        os.chown(base, 65534, 65534)
-        run_as = {"user": 65534, "group": 65534, "extra_groups": []}
-    data, socket_dir = base / "data", base / "socket"
-    subprocess.run([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "addendum", "--no-sync", "-E", "UTF8",
-                    "--locale=C"], check=True, capture_output=True, cwd=base, **run_as)
-    socket_dir.mkdir()
-    if run_as:
-        os.chown(socket_dir, 65534, 65534)
-    server = subprocess.Popen([str(bindir / "postgres"), "-D", str(data), "-k", str(socket_dir), "-c", "listen_addresses=",
-                               "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"],
-                              cwd=base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **run_as)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                psycopg.connect(host=str(socket_dir), user="addendum", dbname="postgres").close()
-                break
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("PostgreSQL did not start") from None
-                time.sleep(0.1)
-        yield socket_dir
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(30)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def new_postgres_database(socket_dir: Path, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(host=str(socket_dir), user="addendum", dbname="postgres", autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://addendum@/{name}?host={socket_dir}"
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -242,11 +193,11 @@ def main() -> None:
               f"each import in a fresh process")
         stores = repo / ".addendum"
         table = measure("sqlite", repo, lambda name: f"sqlite:///{stores / f'bench-{name}.db'}", files)
-        with postgres_server() as socket_dir:
-            if socket_dir is None:
-                print("(PostgreSQL is not installed: its rows are left out)")
-            else:
-                table += measure("postgresql", repo, lambda name: new_postgres_database(socket_dir, f"bench_{name}"), files)
+        if postgres_bindir() is None:
+            print("(PostgreSQL is not installed: its rows are left out)")
+        else:
+            with PostgresServer(prefix="addendum-bench-pg-") as server:
+                table += measure("postgresql", repo, lambda name: server.database(f"bench_{name}"), files)
         width = max(len(case) for case, *_ in table)
         print(f"{'case':<{width}}  {'result':<44} {'peak memory':<20} {'target':<34} verdict")
         for case, result, memory, target, met in table:

@@ -22,7 +22,6 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from addendum.progress import NoProgress as NoProgressBase
 
@@ -33,6 +32,12 @@ PROJECT = Path(__file__).resolve().parents[1]
 SITES = ("selentic", "cavallo", "equihealth")
 GIT_ENV = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.org", "GIT_COMMITTER_NAME": "Bench",
            "GIT_COMMITTER_EMAIL": "bench@example.org"}
+sys.path.insert(0, str(PROJECT / "tests"))  # the private PostgreSQL server the tests start
+from postgres_server import PostgresServer  # noqa: E402
+
+# The settings of a store on one machine that may lose its last commits in a crash of the machine, not of a process:
+# the outbox's guarantees are about killed processes (synchronous_commit=off keeps each commit atomic).
+POSTGRES_SETTINGS = {"synchronous_commit": "off", "max_connections": "200"}
 SINK = """
 import sys, threading, signal
 from aiosmtpd.controller import Controller
@@ -85,60 +90,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-class Postgres:
-    """A private PostgreSQL server (as the tests start one): initdb into a temporary folder, a Unix socket only."""
-
-    def __init__(self) -> None:
-        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3].split(".")[0]))
-        if not found:
-            raise SystemExit("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-        self.bindir = found[-1].parent
-        self.base = Path(tempfile.mkdtemp(prefix="addendum-bench-pg-"))
-        self.run_as: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            os.chown(self.base, 65534, 65534)
-            self.run_as = {"user": 65534, "group": 65534, "extra_groups": []}
-        self.socket = self.base / "socket"
-
-    def start(self) -> Postgres:
-        import psycopg
-
-        data = self.base / "data"
-        subprocess.run([str(self.bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "addendum", "--no-sync",
-                        "-E", "UTF8", "--locale=C"], check=True, capture_output=True, cwd=self.base, **self.run_as)
-        self.socket.mkdir()
-        if self.run_as:
-            os.chown(self.socket, 65534, 65534)
-        # The settings of a store on one machine that may lose its last commits in a crash of the machine, not of a
-        # process: the outbox's guarantees are about killed processes (synchronous_commit=off keeps each commit atomic).
-        self.server = subprocess.Popen([str(self.bindir / "postgres"), "-D", str(data), "-k", str(self.socket),
-                                        "-c", "listen_addresses=", "-c", "synchronous_commit=off", "-c", "max_connections=200"],
-                                       cwd=self.base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **self.run_as)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                psycopg.connect(host=str(self.socket), user="addendum", dbname="postgres").close()
-                return self
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline or self.server.poll() is not None:
-                    raise SystemExit("PostgreSQL did not start") from None
-                time.sleep(0.1)
-
-    def database(self, name: str) -> str:
-        import psycopg
-
-        with psycopg.connect(host=str(self.socket), user="addendum", dbname="postgres", autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://addendum@/{name}?host={self.socket}"
-
-    def stop(self) -> None:
-        import signal
-
-        self.server.send_signal(signal.SIGINT)
-        self.server.wait(60)
-        shutil.rmtree(self.base, ignore_errors=True)
 
 
 class Sink:
@@ -338,7 +289,7 @@ def main() -> None:
     print(f"== notify: {RECIPIENTS:,} subscribers (2 languages × 3 sites) on PostgreSQL, 1, 2 and 4 sender processes, "
           f"{CONNECTIONS} SMTP connection(s) each, no rate limit, {cores} cores")
     folder = Path(tempfile.mkdtemp(prefix="addendum-bench-notify-"))
-    postgres = Postgres().start()
+    postgres = PostgresServer(POSTGRES_SETTINGS, prefix="addendum-bench-pg-").start()
     sinks: list[Sink] = []
     try:
         large, small = postgres.database("bench_large"), postgres.database("bench_small")

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from addendum.cli import cli
+from postgres_server import PostgresServer
 from smtp_server import SmtpServer
 from tests_support import GIT_IDENTITY, MINIMAL_EN, MINIMAL_NL, MINIMAL_POLICY_TOML, git_in, invoke_ok, publish_terms, set_config
 
@@ -191,59 +192,15 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[Path]:
-    """A private PostgreSQL server (initdb into a temporary folder), listening only on a Unix socket in it.
-    As root it runs as `nobody`, since postgres refuses to run as root. Yields the socket folder."""
-    import os
-    import signal
-    import subprocess
-    import tempfile
-    import time
-
-    import psycopg
-
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3].split(".")[0]))
-    assert found, "PostgreSQL is not installed (Debian: apt-get install postgresql)"
-    bindir = found[-1].parent
-    base = Path(tempfile.mkdtemp(prefix="addendum-pg-"))
-    run_as: dict[str, object] = {}
-    if os.geteuid() == 0:
-        os.chown(base, 65534, 65534)
-        run_as = {"user": 65534, "group": 65534, "extra_groups": []}
-    data, socket_dir = base / "data", base / "socket"
-    subprocess.run([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "addendum", "--no-sync", "-E", "UTF8",
-                    "--locale=C"], check=True, capture_output=True, cwd=base, **run_as)  # type: ignore[call-overload]
-    socket_dir.mkdir()
-    if run_as:
-        os.chown(socket_dir, 65534, 65534)
-    server = subprocess.Popen([str(bindir / "postgres"), "-D", str(data), "-k", str(socket_dir), "-c", "listen_addresses=",
-                               "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"],
-                              cwd=base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **run_as)  # type: ignore[call-overload]
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                psycopg.connect(host=str(socket_dir), user="addendum", dbname="postgres").close()
-                break
-            except psycopg.OperationalError:
-                assert time.monotonic() < deadline and server.poll() is None, "PostgreSQL did not start"
-                time.sleep(0.1)
-        yield socket_dir
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(30)
-        shutil.rmtree(base, ignore_errors=True)
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server (initdb into a temporary folder), listening only on a Unix socket in it."""
+    with PostgresServer() as server:
+        yield server
 
 
 @pytest.fixture
-def postgres_url(postgres_server: Path, request: pytest.FixtureRequest) -> str:
+def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> str:
     """The SQLAlchemy URL of a new, empty database on the private PostgreSQL server."""
     import re
 
-    import psycopg
-
-    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + f"_{id(request) % 100000}"
-    with psycopg.connect(host=str(postgres_server), user="addendum", dbname="postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://addendum@/{name}?host={postgres_server}"
+    return postgres_server.database("t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + f"_{id(request) % 100000}")

@@ -6,6 +6,7 @@ import dataclasses
 import re
 import time
 from collections.abc import Callable
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from addendum.config import open_repo
 from addendum.notify.campaign import Campaign, attempt_log
 from addendum.notify.content import notice_content, plan_notice
-from addendum.notify.message import Recipient, message_id_for
+from addendum.notify.message import WIRE, Recipient, message_id_for, to_header
 from addendum.notify.state import open_state
 from addendum.notify.store import outbox
 from addendum.notify.tokens import read_unsubscribe_token
@@ -462,6 +463,17 @@ def test_message_ids_are_deterministic():
     first = message_id_for(V2, "a" * 32, "selentic", "example.org")
     assert first == message_id_for(V2, "a" * 32, "selentic", "example.org")
     assert first != message_id_for(V2, "a" * 32, "cavallo", "example.org") != message_id_for(V3, "a" * 32, "selentic", "example.org")
+
+
+@pytest.mark.parametrize("name, email", [
+    ("Person 1", "person1@example.org"), ("", "cleo@example.org"), ("O'Brien-Smith", "first.last+tag@mail.example.org"),
+    ("Zoë Ündërberg", "zoe@example.org"), ("J. Smith", "j@example.org"), ("Smith, Jane", "jane@example.org"),
+    ("Anne  Marie", "anne@example.org"), (" Lead", "lead@example.org"), ("Tab\there (admin)", "tab@example.org"),
+    ("Very Long Name " * 5, "long.address.of.someone@subdomain.example.org"), ("Ann", "ann@exämple.org"),
+])
+def test_the_to_header_written_directly_is_the_one_the_stdlib_writes(name, email):
+    to = Address(display_name=name, addr_spec=email)
+    assert to_header(name, email) == WIRE.fold_binary("To", WIRE.header_store_parse("To", to)[1])
 
 
 def test_notify_works_the_same_on_postgresql(run, notify_repo, smtp, postgres_url, monkeypatch):

@@ -141,7 +141,8 @@ def _state_counts(store: Store, version_id: str, held: bool = False) -> dict[str
 
 def _recipients(store: Store, plan: NoticePlan) -> Iterator[Recipient]:
     with store.connect() as connection:
-        for row in batched_rows(connection, recipients_query(plan), (subscribers.c.id, subscriptions.c.site_id)):
+        for row in batched_rows(connection, recipients_query(plan), (subscribers.c.id, subscriptions.c.site_id),
+                                joined_to_first=(subscriptions.c.subscriber_id,)):
             yield Recipient(row.uid, row.email, row.name, row.language, row.site_id, row.audience)
 
 

@@ -131,10 +131,44 @@ def message_id_for(version_id: str, subscriber_uid: str, site_id: str, domain: s
 class _Variant:
     """A notice serialised once with slots for what differs per recipient; `fast` unless lines would grow too long."""
 
-    data: bytes
+    pieces: list[bytes]  # the serialised notice cut at its slots: text, slot name, text, slot name, …, text
     fast: bool
-    slot_lines: list[tuple[int, dict[bytes, int]]] = field(default_factory=list)
+    slot_lines: list[tuple[int, dict[str, int]]] = field(default_factory=list)  # per line with slots: other bytes, slots
     parts: tuple[str, str, str] = ("", "", "")  # subject, text, html with slots, for the per-recipient path
+
+
+# What a To header may hold unquoted and unencoded: atext (RFC 5322 3.2.3) in the name, a dot-atom address.
+ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
+HEADER_LINE = 78  # RFC 5322: a header line longer than this is folded
+
+
+def _dot_atom(text: str) -> bool:
+    return all(part and ATEXT.issuperset(part) for part in text.split("."))
+
+
+def to_header(name: str, address: str) -> bytes:
+    """The To header line for one recipient: written directly when it is a plain name and address that fit on one
+    line (the bytes the stdlib would write), else folded and encoded by the stdlib."""
+    local, at, domain = address.rpartition("@")
+    words = name.split(" ")
+    if at and _dot_atom(local) and _dot_atom(domain) and all(word and ATEXT.issuperset(word) for word in words):
+        line = f"To: {name} <{address}>\r\n" if name else f"To: {address}\r\n"
+        if len(line) - 2 <= HEADER_LINE:
+            return line.encode("ascii")
+    return WIRE.fold_binary("To", WIRE.header_store_parse("To", Address(display_name=name, addr_spec=address))[1])
+
+
+def _cut(data: bytes, names: dict[bytes, str]) -> list[bytes]:
+    """`data` cut at every slot marker: text, slot name, text, …, text (no marker begins another, so one matches at a place)."""
+    pieces: list[bytes] = []
+    start = 0
+    while True:
+        found = [(at, marker) for marker in names if (at := data.find(marker, start)) >= 0]
+        if not found:
+            return [*pieces, data[start:]]
+        at, marker = min(found)
+        pieces += [data[start:at], names[marker].encode()]
+        start = at + len(marker)
 
 
 class MessageFactory:
@@ -229,12 +263,12 @@ class MessageFactory:
             parts = self._render(content, audience, self.slots)
             token_slot, mid_slot = self.slots["token"], f"<{self.slots['mid']}@{self.sender.domain}>"
             data = self._compose(content, audience, parts, "8bit", None, mid_slot, token_slot).as_bytes(policy=WIRE)
-            variant = _Variant(data, True, parts=parts)
-            slot_bytes = [s.encode() for s in self.slots.values()]
+            names = {marker.encode(): name for name, marker in self.slots.items()}
+            variant = _Variant(_cut(data, names), True, parts=parts)
             for line in data.split(b"\r\n"):
-                counts = {s: line.count(s) for s in slot_bytes if s in line}
+                counts = {name: line.count(marker) for marker, name in names.items() if marker in line}
                 if counts:
-                    variant.slot_lines.append((len(line) - sum(len(s) * n for s, n in counts.items()), counts))
+                    variant.slot_lines.append((len(line) - sum(len(self.slots[s]) * n for s, n in counts.items()), counts))
                 elif len(line) > MAX_LINE:
                     variant.fast = False
             self._variants[key] = variant
@@ -257,17 +291,17 @@ class MessageFactory:
                                     recipient.site_id, self.sender.domain)
         values = self._values(recipient, language)
         values.update(token=self._token(recipient), mid=message_id[1:message_id.rindex("@")])
-        to = Address(display_name=recipient.name, addr_spec=recipient.email)
-        replacements = {self.slots[k].encode(): v.encode() for k, v in values.items()}
-        fits = all(base + sum(len(replacements.get(s, s)) * n for s, n in counts.items()) <= MAX_LINE
+        filled = {name: value.encode() for name, value in values.items()}
+        fits = all(base + sum(len(filled[name]) * n for name, n in counts.items()) <= MAX_LINE
                    for base, counts in variant.slot_lines)
         if not (variant.fast and fits):
+            to = Address(display_name=recipient.name, addr_spec=recipient.email)
             return BuiltMessage(message_id, self._slow(recipient, language, variant, values, to, message_id))
-        data = variant.data
-        for slot, value in replacements.items():
-            data = data.replace(slot, value)
-        head = WIRE.fold_binary("To", WIRE.header_store_parse("To", to)[1])
-        return BuiltMessage(message_id, head + data)
+        pieces = variant.pieces[:]
+        for at in range(1, len(pieces), 2):
+            pieces[at] = filled[pieces[at].decode()]
+        pieces[0] = to_header(recipient.name, recipient.email) + pieces[0]
+        return BuiltMessage(message_id, b"".join(pieces))
 
     def _slow(self, recipient: Recipient, language: str, variant: _Variant, values: dict[str, str], to: Address,
               message_id: str) -> bytes:

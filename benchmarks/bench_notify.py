@@ -5,17 +5,23 @@ ratio to that sink's ceiling, measured in the same run from minimal clients (4 p
 offers it). A 10,000-recipient run with 4 workers shows that a worker's memory is flat in the number of recipients.
 
 Targets: 4 workers against smtp-sink reach 80 % of its ceiling; N workers send at least 0.8 × N × one worker's rate,
-until the sink or the cores are the limit (printed). Runs alone (`python benchmarks/bench_notify.py`) or from
-benchmarks/run.py. ADDENDUM_BENCH_RECIPIENTS=N changes the large size, ADDENDUM_BENCH_CONNECTIONS the SMTP
-connections per worker (default 1). Each measured run is a fresh process, so its peak memory is its own.
+until the sink or the cores are the limit. Each row names its limit from the CPU used while it ran: the sink when it
+kept its one core busy (both sinks are single-threaded), the cores when the machine's were all busy (this run's
+senders, sink and PostgreSQL, or other work on a shared machine), else the round trips the senders wait for.
+Runs alone (`python benchmarks/bench_notify.py`) or from benchmarks/run.py (`python benchmarks/run.py notify`).
+ADDENDUM_BENCH_RECIPIENTS=N changes the large size, ADDENDUM_BENCH_CONNECTIONS the SMTP connections per worker
+(default 1), ADDENDUM_BENCH_RUNS the runs of each row and ceiling (default 1; the table shows medians). Each measured
+run is a fresh process, so its peak memory is its own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +33,7 @@ from addendum.progress import NoProgress as NoProgressBase
 
 RECIPIENTS = int(os.environ.get("ADDENDUM_BENCH_RECIPIENTS", "100000"))
 CONNECTIONS = int(os.environ.get("ADDENDUM_BENCH_CONNECTIONS", "1"))
+RUNS = int(os.environ.get("ADDENDUM_BENCH_RUNS", "1"))
 VERSION = "privacy@2020-09-01"
 PROJECT = Path(__file__).resolve().parents[1]
 SITES = ("selentic", "cavallo", "equihealth")
@@ -108,12 +115,38 @@ class Sink:
             _wait_for_port(self.port)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu(self.process.pid)
 
     def stop(self) -> None:
         self.process.kill()
         self.process.wait(30)
+
+
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name: state, parent, …, user and system time at 11 and 12."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_cpu(pid: int, ended_children: bool = False) -> float:
+    """CPU seconds a process used so far (its threads included); with `ended_children`, those of the children it
+    waited for as well."""
+    fields = _stat(pid)
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if ended_children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu(postmaster: int) -> float:
+    """CPU seconds of the PostgreSQL server so far: the postmaster, the backends that ended, and those that run."""
+    total = process_cpu(postmaster, ended_children=True)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = _stat(entry.name)
+            except OSError:  # ended meanwhile: its time is the postmaster's children's now
+                continue
+            if int(fields[1]) == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _wait_for_port(port: int) -> None:
@@ -219,18 +252,51 @@ def send_child(root: str, database: str, port: int, workers: int, connections: i
             "cpu_s": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime}
 
 
-def _run_send(root: Path, database: str, sink: Sink, workers: int, connections: int) -> dict[str, float]:
+def _run_send(root: Path, database: str, postmaster: int, sink: Sink, workers: int, connections: int) -> dict[str, float]:
+    """One measured send in a fresh process, with the CPU the senders, the sink and PostgreSQL used meanwhile, and how
+    busy the whole machine was (other people's work included)."""
     reset_outbox(root, database)
-    sink_cpu, (busy, total) = sink.cpu_seconds(), _busy_cores()
+    sink_cpu, server_cpu, (busy, total) = sink.cpu_seconds(), postgres_cpu(postmaster), _busy_cores()
+    started = time.perf_counter()
     done = subprocess.run([sys.executable, __file__, "--send", str(root), database, str(sink.port), str(workers),
                            str(connections)], capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"send with {workers} worker(s) to {sink.kind} failed:\n{done.stderr[-4000:]}")
     run = dict(json.loads(done.stdout.strip().splitlines()[-1]))
     busy_after, total_after = _busy_cores()
+    run["wall_s"] = wall
     run["sink_cpu_s"] = sink.cpu_seconds() - sink_cpu
+    run["postgres_cpu_s"] = postgres_cpu(postmaster) - server_cpu
     run["machine_busy"] = (busy_after - busy) / max(1e-9, total_after - total)
     return run
+
+
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each measure's median over repeated runs."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def limit(run: dict[str, float], cores: int) -> str:
+    """What held a send back: the sink (a single-threaded server, at its one core), the cores (all busy: ours, and
+    other people's on a shared machine), or neither (the senders wait on round trips)."""
+    sink_core = run["sink_cpu_s"] / run["wall_s"]
+    ours = (run["cpu_s"] + run["sink_cpu_s"] + run["postgres_cpu_s"]) / (cores * run["wall_s"])
+    others = max(0.0, run["machine_busy"] - ours)
+    if sink_core >= 0.8:
+        return f"the sink (at {sink_core:.0%} of its one core)"
+    if run["machine_busy"] >= 0.85:
+        return f"the cores (busy {run['machine_busy']:.0%}: {ours:.0%} this run, {others:.0%} other work)"
+    return f"round trips (cores busy {run['machine_busy']:.0%}, sink at {sink_core:.0%} of a core)"
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.machine())
+    memory = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal")), 0) / 1024 / 1024
+    return (f"{os.cpu_count()} cores ({model}), {memory:.0f} GB, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
 
 
 RAW_CLIENTS = 4
@@ -277,19 +343,24 @@ def raw_ceiling(port: int, count: int = 20000) -> float:
 
 
 
-def _table_row(label: str, run: dict[str, float], ceiling: float, queue_s: float) -> str:
+def _table_row(sink: str, workers: int, run: dict[str, float], ceiling: float, queue_s: float, cores: int) -> str:
     send_rate = run["sent"] / run["send_s"]
     end_to_end = run["sent"] / (queue_s + run["send_s"])
-    return (f"{label:<22} {send_rate:>9.0f} {end_to_end:>9.0f} {run['worker_peak_mb']:>10.1f} {send_rate / ceiling:>8.0%} "
-            f"{run['machine_busy']:>6.0%}")
+    senders = run["cpu_s"] / run["wall_s"]
+    return (f"{sink:<10} {workers:>7} {send_rate:>8,.0f} {end_to_end:>8,.0f} {run['worker_peak_mb']:>10.1f} "
+            f"{send_rate / ceiling:>8.0%} {senders:>8.0%} {run['sink_cpu_s'] / run['wall_s']:>7.0%} "
+            f"{run['postgres_cpu_s'] / run['wall_s']:>6.0%}  {limit(run, cores)}")
 
 
 def main() -> None:
     cores = os.cpu_count() or 1
     print(f"== notify: {RECIPIENTS:,} subscribers (2 languages × 3 sites) on PostgreSQL, 1, 2 and 4 sender processes, "
-          f"{CONNECTIONS} SMTP connection(s) each, no rate limit, {cores} cores")
+          f"{CONNECTIONS} SMTP connection(s) each, no rate limit; medians of {RUNS} run(s)")
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the start")
     folder = Path(tempfile.mkdtemp(prefix="addendum-bench-notify-"))
     postgres = PostgresServer(POSTGRES_SETTINGS, prefix="addendum-bench-pg-").start()
+    assert postgres.process is not None
+    postmaster = postgres.process.pid
     sinks: list[Sink] = []
     try:
         large, small = postgres.database("bench_large"), postgres.database("bench_small")
@@ -301,16 +372,24 @@ def main() -> None:
         results: dict[str, dict[int, dict[str, float]]] = {}
         ceilings: dict[str, float] = {}
         for sink in sinks:
-            ceilings[sink.kind] = raw_ceiling(sink.port)
-            results[sink.kind] = {n: _run_send(folder / "large" / "repo", large, sink, n, CONNECTIONS) for n in (1, 2, 4)}
-        flat = _run_send(folder / "small" / "repo", small, sinks[1], 4, CONNECTIONS)
-        print(f"{'sink, workers':<22} {'sent/s':>9} {'total/s':>9} {'MB/worker':>10} {'ceiling':>8} {'busy':>6}")
+            ceilings[sink.kind] = statistics.median(raw_ceiling(sink.port) for _ in range(RUNS))
+            # Round by round (1, 2, 4 workers, then again), so that a busy spell of the machine spreads over all three.
+            runs: dict[int, list[dict[str, float]]] = {1: [], 2: [], 4: []}
+            for _ in range(RUNS):
+                for n, done in runs.items():
+                    done.append(_run_send(folder / "large" / "repo", large, postmaster, sink, n, CONNECTIONS))
+            results[sink.kind] = {n: median_run(done) for n, done in runs.items()}
+        flat = _run_send(folder / "small" / "repo", small, postmaster, sinks[1], 4, CONNECTIONS)
         for sink in sinks:
             print(f"{sink.kind}: ceiling {ceilings[sink.kind]:,.0f} messages/s from {RAW_CLIENTS} minimal clients")
+        print(f"{'sink':<10} {'workers':>7} {'sent/s':>8} {'total/s':>8} {'MB/worker':>10} {'ceiling':>8} "
+              f"{'senders':>8} {'sink':>7} {'pg':>6}  limit")
+        for sink in sinks:
             for n, run in results[sink.kind].items():
-                print(_table_row(f"  {sink.kind}, {n}", run, ceilings[sink.kind], prepared["queue_s"]))
-        print("(sent/s: the sending phase; total/s: queueing included; MB/worker: peak resident memory of one sender "
-              "process; ceiling: sent/s over the sink's ceiling; busy: the machine's cores while it ran)")
+                print(_table_row(sink.kind, n, run, ceilings[sink.kind], prepared["queue_s"], cores))
+        print("(sent/s: the sending phase; total/s: queueing (one process) included; MB/worker: peak resident memory of "
+              "one sender process; ceiling: sent/s over the sink's ceiling; senders, sink, pg: CPU they used, in cores "
+              "(100% = one core busy all along); limit: what held the run back)")
         four = results["smtp-sink"][4]
         ratio = four["sent"] / four["send_s"] / ceilings["smtp-sink"]
         print(f"target: 4 workers against smtp-sink at {ratio:.0%} of its ceiling ({'meets' if ratio >= 0.8 else 'misses'} 80%)")
@@ -320,19 +399,13 @@ def main() -> None:
                 run = results[sink.kind][n]
                 rate = run["sent"] / run["send_s"]
                 scaling = rate / (n * one)
-                if scaling >= 0.8:
-                    verdict = "meets 0.8 × N"
-                elif rate >= 0.8 * ceilings[sink.kind]:
-                    verdict = f"the sink is the limit ({rate / ceilings[sink.kind]:.0%} of its ceiling)"
-                elif run["machine_busy"] >= 0.85 or n >= cores:
-                    verdict = f"the cores are the limit ({run['machine_busy']:.0%} of {cores} cores busy)"
-                else:
-                    verdict = "misses 0.8 × N, and neither the sink nor the cores are the limit"
+                verdict = "meets 0.8 × N" if scaling >= 0.8 else f"below 0.8 × N; the limit: {limit(run, cores)}"
                 print(f"scaling, {sink.kind}, {n} workers: {rate:,.0f}/s = {scaling:.2f} × {n} × one worker's "
                       f"{one:,.0f}/s — {verdict}")
         growth = four["worker_peak_mb"] / flat["worker_peak_mb"]
         print(f"memory per worker: {flat['worker_peak_mb']:.1f} MB for {flat['sent']:,.0f} recipients, "
               f"{four['worker_peak_mb']:.1f} MB for {four['sent']:,.0f} (×{growth:.2f}: {'flat' if growth < 1.3 else 'NOT flat'})")
+        print(f"load average {os.getloadavg()[0]:.1f} at the end")
     finally:
         for sink in sinks:
             sink.stop()

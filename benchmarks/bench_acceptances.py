@@ -22,9 +22,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_notify import Postgres  # noqa: E402  (the same private server as the notice benchmark)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the private PostgreSQL server the tests start
+from postgres_server import PostgresServer  # noqa: E402
 
 RECORDS = int(os.environ.get("ADDENDUM_BENCH_ACCEPTANCES", "1000000"))
 RUNS = 7
@@ -68,7 +67,7 @@ def main() -> None:
 
     os.environ["ADDENDUM_NOTIFY_KEYS"] = f"1:{secrets.token_urlsafe(32)}"
     folder = Path(tempfile.mkdtemp(prefix="addendum-bench-acceptances-"))
-    server = Postgres().start()
+    server = PostgresServer(prefix="addendum-bench-pg-").start()
     try:
         repo = open_repo(build_repository(folder))
         with open_state(repo, server.database("acceptances")) as state:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -366,3 +366,47 @@ def test_sigkill_at_random_moments_then_rerun_delivers_every_event(run, notify_r
             twice = {i for i, n in Counter(side.ids()).items() if n > 1}
             assert twice <= interrupted_ids(notify_repo) and side.rejected == []
     assert all(r["state"] == "delivered" for r in deliveries(run, notify_repo))
+
+
+def test_webhooks_work_the_same_on_postgresql(run, notify_repo, postgres_url, monkeypatch):
+    """Publish, a retry, a deliverer killed in flight and its successor, and tick's once-only emission, on PostgreSQL."""
+    monkeypatch.setenv("ADDENDUM_DATABASE_URL", postgres_url)
+    set_config(notify_repo, FAST)
+    process: list[subprocess.Popen[str]] = []
+
+    def behave(n: int) -> object:
+        if n == 1:
+            return 503
+        if n == 3 and process:
+            os.kill(process[0].pid, signal.SIGKILL)
+            time.sleep(0.2)
+        return "ok"
+
+    with WebhookReceiver(behave=behave) as receiver:
+        _, secret = add_hook(run, notify_repo, receiver.url, "version.published,version.effective")
+        receiver.secrets.append(secret)
+        version = publish_typo_fix(run, notify_repo)
+        assert [r["state"] for r in deliveries(run, notify_repo)] == ["retry"]
+        emit_events(notify_repo, 3)
+        process.append(start_deliver(notify_repo))
+        process[0].wait(60)
+        assert process[0].returncode == -signal.SIGKILL
+        assert "emitted version.effective:" + version in run("--repo", notify_repo, "tick").stdout
+        assert "emitted" not in run("--repo", notify_repo, "tick").stdout
+        check_every_event_delivered(notify_repo, receiver, {str(r["message_id"]) for r in deliveries(run, notify_repo)})
+    assert {r["state"] for r in deliveries(run, notify_repo)} == {"delivered"}
+
+
+def test_a_429_waits_at_least_as_long_as_retry_after_says(run, notify_repo):
+    set_config(notify_repo, FAST)
+
+    with WebhookReceiver(behave=lambda n: 429) as receiver:
+        receiver.retry_after = "120"
+        _, secret = add_hook(run, notify_repo, receiver.url, "version.published")
+        receiver.secrets.append(secret)
+        publish_typo_fix(run, notify_repo)
+        run("--repo", notify_repo, "webhooks", "deliver", expect=1)  # not due yet: nothing sent
+        assert receiver.requests == 1
+    [record] = deliveries(run, notify_repo)
+    wait = datetime.fromisoformat(str(record["next_attempt_at"])) - datetime.fromisoformat(str(record["updated_at"]))
+    assert record["state"] == "retry" and timedelta(seconds=119) <= wait <= timedelta(seconds=121)

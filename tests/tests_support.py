@@ -274,6 +274,7 @@ class WebhookReceiver:
         self.delivered: list[tuple[str, dict[str, object]]] = []
         self.rejected: list[str] = []
         self.headers: list[dict[str, str]] = []
+        self.retry_after = ""  # sent with every answer that is not 2xx, when set
         self.lock = threading.Lock()
         receiver = self
 
@@ -324,6 +325,8 @@ class WebhookReceiver:
             def _answer(self, status: int, body: bytes) -> None:
                 try:
                     self.send_response(status)
+                    if receiver.retry_after and status >= 300:
+                        self.send_header("Retry-After", receiver.retry_after)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)

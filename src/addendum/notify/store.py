@@ -422,7 +422,9 @@ def insert_new(connection: Connection, table: Table, row: dict[str, Any]) -> boo
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return connection.execute(dialect.insert(table).on_conflict_do_nothing(), row).rowcount == 1
+    # By what it returns, not by rowcount, which PostgreSQL's driver does not give for an insert that returns its key.
+    key = next(iter(table.primary_key.columns))
+    return connection.execute(dialect.insert(table).values(row).on_conflict_do_nothing().returning(key)).first() is not None
 
 
 def insert_outbox_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:

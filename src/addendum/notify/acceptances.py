@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import operator
 import re
 import secrets
 import unicodedata
@@ -16,8 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from addendum.errors import AddendumError, FieldError, HistoryError, NotifyError, UsageError
@@ -242,25 +243,72 @@ def validate_acceptance(state: State, ledgers: Ledgers, raw: Mapping[str, Any], 
 # Storing, reading, forgetting
 
 
+RECORD_COLUMNS = tuple(column.name for column in acceptances.columns if column.name != "id")
+STANDING_COLUMNS = tuple(column.name for column in acceptance_standing.columns)
+STANDING_UPSERT = (f"INSERT INTO acceptance_standing ({', '.join(STANDING_COLUMNS)}) VALUES ({{marks}}) "
+                   "ON CONFLICT (policy_id, site_id, user_ref) DO UPDATE SET version_id = excluded.version_id, "
+                   "language = excluded.language, accepted_at = excluded.accepted_at "
+                   "WHERE acceptance_standing.accepted_at <= excluded.accepted_at")
+
+
+def _driver_rows(connection: Connection, table: Table, columns: tuple[str, ...], rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows as the driver takes them, through each column's own conversion (UTC datetimes stored naive, for one)."""
+    dialect = connection.dialect
+    converters = [(index, process) for index, name in enumerate(columns)
+                  if (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
+    pick = operator.itemgetter(*columns)
+    converted = []
+    for row in rows:
+        values = list(pick(row))
+        for index, process in converters:
+            if values[index] is not None:
+                values[index] = process(values[index])
+        converted.append(tuple(values))
+    return converted
+
+
 def _store_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """Append records and move each user's standing to their latest acceptance (a later record of the same moment wins)."""
+    """Append records and move each user's standing to their latest acceptance (a later record of the same moment wins).
+    Straight to the driver, a batch at a time (COPY into PostgreSQL): SQLAlchemy's work per row would cost more than
+    the database's."""
     if not rows:
         return
-    connection.execute(insert(acceptances), rows)
     latest: dict[tuple[str, str, str], dict[str, Any]] = {}
     for row in rows:
         key = (row["policy_id"], row["site_id"], row["user_ref"])
         if key not in latest or latest[key]["accepted_at"] <= row["accepted_at"]:
-            latest[key] = {"policy_id": key[0], "site_id": key[1], "user_ref": key[2], "version_id": row["version_id"],
-                           "language": row["language"], "accepted_at": row["accepted_at"]}
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(acceptance_standing)
+            latest[key] = row
+    records = _driver_rows(connection, acceptances, RECORD_COLUMNS, rows)
+    standing = _driver_rows(connection, acceptance_standing, STANDING_COLUMNS, latest.values())
+    if connection.dialect.driver == "psycopg":
+        driver: Any = connection.connection.driver_connection
+        with driver.cursor() as cursor:
+            with cursor.copy(f"COPY acceptances ({', '.join(RECORD_COLUMNS)}) FROM STDIN") as copy:
+                for record in records:
+                    copy.write_row(record)
+            # The batch's standings through a temporary table of this transaction, then one set-wise upsert.
+            cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS acceptance_batch "
+                           "(LIKE acceptance_standing) ON COMMIT DROP")
+            cursor.execute("TRUNCATE acceptance_batch")
+            with cursor.copy(f"COPY acceptance_batch ({', '.join(STANDING_COLUMNS)}) FROM STDIN") as copy:
+                for standing_row in standing:
+                    copy.write_row(standing_row)
+            cursor.execute(STANDING_UPSERT.replace("VALUES ({marks})", f"SELECT {', '.join(STANDING_COLUMNS)} FROM acceptance_batch"))
+        return
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(f"INSERT INTO acceptances ({', '.join(RECORD_COLUMNS)}) "
+                                   f"VALUES ({', '.join(['?'] * len(RECORD_COLUMNS))})", records)
+        connection.exec_driver_sql(STANDING_UPSERT.format(marks=", ".join(["?"] * len(STANDING_COLUMNS))), standing)
+        return
+    # PostgreSQL through another driver: SQLAlchemy's own statements.
+    connection.execute(insert(acceptances), rows)
+    statement = postgresql.insert(acceptance_standing)
     statement = statement.on_conflict_do_update(
         index_elements=[acceptance_standing.c.policy_id, acceptance_standing.c.site_id, acceptance_standing.c.user_ref],
         set_={"version_id": statement.excluded.version_id, "language": statement.excluded.language,
               "accepted_at": statement.excluded.accepted_at},
         where=acceptance_standing.c.accepted_at <= statement.excluded.accepted_at)
-    connection.execute(statement, list(latest.values()))
+    connection.execute(statement, [{name: row[name] for name in STANDING_COLUMNS} for row in latest.values()])
 
 
 def record_acceptances(state: State, entries: Iterable[AcceptanceEntry], source: str) -> int:

@@ -125,7 +125,9 @@ class Ledgers:
 
 def clean_user_ref(value: object) -> str:
     """The site's own id of a user: printable text, at most 200 characters, and not an e-mail address."""
-    if not isinstance(value, str) or not value.strip():
+    if value is not None and not isinstance(value, str):
+        raise FieldError("user", f"the user reference must be text, got {type(value).__name__}")
+    if not value or not value.strip():
         raise FieldError("user", "the user reference is missing", "give the site's own id of the user, e.g. u-4821")
     text = unicodedata.normalize("NFC", value.strip())
     if not text.isprintable() or any(ch in INVISIBLE for ch in text):

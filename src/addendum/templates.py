@@ -8,7 +8,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from babel.dates import format_date
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -32,6 +31,8 @@ def assets_dir() -> Path:
 
 
 def long_date(value: date | None, locale: str) -> str:
+    from babel.dates import format_date  # imported when a date is written: babel.dates reads the time zone on import
+
     return format_date(value, "long", locale=locale) if value else ""
 
 

@@ -8,7 +8,7 @@ import click
 
 from addendum.cli.common import lang_option, policy_argument, with_repo
 from addendum.config import Repo
-from addendum.operations.changes import version_log_with_suggestions
+from addendum.operations.suggestions import version_log_with_suggestions
 
 
 @click.command("log")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from addendum.compare.materiality import Classification, SectionEdit, classify_section, classify_version, rules_from_policy
 from addendum.compare.model import ChangeSet, SectionChange
+from addendum.compare.reasons import FIRST_VERSION_REASON
 from addendum.compare.sections import compare
 from addendum.policy.model import Policy
 from addendum.policy.notes import editor_notes
@@ -25,7 +26,7 @@ class Assessment:
         return self.level == "material"
 
 
-FIRST_VERSION = Assessment("material", ("material: first published version: all of its text is new to readers",), ())
+FIRST_VERSION = Assessment("material", (FIRST_VERSION_REASON,), ())
 
 
 def _edit(change: SectionChange, policy: Policy, language: str) -> SectionEdit:

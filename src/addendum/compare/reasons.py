@@ -27,6 +27,8 @@ ENGLISH = {
     "typo": 'fixes a typo: "{old}" → "{new}"',
     "formatting-only": "changes only punctuation/whitespace/case/quotes/markup",
 }
+# The one reason of a first published version, whose text is all new: recorded in ledgers as it reads here.
+FIRST_VERSION_REASON = "material: first published version: all of its text is new to readers"
 # How the English names each kind of evidence inside a phrase ("adds organisation …", "changes a number: …").
 ENGLISH_KIND = {"term": "", "organisation": "organisation ", "country": "country ", "data category": "data category ",
                 "transfer safeguard": "transfer safeguard ", "legal area": "legal area ", "URL": "URL ",

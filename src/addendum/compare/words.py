@@ -8,9 +8,8 @@ import re
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import diff_match_patch as dmp_module
 
@@ -18,6 +17,9 @@ from addendum.compare.model import IDEOGRAPHS, WORD, Op, Segment
 from addendum.errors import UsageError
 from addendum.policy.markup import INVISIBLE
 from addendum.policy.resolve import normalise
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 Engine = Literal["fast", "python"]
 
@@ -463,6 +465,8 @@ def changed_characters(old: str, new: str) -> int:
 
 @lru_cache(maxsize=1)
 def diff_workers() -> ThreadPoolExecutor:
+    from concurrent.futures import ThreadPoolExecutor  # only a long policy is diffed in threads; the rest never import it
+
     return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="addendum-diff")
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from addendum import __version__
-from addendum.compare.classify import FIRST_VERSION, assess, classified_changes, classify_changeset
 from addendum.compare.model import ChangeSet
 from addendum.compare.sections import compare
 from addendum.config import Repo
@@ -17,11 +16,14 @@ from addendum.history.versions import LATEST, Snapshot, load_version, published_
 from addendum.ids import require_id
 from addendum.policy.model import load_policy
 from addendum.policy.resolve import resolve
-from addendum.publish.log import VersionLog, version_log
-from addendum.publish.status import PolicyStatus, status_of
-from addendum.render.redline import Layout, Preparation, VersionInfo, redline_html
-from addendum.render.word import Formatting
 from addendum.templates import strings
+
+# The classifier, the redline renderer and the status matrix are imported where they are used: `addendum diff` on a
+# terminal compares without classifying, and pays for none of them (the matchers alone take tens of milliseconds).
+if TYPE_CHECKING:
+    from addendum.publish.status import PolicyStatus
+    from addendum.render.redline import Layout
+    from addendum.render.word import Formatting
 
 # ---------------------------------------------------------------------------------------------------------
 # Between two states of a repository: published versions, dates, git revisions or the working tree.
@@ -91,6 +93,8 @@ def diff_policy(repo: Repo, policy_id: str, from_ref: str | None = None, to_ref:
 def classified_diff(repo: Repo, policy_id: str, from_ref: str | None = None, to_ref: str | None = None,
                     site_id: str | None = None, language: str | None = None) -> PolicyDiff:
     """`addendum diff`: the comparison with each change's suggested class and reasons (tags of the TO side)."""
+    from addendum.compare.classify import classify_changeset
+
     result = diff_policy(repo, policy_id, from_ref, to_ref, site_id, language)
     return replace(result, changesets=tuple(classify_changeset(c, result.new.policy) for c in result.changesets))
 
@@ -105,6 +109,9 @@ def make_redline(repo: Repo, policy_id: str, from_ref: str, to_ref: str | None, 
     (`author` and `formatting` are the .docx's: see _redline_docx). The HTML and PDF state when they were made (`now`,
     default this moment in the local time zone), by whom (`prepared_by`, default the git identity) and with which
     version of Addendum, and end with a sign-off block unless `signoff` is False."""
+    from addendum.compare.classify import classified_changes
+    from addendum.render.redline import Preparation, VersionInfo, redline_html
+
     old, new = snapshot(repo, policy_id, from_ref), snapshot(repo, policy_id, to_ref)
     site_id = site_id or new.policy.default_site
     language = language or new.policy.default_language
@@ -151,28 +158,10 @@ def _redline_docx(repo: Repo, changeset: ChangeSet, old: Snapshot, new: Snapshot
                         repo_templates=repo.templates_dir, generated=generated)
 
 
-def suggestions(repo: Repo, policy_id: str) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Each published version's suggested class and reasons: as recorded when it was published, or worked out again."""
-    versions = published_versions(repo, policy_id)
-    found: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for index, version in enumerate(versions):
-        if version.extra.get("suggested"):
-            found[version.id] = (str(version.extra["suggested"]), tuple(version.extra.get("reasons", ())))
-        elif index == 0:
-            found[version.id] = (FIRST_VERSION.level, FIRST_VERSION.reasons)
-        else:
-            assessment = assess(load_version(repo, versions[index - 1]), load_version(repo, version))
-            found[version.id] = (assessment.level, assessment.reasons)
-    return found
-
-
-def version_log_with_suggestions(repo: Repo, policy_id: str) -> VersionLog:
-    """`addendum log`: the versions with their suggested class and its reasons next to the editor's."""
-    return replace(version_log(repo, policy_id), suggestions=suggestions(repo, policy_id))
-
-
 def policy_status(repo: Repo, policy_id: str) -> PolicyStatus:
     """`addendum status`: sections × languages (and overriding sites) of the working tree, and what is unpublished."""
+    from addendum.publish.status import status_of
+
     current = load_policy(repo.root, policy_id)
     versions = published_versions(repo, policy_id)
     return status_of(current, [load_version(repo, v) for v in versions], versions)

@@ -14,7 +14,8 @@ from addendum.errors import Problem as Finding
 from addendum.history.repository import open_work_tree
 from addendum.history.versions import LATEST, WORKTREE, known_policy_ids, published_versions
 from addendum.ids import require_id
-from addendum.operations.changes import PolicyDiff, classified_diff, policy_status, version_log_with_suggestions
+from addendum.operations.changes import PolicyDiff, classified_diff, policy_status
+from addendum.operations.suggestions import version_log_with_suggestions
 from addendum.policy.check import CheckResult, check
 from addendum.policy.model import Policy, load_policy
 from addendum.publish.log import VersionLog

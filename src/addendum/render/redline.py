@@ -11,7 +11,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from babel.dates import format_datetime
 from markupsafe import Markup
 
 from addendum.compare.model import ChangeSet, Op, SectionChange, SectionSide, Segment
@@ -419,6 +418,8 @@ def _prepared(prepared: Preparation | None, new: VersionInfo, locale: str, t: Wo
     """What the title block says about the document itself: made on demand (when, by whom, with what), or an
     archived rendering of the published version, which states no date of its making."""
     if prepared is not None:
+        from babel.dates import format_datetime  # as templates.long_date: only a document that states a time needs it
+
         return {"on_demand": True, "signoff": prepared.signoff, "by": visible(prepared.by), "tool": prepared.tool,
                 "when": prepared.when, "when_text": format_datetime(prepared.when, "long", tzinfo=prepared.when.tzinfo, locale=locale),
                 "rendering": ""}

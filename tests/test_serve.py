@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from addendum.notify.message import unsubscribe_link
 from addendum.notify.state import open_state
 from addendum.notify.subscribers import list_subscribers
 from addendum.notify.tokens import unsubscribe_token
+from addendum.operations import public as public_api
 from addendum.web.app import ServerConfig, build_app
 from addendum.web.auth import SESSION_COOKIE, Auth
 from conftest import PROJECT
@@ -103,6 +105,37 @@ def test_a_new_version_changes_the_answer_at_once(terms: Path) -> None:
         assert client.get("/api/policies/terms/at/2030-01-01").json()["in_force"]["id"] == "terms@2024-02-01"
         publish_terms(terms, 3)
         assert client.get("/api/policies/terms/at/2030-01-01").json()["in_force"]["id"] == "terms@2024-03-01"
+
+
+def test_archived_files_written_or_removed_change_the_links_at_once(shipped: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = shipped / "history" / "privacy" / "2020-09-01" / "selentic" / "en"
+    folder.mkdir(parents=True)
+
+    def links() -> set[str]:
+        answer = client.get("/api/policies/privacy/at/2021-01-01", params={"site": "selentic", "lang": "en"})
+        return set(answer.json()["in_force"]["archive"])
+
+    def still() -> None:  # past the file system clock's tick, so that the next change gives the folder new times
+        time.sleep(0.05)
+
+    with client_for(shipped, public_only=True) as client:
+        # A folder changed a moment ago is looked at afresh on every answer.
+        assert links() == set()
+        (folder / "index.html").write_text("<!doctype html>", encoding="utf-8")
+        assert links() == {"page"}
+        # One that has been still is kept between answers, until a file is written or removed there.
+        monkeypatch.setattr(public_api, "RACY_NS", 0)
+        still()
+        assert links() == {"page"} and links() == {"page"}
+        (folder / "policy.pdf").write_bytes(b"%PDF-1.7")
+        assert links() == {"page", "pdf"}
+        still()
+        assert links() == {"page", "pdf"}
+        (folder / "index.html").unlink()
+        assert links() == {"pdf"}
+        still()
+        os.replace(folder / "policy.pdf", folder / "policy.json")
+        assert links() == {"json"}
 
 
 @pytest.mark.parametrize(("path", "status", "error"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -52,20 +53,42 @@ def versions_of(repo: Repo, policy_id: str) -> list[PublishedVersion]:
     return versions
 
 
+# Archive links by version folder: each answer lists which of a version's five archived files exist, and the folder's
+# own signature tells when that may have changed (a file written, replaced or removed there changes its mtime and its
+# ctime, and ctime cannot be set back). As git does for its index, a folder changed within the last RACY_NS may change
+# again within the same tick of the file system's clock without its times showing it, so its links are looked up
+# afresh until it has been still for longer.
+_LINKS: dict[tuple[str, str], tuple[tuple[int, int, int], dict[str, Any]]] = {}
+RACY_NS = 2_000_000_000
+MAX_CACHED_FOLDERS = 4096
+
+
 def _archive_links(repo: Repo, version: PublishedVersion, site_id: str, language: str) -> dict[str, Any]:
     """The archived files of one version for one site and language: served here under /history/, and their public
     address from archive.base_url; only files that exist in the archive are listed."""
     base_url = str(repo.setting("archive.base_url") or "")
-    slug = version.slug
-    found: dict[str, Any] = {}
-    for kind, path in (("page", paths.version_page(version.policy_id, slug, site_id, language)),
-                       ("pdf", paths.version_pdf(version.policy_id, slug, site_id, language)),
-                       ("json", paths.version_json(version.policy_id, slug, site_id, language)),
-                       ("redline", paths.redline_page(version.policy_id, slug, site_id, language)),
-                       ("redline_pdf", paths.redline_pdf(version.policy_id, slug, site_id, language))):
-        if os.path.isfile(repo.history_dir / path):
-            found[kind] = {"href": HISTORY_PREFIX + path, "url": paths.url(base_url, path) if base_url else None}
-    return found
+    folder = paths.version_dir(version.policy_id, version.slug, site_id, language)
+    full = os.path.join(repo.history_dir, folder)
+    try:
+        found = os.stat(full)
+    except OSError:
+        return {}  # no folder, no files: nothing to list, whether or not the folder appears later
+    signature = (found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
+    key = (full, base_url)
+    cached = _LINKS.get(key)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    links: dict[str, Any] = {}
+    for kind, name in (("page", paths.VERSION_PAGE), ("pdf", paths.VERSION_PDF), ("json", paths.VERSION_JSON),
+                       ("redline", paths.REDLINE_PAGE), ("redline_pdf", paths.REDLINE_PDF)):
+        if os.path.isfile(os.path.join(full, name)):
+            path = f"{folder}/{name}"
+            links[kind] = {"href": HISTORY_PREFIX + path, "url": paths.url(base_url, path) if base_url else None}
+    if time.time_ns() - max(found.st_mtime_ns, found.st_ctime_ns) > RACY_NS:
+        if len(_LINKS) >= MAX_CACHED_FOLDERS:
+            _LINKS.pop(next(iter(_LINKS)))
+        _LINKS[key] = (signature, links)
+    return links
 
 
 def version_json(repo: Repo, version: PublishedVersion, site_id: str | None = None, language: str | None = None) -> dict[str, Any]:

@@ -122,3 +122,71 @@ def test_a_second_language_aligns_to_the_existing_ids_by_structure(run, shipped:
     assert "acme:" in run("--repo", shipped, "check", "acme", expect=None).stdout
     again = run("--repo", shipped, "import-document", dutch, "--into", "acme", "--lang", "nl", expect=2)
     assert "is not an export" in again.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The .docx's XML parts: read by lxml into the very tree mammoth's own reader builds.
+
+HOSTILE_PARTS = [
+    b'<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+    b'<w:body><w:p><w:r><w:t xml:space="preserve"> two  spaces </w:t></w:r></w:p>\n  <!-- a comment -->\n'
+    b'<w:p>before<?pi data?>after &amp; &#233;&#x1F600;<!--c-->tail</w:p></w:body></w:document>',
+    b'<root xmlns="urn:unknown" xmlns:x="urn:other" x:attr="a&#10;b\tc" plain="v"><x:child/>text<child/></root>',
+    b'<!DOCTYPE root [<!ENTITY e "expanded">]><root>&e;</root>',  # entities: mammoth's own reader
+    b'<root><![CDATA[dropped by minidom]]>kept</root>',  # CDATA: mammoth's own reader
+    b"<root>" + b"<a>" * 300 + b"deep" + b"</a>" * 300 + b"</root>",  # deeper than lxml reads: mammoth's own
+]
+
+
+def test_every_part_reads_as_mammoths_own_reader_reads_it(tmp_path: Path) -> None:
+    import io
+
+    from mammoth.docx.office_xml import _namespaces
+    from mammoth.docx.xmlparser import parse_xml as mammoths_own
+
+    from addendum.history.office_xml import parse_xml
+
+    document = docx.Document()
+    document.add_heading("Terms & <conditions>", level=1)
+    para = document.add_paragraph("Plain, ")
+    para.add_run("bold").bold = True
+    para.add_run(" and ").italic = True
+    document.add_paragraph("A point.", style="List Number")
+    document.add_paragraph("Ünïcödé \u200b and\ttabs", style="List Bullet 2")
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).text = "cell"
+    document.add_page_break()
+    source = tmp_path / "rich.docx"
+    document.save(str(source))
+    with zipfile.ZipFile(source) as package:
+        parts = [package.read(name) for name in package.namelist() if name.endswith((".xml", ".rels"))]
+    for data in [*parts, *HOSTILE_PARTS]:
+        assert parse_xml(io.BytesIO(data), _namespaces) == mammoths_own(io.BytesIO(data), _namespaces), data[:200]
+
+
+def test_a_docx_converts_to_the_html_mammoth_alone_gives(tmp_path: Path) -> None:
+    import io
+
+    import mammoth
+    from mammoth.docx import office_xml
+    from mammoth.docx.xmlparser import parse_xml as mammoths_own
+
+    from addendum.history.office_xml import parse_xml, read_with_lxml
+
+    document = docx.Document()
+    for number in range(1, 4):
+        document.add_heading(f"Part {number}", level=min(number, 3))
+        para = document.add_paragraph("Text with ")
+        para.add_run("emphasis").italic = True
+        document.add_paragraph(f"Item {number}", style="List Bullet")
+    data = io.BytesIO()
+    document.save(data)
+    read_with_lxml()
+    assert office_xml.parse_xml is parse_xml
+    ours = mammoth.convert_to_html(io.BytesIO(data.getvalue()))
+    office_xml.parse_xml = mammoths_own
+    try:
+        theirs = mammoth.convert_to_html(io.BytesIO(data.getvalue()))
+    finally:
+        office_xml.parse_xml = parse_xml
+    assert (ours.value, ours.messages) == (theirs.value, theirs.messages)

@@ -47,6 +47,11 @@ fi
 addendum --repo "$out/repo" archive
 echo "== addendum verify"
 addendum --repo "$out/repo" verify
+echo "== addendum archive --shard K/2, then merge: the same archive as two shares (one per CI job)"
+rm -rf "$out/sharded" && mkdir -p "$out/sharded" && cp -r policies history templates addendum.toml "$out/sharded/"
+for k in 1 2; do addendum --repo "$out/sharded" archive --shard "$k/2" | sed -n 1p; done
+addendum --repo "$out/sharded" archive merge "$out/sharded"/history/manifest-*-of-2.json
+diff -r -x manifest.json "$out/repo/history" "$out/sharded/history" && echo "  byte for byte the archive of one run"
 
 echo "== change notices: a local SMTP server, example.org subscribers, addendum notify"
 mail="$out/mail"

@@ -6,6 +6,8 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -384,3 +386,77 @@ def test_the_redline_shows_the_text_the_archived_page_shows_section_by_section(s
             shown, expected = _section_texts(redline, "change-"), _section_texts(page, "")
             assert shown == expected, (site, language)
             assert "\\" not in " ".join(shown.values())
+
+
+# ------------------------------------------------------------------------------------------- on many machines
+
+
+def shard_in_a_process(root: Path, shard: str) -> subprocess.Popen[str]:
+    """`addendum archive --shard K/N` as one CI job runs it: its own process, its own checkout."""
+    return subprocess.Popen([sys.executable, "-m", "addendum", "--repo", str(root), "archive", "--shard", shard, "--jobs", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_three_shards_merged_are_byte_identical_to_one_build_and_conflicts_are_refused(run, published_terms, tmp_path: Path) -> None:
+    root = published_terms(2)
+    one_machine = tmp_path / "one-machine"
+    shutil.copytree(root, one_machine)
+    run("--repo", one_machine, "archive", "--jobs", "1")
+    checkouts = [tmp_path / f"shard-{k}" for k in (1, 2, 3)]
+    for checkout in checkouts:
+        shutil.copytree(root, checkout)
+    jobs = [shard_in_a_process(checkout, f"{k}/3") for k, checkout in enumerate(checkouts, 1)]
+    for job in jobs:
+        stdout, stderr = job.communicate(timeout=300)
+        assert job.returncode == 0, stderr
+        assert "addendum archive merge history/manifest-*-of-3.json" in stdout
+    partials = [checkout / "history" / f"manifest-{k}-of-3.json" for k, checkout in enumerate(checkouts, 1)]
+    shares = [set(json.loads(p.read_text(encoding="utf-8"))["files"]) for p in partials]
+    assert not (shares[0] & shares[1] or shares[0] & shares[2] or shares[1] & shares[2])  # each file built once
+    assert set().union(*shares) == set(manifest_of(one_machine / "history"))
+    history = root / "history"
+    before = archived_files(history)
+
+    result = run("--repo", root, "archive", "merge", *partials[:2], expect=2)
+    assert "shard(s) 3/3 missing" in result.stderr
+    # The same path with different bytes: refused, naming the path, before anything is written.
+    stolen, entry = next((p, e) for p, e in json.loads(partials[0].read_text(encoding="utf-8"))["files"].items())
+    second = json.loads(partials[1].read_text(encoding="utf-8"))
+    second["files"][stolen] = {**entry, "sha256": "0" * 64}
+    tampered = tmp_path / "shard-2" / "history" / "manifest-2-of-3.json"
+    original = tampered.read_bytes()
+    tampered.write_text(json.dumps(second), encoding="utf-8")
+    result = run("--repo", root, "archive", "merge", *partials, expect=2)
+    assert f"error: history/{stolen}: conflict: " in result.stderr
+    tampered.write_bytes(original)
+    shard_file = checkouts[2] / "history" / sorted(shares[2])[0]
+    shard_file.write_bytes(shard_file.read_bytes() + b" ")
+    result = run("--repo", root, "archive", "merge", *partials, expect=2)
+    assert f"{shard_file}: not the file" in result.stderr
+    shard_file.write_bytes(shard_file.read_bytes()[:-1])
+    assert archived_files(history) == before and not (history / "manifest.json").exists()
+
+    result = run("--repo", root, "archive", "merge", *partials)
+    assert result.stdout.startswith("merged 3 shard(s)")
+    assert archived_files(history) == archived_files(one_machine / "history")
+    run("--repo", root, "verify")
+    assert "wrote 0 file(s)" in run("--repo", root, "archive").stdout
+
+
+def test_shards_in_one_history_folder_merge_there(run, published_terms) -> None:
+    root = published_terms(1)
+    for k in (1, 2):
+        run("--repo", root, "archive", "--shard", f"{k}/2", "--jobs", "1")
+    partials = sorted((root / "history").glob("manifest-*-of-2.json"))
+    result = run("--repo", root, "archive", "merge", *partials)
+    assert "0 copied into history/" in result.stdout
+    assert not list((root / "history").glob("manifest-*-of-2.json"))  # now part of manifest.json
+    run("--repo", root, "verify")
+
+
+@pytest.mark.parametrize("shard", ["0/3", "4/3", "3", "1/0", "a/b", "-1/3"])
+def test_a_shard_that_is_not_k_of_n_is_refused_with_the_form_to_give(run, make_repo, shard: str) -> None:
+    root = make_repo()
+    result = run("--repo", root, "archive", f"--shard={shard}", expect=2)
+    assert "give --shard K/N with 1 ≤ K ≤ N" in result.stderr and "e.g. --shard 1/3" in result.stderr
+    assert not (root / "history" / "manifest.json").exists()

@@ -9,6 +9,7 @@ file), so anyone can rebuild a version and compare; when each file was built is 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import re
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from addendum import paths
 from addendum.archive.manifest import (
     MANIFEST_SAVE_SECONDS,
     ArchiveReport,
@@ -37,6 +39,7 @@ from addendum.archive.manifest import (
     toolchain_id,
 )
 from addendum.archive.pages import forget_loaded_versions, render_listings, render_view
+from addendum.archive.shards import Shard, manifest_digest, partial_of
 from addendum.config import Repo
 from addendum.errors import AddendumError, ConfigError, HistoryError, PolicyFormatError, RenderError, UsageError
 from addendum.files import write_atomic
@@ -155,11 +158,14 @@ def _results(tasks: Sequence[ViewTask | ListingTask], jobs: int) -> Generator[Ta
 
 
 def _view_tasks(repo: Repo, plan: PolicyPlan, out_root: Path, manifest: Manifest, chain_id: str,
-                findings: list[Finding]) -> tuple[list[ViewTask], int]:
-    """What must be rendered for a policy's views; what is archived already is left alone, and only re-hashed."""
+                findings: list[Finding], shard: Shard | None) -> tuple[list[ViewTask], int]:
+    """What must be rendered for a policy's views (a shard's share of them); what is archived already is left alone,
+    and only re-hashed."""
     tasks: list[ViewTask] = []
     kept = 0
     for view in plan.views:
+        if shard is not None and not shard.owns(view.folder):
+            continue
         actions: list[tuple[str, Action, str]] = []
         for name in view.names:
             path = view.path(name)
@@ -218,16 +224,17 @@ def _apply_listings(result: TaskResult, out_root: Path, manifest: Manifest, chai
 
 
 def build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs: int | None = None,
-          progress: Progress | None = None, dry_run: bool = False) -> ArchiveReport:
+          progress: Progress | None = None, dry_run: bool = False, shard: Shard | None = None) -> ArchiveReport:
     """Archive every published version not archived yet into `out_root` (history/ or a folder to compare with).
 
     One run at a time: the run holds a lock on `out_root` (its workers too, until the last has ended), so a run
-    started while a killed one's workers still end waits for them instead of writing beside them."""
+    started while a killed one's workers still end waits for them instead of writing beside them. A `shard` builds
+    only its share, and records it in its partial manifest instead of manifest.json (see archive/shards.py)."""
     if dry_run:
-        return _build(repo, policy_ids, out_root, jobs=jobs, progress=progress, dry_run=True)
+        return _build(repo, policy_ids, out_root, jobs=jobs, progress=progress, dry_run=True, shard=shard)
     with folder_lock(out_root, "`addendum archive`"):
         remove_unfinished_writes(out_root)
-        return _build(repo, policy_ids, out_root, jobs=jobs, progress=progress, dry_run=False)
+        return _build(repo, policy_ids, out_root, jobs=jobs, progress=progress, dry_run=False, shard=shard)
 
 
 # What write_atomic leaves behind when a process is killed between creating its temporary file and renaming it.
@@ -245,11 +252,13 @@ def remove_unfinished_writes(out_root: Path) -> None:
 
 
 def _build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs: int | None,
-           progress: Progress | None, dry_run: bool) -> ArchiveReport:
+           progress: Progress | None, dry_run: bool, shard: Shard | None) -> ArchiveReport:
     started = time.perf_counter()
     forget_loaded_versions()
     ids = require_policies(repo, policy_ids)
+    base_digest = manifest_digest(out_root)
     manifest = read_manifest(out_root) or Manifest()
+    base = copy.deepcopy(manifest)
     chain = toolchain(repo)
     chain_id = toolchain_id(chain)
     plans = [plan_policy(repo, policy_id, chain_id) for policy_id in ids]
@@ -257,9 +266,10 @@ def _build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs
     tasks: list[ViewTask | ListingTask] = []
     kept = 0
     for plan in plans:
-        if plan.versions and not _listings_current(plan, out_root, manifest):
+        listings_owned = shard is None or shard.owns(paths.policy_index(plan.policy_id))
+        if plan.versions and listings_owned and not _listings_current(plan, out_root, manifest):
             tasks.append(ListingTask(repo, plan.policy_id, plan.versions))
-        view_tasks, plan_kept = _view_tasks(repo, plan, out_root, manifest, chain_id, findings)
+        view_tasks, plan_kept = _view_tasks(repo, plan, out_root, manifest, chain_id, findings, shard)
         tasks.extend(view_tasks)
         kept += plan_kept
     workers = max(1, jobs or default_jobs(repo))
@@ -272,6 +282,13 @@ def _build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs
     by_policy = {plan.policy_id: plan for plan in plans}
     if tasks:
         manifest.toolchains[chain_id] = chain
+
+    def save() -> None:
+        if shard is None:
+            _save(out_root, manifest)
+        else:  # a shard's run always leaves its partial manifest, empty when its share was archived already
+            write_atomic(out_root / shard.file_name, partial_of(shard, base_digest, base, policy_ids or (), manifest, written).to_bytes())
+
     saved = time.monotonic()
     progress = progress or NoProgress()
     progress.start("archive", len(tasks))
@@ -287,13 +304,13 @@ def _build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs
                 written.extend(_apply_listings(result, out_root, manifest, chain_id, findings, by_policy[result.policy_id], dry_run))
             progress.advance()
             if time.monotonic() - saved > MANIFEST_SAVE_SECONDS:
-                _save(out_root, manifest)
+                save()
                 saved = time.monotonic()
     finally:
         results.close()  # ends the pool and its workers now, not whenever the generator is collected
         progress.finish()
-        if tasks:
-            _save(out_root, manifest)
+        if tasks or shard is not None:
+            save()
     return ArchiveReport(tuple(plans), tuple(sorted(written)), kept, tuple(findings), workers, time.perf_counter() - started)
 
 
@@ -305,6 +322,6 @@ def _save(out_root: Path, manifest: Manifest) -> None:
 
 
 def archive(repo: Repo, policy_ids: Sequence[str] | None = None, *, jobs: int | None = None,
-            progress: Progress | None = None, dry_run: bool = False) -> ArchiveReport:
+            progress: Progress | None = None, dry_run: bool = False, shard: Shard | None = None) -> ArchiveReport:
     """`addendum archive`: archive what is missing under the repository's history/, in parallel; never rewrite a record."""
-    return build(repo, policy_ids, repo.history_dir, jobs=jobs, progress=progress, dry_run=dry_run)
+    return build(repo, policy_ids, repo.history_dir, jobs=jobs, progress=progress, dry_run=dry_run, shard=shard)

@@ -169,6 +169,32 @@ def test_what_each_answer_comes_to(run, notify_repo, fate, state, reply):
     assert receiver.requests == 1  # a redirect is never followed, a failure never retried within the run
 
 
+def test_a_receiver_that_refuses_connections_leaves_the_publish_as_it_was(run, notify_repo):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    set_config(notify_repo, FAST)
+    add_hook(run, notify_repo, f"http://127.0.0.1:{closed}/hook", "version.published")
+    version = publish_typo_fix(run, notify_repo)
+    assert version and "privacy@" in run("--repo", notify_repo, "log", "privacy").stdout
+    [record] = deliveries(run, notify_repo)
+    assert record["state"] == "retry" and "ConnectionRefusedError" in str(record["reply"])
+
+
+def test_publish_delivers_for_no_longer_than_its_time_limit(run, notify_repo):
+    set_config(notify_repo, {"webhooks": {"retry_delay": 0.0, "timeout": 30.0, "deadline": 30.0, "delivery_time": 1.0}})
+    with WebhookReceiver(behave=lambda n: 5.0) as receiver:
+        _, secret = add_hook(run, notify_repo, receiver.url, "version.published")
+        receiver.secrets.append(secret)
+        started = time.monotonic()
+        publish_typo_fix(run, notify_repo)
+        assert time.monotonic() - started < 5.0
+    [record] = deliveries(run, notify_repo)
+    assert record["state"] == "retry" and "no answer within 1 s" in str(record["reply"])
+
+
 def test_a_slow_trickle_is_cut_at_the_deadline_and_a_huge_answer_is_not_read(run, notify_repo):
     set_config(notify_repo, {"webhooks": {"retry_delay": 0.0, "timeout": 5.0, "deadline": 1.0}})
     with WebhookReceiver(behave=lambda n: 2.5) as receiver:

@@ -19,7 +19,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ SECRETS_ENV = "ADDENDUM_WEBHOOK_SECRETS"
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 LEASE_NAME = "webhooks"
+MIN_REQUEST_SECONDS = 1.0  # the least a request is given when a run's time limit is nearly spent
 STATES = ("pending", "sending", "delivered", "retry", "failed", "unknown", "cancelled")
 OUTSTANDING = ("pending", "sending", "retry", "unknown")
 INTERRUPTED = "interrupted while in flight: it may have arrived (sent again with the same webhook-id)"
@@ -338,7 +339,11 @@ def deliver(store: Store, keys: Secrets, options: DeliverOptions, clock: Callabl
                 connection.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == row.id).values(
                     state="sending", updated_at=utcnow()))
             attempted.add(row.id)
-            answer = _attempt(keys, row, options.limits)
+            limits = options.limits
+            if options.time_limit is not None:  # the run's bound holds for its last request too
+                remaining = max(MIN_REQUEST_SECONDS, options.time_limit - (monotonic() - started))
+                limits = replace(limits, deadline=min(limits.deadline, remaining))
+            answer = _attempt(keys, row, limits)
             state = _record(store, lease, row, answer, options)
             setattr(report, state, getattr(report, state) + 1)
             report.outcomes.append((row.message_id, row.url, answer))

@@ -278,3 +278,22 @@ def test_bare_repositories_and_linked_work_trees_are_read_too(source: Path, tmp_
         assert [v.subject for v in read_file_history(git, ["notice.md"])] == ["replace"]
     with read_only(linked) as git:
         assert [v.subject for v in read_file_history(git, ["legal/privacy.md"])] == ["one", "rename", "merge"]
+
+
+def test_commit_dates_come_from_one_git_run_and_leave_out_what_git_lacks(tmp_path: Path, git_at: GitAt) -> None:
+    from datetime import date
+
+    git_at(tmp_path, "init", "-q")
+    commits = []
+    for day in ("2019-05-01", "2020-07-31"):
+        (tmp_path / "file.txt").write_text(day, encoding="utf-8")
+        git_at(tmp_path, "add", "file.txt")
+        git_at(tmp_path, "commit", "-q", "-m", day, date=day)
+        commits.append(git_at(tmp_path, "rev-parse", "HEAD").strip())
+    work_tree = open_work_tree(tmp_path)
+    expected = {commits[0]: date(2019, 5, 1), commits[1]: date(2020, 7, 31)}
+    assert work_tree.commit_dates(commits) == expected
+    assert work_tree.commit_dates([commits[1][:12]]) == {commits[1][:12]: date(2020, 7, 31)}
+    absent = "0" * 40
+    assert work_tree.commit_dates([*commits, absent]) == expected  # as commit_date answers each alone
+    assert work_tree.commit_dates([]) == {}

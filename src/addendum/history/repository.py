@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -480,6 +480,24 @@ class WorkTree:
         except GitFailed:
             return None
         return date.fromisoformat(found) if found else None
+
+    def commit_dates(self, commits: Iterable[str]) -> dict[str, date]:
+        """commit_date of each commit, in one git run when git has them all (the usual case); those it does not have
+        (a shallow clone) are left out."""
+        wanted = [require_revision(commit) for commit in dict.fromkeys(commits) if commit]
+        if not wanted:
+            return {}
+        try:
+            listing = self.git.text("show", "-s", "--format=%H %cs", "--end-of-options", *wanted)
+        except GitFailed:  # one commit git lacks fails the whole run: ask about each alone
+            return {commit: day for commit in wanted if (day := self.commit_date(commit)) is not None}
+        days = dict(line.split(" ", 1) for line in listing.splitlines() if " " in line)
+        found: dict[str, date] = {}
+        for commit in wanted:  # a full hash as git prints it, or an abbreviation of one
+            text = days.get(commit.lower()) or next((d for sha, d in days.items() if sha.startswith(commit.lower())), "")
+            if text:
+                found[commit] = date.fromisoformat(text)
+        return found
 
     def identity(self) -> str:
         """`Name <email>` of the author git would record; a clear error when none is configured."""

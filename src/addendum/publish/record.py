@@ -117,8 +117,7 @@ def commit_dates(repo: Repo, commits: list[str]) -> dict[str, date]:
         work_tree = open_work_tree(repo.root)
     except HistoryError:
         return {}
-    found = {commit: work_tree.commit_date(commit) for commit in dict.fromkeys(commits) if commit}
-    return {commit: day for commit, day in found.items() if day is not None}
+    return work_tree.commit_dates(commits)
 
 
 def _require_committed(repo: Repo, work_tree: WorkTree, head: str, policy_id: str) -> None:

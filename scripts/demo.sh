@@ -179,6 +179,8 @@ echo "-- who must accept again after the material revision privacy@2020-09-01 (a
 tail -n +2 "$out/acceptances.csv" | while IFS=, read -r user _ _ site _; do
   "${acc[@]}" needs "$user" --policy privacy --site "$site" | cut -c1-140 | sed 's/^/  /' || true
 done
+echo "-- addendum acceptances pending privacy: everyone who must accept again"
+"${acc[@]}" pending privacy 2>&1 | sed 's/^/  /'
 key=$("${acc[@]}" keys add selentic 2>/dev/null)
 addendum --repo "$out/repo" serve --public --port 0 > "$out/serve-public.log" 2>&1 &
 server=$!

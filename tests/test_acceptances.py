@@ -126,6 +126,9 @@ def test_only_a_material_version_asks_users_to_accept_again(privacy: Path, datab
         "selentic       privacy@2020-09-01                1            0",
         "total                                            3            2",
     ]
+    pending = run("--repo", privacy, "acceptances", "pending", "privacy", "--at", "2030-01-01")
+    assert pending.stdout.split() == ["selentic", "u-1", FIRST, "en", "selentic", "u-2", FIRST, "en"]
+    assert pending.stderr == "2 user(s) must accept privacy@2020-09-01\n"
     # A correction is a new record: u-3's acceptance is superseded by a later one of the first version.
     import_rows(run, privacy, ["u-3,privacy,privacy@2018-05-19,selentic,en,2020-09-06T08:00:00Z,clickwrap"], name="fix.csv")
     assert must_accept(privacy) == {f"selentic {FIRST}": 3}

@@ -23,6 +23,7 @@ from addendum.notify.acceptances import (
     list_acceptances,
     list_keys,
     needs_acceptance,
+    pending_users,
     revoke_key,
 )
 from addendum.notify.state import open_state
@@ -109,6 +110,25 @@ def stats_command(repo: Repo, policy_id: str, site_id: str | None, at: str | Non
     for row in stats.rows:
         click.echo(f"{row.site_id:<14} {row.version_id:<26} {row.accepted:>8} {row.must_accept:>12}")
     click.echo(f"{'total':<41} {sum(r.accepted for r in stats.rows):>8} {sum(r.must_accept for r in stats.rows):>12}")
+
+
+@acceptances_command.command("pending")
+@policy_argument
+@click.option("--site", "site_id", metavar="SITE", help="Only this site.")
+@at_option
+@upcoming_option
+@database_option
+@with_repo
+def pending_command(repo: Repo, policy_id: str, site_id: str | None, at: str | None, upcoming: bool,
+                    database_url: str | None) -> None:
+    """List the users who must accept the policy again: site, user, the version they accepted last."""
+    count = 0
+    with open_state(repo, database_url) as state:
+        target, users = pending_users(state, policy_id, _day(at), upcoming, site_id)
+        for user in users:
+            click.echo(f"{user.site_id:<14} {user.user_ref:<24} {user.version_id:<26} {user.language}")
+            count += 1
+    click.echo(f"{count} user(s) must accept {target.id}", err=True)
 
 
 @acceptances_command.command("needs")

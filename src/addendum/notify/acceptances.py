@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
@@ -624,12 +624,55 @@ def acceptance_stats(state: State, policy_id: str, at: date | None = None, upcom
     for site, version_id, language, count in groups:
         counts = totals.setdefault((site, version_id), [0, 0])
         counts[0] += count
-        if target.hash_for(site, language) is not None and need_among(versions, target, version_id, site, language).needed:
+        if _must_accept(versions, target, site, version_id, language):
             counts[1] += count
     order = {v.id: n for n, v in enumerate(versions)}
     rows = tuple(VersionCount(site, version_id, accepted, must)
                  for (site, version_id), (accepted, must) in sorted(totals.items(), key=lambda i: (i[0][0], order.get(i[0][1], -1))))
     return Stats(policy_id, target, rows)
+
+
+def _must_accept(versions: list[PublishedVersion], target: PublishedVersion, site_id: str, version_id: str, language: str) -> bool:
+    return target.hash_for(site_id, language) is not None and need_among(versions, target, version_id, site_id, language).needed
+
+
+def pending_users(state: State, policy_id: str, at: date | None = None, upcoming: bool = False,
+                  site_id: str | None = None) -> tuple[PublishedVersion, Iterator[PendingUser]]:
+    """(the version to accept, the users who must accept it: site by site, in user order, with what they accepted last).
+    Read page by page along the standing table's key, so memory stays flat however many there are."""
+    versions = _versions(state, policy_id)
+    target = target_version(versions, at or datetime.now(UTC).date(), upcoming)
+    table = acceptance_standing
+    query = select(table.c.site_id, table.c.version_id, table.c.language).where(table.c.policy_id == policy_id).distinct()
+    if site_id is not None:
+        query = query.where(table.c.site_id == site_id)
+
+    def users() -> Iterator[PendingUser]:
+        with state.store.connect() as connection:
+            needing: dict[str, list[tuple[str, str]]] = {}
+            for site, version_id, language in connection.execute(query).all():
+                if _must_accept(versions, target, site, version_id, language):
+                    needing.setdefault(site, []).append((version_id, language))
+            connection.commit()
+            for site in sorted(needing):
+                page = (select(table.c.site_id, table.c.user_ref, table.c.version_id, table.c.language, table.c.accepted_at)
+                        .where(table.c.policy_id == policy_id, table.c.site_id == site,
+                               tuple_(table.c.version_id, table.c.language).in_(needing[site])))
+                for row in batched_rows(connection, page, (table.c.user_ref,)):
+                    yield PendingUser(row.site_id, row.user_ref, row.version_id, row.language, row.accepted_at)
+
+    return target, users()
+
+
+@dataclass(frozen=True)
+class PendingUser:
+    """A user of a site and their latest acceptance, as `pending` lists them."""
+
+    site_id: str
+    user_ref: str
+    version_id: str
+    language: str
+    accepted_at: datetime
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -79,8 +79,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     """One measured run in this (fresh) process: erase ERASED's addresses (again, when the store has them), then
     import each file in turn."""
     from addendum.config import open_repo
+    from addendum.notify.erasure import forget_subscriber
     from addendum.notify.state import open_state
-    from addendum.notify.subscribers import forget_subscriber, import_subscribers
+    from addendum.notify.subscribers import import_subscribers
 
     os.environ.update(GIT_ENV)
     repo = open_repo(Path(spec["repo"]))

@@ -204,3 +204,15 @@ PY
 kill -INT "$server" && wait "$server" 2>/dev/null || true
 trap - EXIT
 "${acc[@]}" stats privacy
+
+echo
+echo "== addendum evidence anna@example.org: what was in force for her, what she was told, and the proof"
+addendum --repo "$out/repo" evidence anna@example.org -o "$out/dossier.pdf" 2>/dev/null | cut -c1-160
+echo "  $out/dossier.pdf"
+echo "-- addendum subscribers forget anna@example.org --yes: the address goes, the proof stays under a keyed hash"
+forgot=$(addendum subscribers forget anna@example.org --yes)
+echo "$forgot" | sed 's/^/  /' | cut -c1-160
+hash=${forgot##*keyed hash }
+hash=${hash%%;*}
+echo "-- addendum evidence ${hash:0:16}…: the notification record, without the address"
+addendum --repo "$out/repo" evidence "$hash" 2>/dev/null | cut -c1-160

@@ -308,7 +308,7 @@ def test_tokens_of_a_rotated_out_key_still_work(run: Callable[..., object], subs
 
 def test_a_token_of_someone_erased_answers_that_there_is_nothing_to_do(run: Callable[..., object], subscribed: Path) -> None:
     token, _ = subscriber_token(subscribed)
-    run("--repo", subscribed, "subscribers", "forget", "ann@example.org")
+    run("--repo", subscribed, "subscribers", "forget", "ann@example.org", "--yes")
     with client_for(subscribed, public_only=True) as client:
         answer = client.post(f"/unsubscribe/{token}", **ONE_CLICK)  # type: ignore[arg-type]
         assert answer.status_code == 200 and "Nothing to unsubscribe" in answer.text

@@ -349,3 +349,17 @@ class WebhookReceiver:
     def ids(self) -> list[str]:
         with self.lock:
             return [message_id for message_id, _ in self.delivered]
+
+def every_value(url: str) -> list[str]:
+    """Every value in every table of the state store, as lower-case text (bytes decoded)."""
+    from sqlalchemy import create_engine, select
+
+    from addendum.notify.store import metadata
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            values = [value for table in metadata.sorted_tables for row in connection.execute(select(table)) for value in row]
+    finally:
+        engine.dispose()
+    return [(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)).lower() for v in values]

@@ -39,6 +39,10 @@ SCHEMA: tuple[Option, ...] = (
     Option("archive.base_url", str, "", "Public URL of the archive (history/), used for links in notices."),
     Option("archive.jobs", int, 0, "Worker processes for `addendum archive` (0: one per core).", minimum=0, maximum=1024),
     Option("state.database", str, ".addendum/state.db", "SQLite file for subscribers and the outbox (never tracked by git)."),
+    Option("retention.erased_records_days", int, 3650,
+           "Days the pseudonymised notice records of a forgotten person are kept (GDPR Art. 17(3)(e), for legal "
+           "claims) before `addendum retention run` purges them; choose it with counsel, after the limitation period.",
+           minimum=1, maximum=36_500),
     Option("notify.from_address", str, "", "Sender address of change notices."),
     Option("notify.from_name", str, "", "Sender display name of change notices."),
     Option("notify.reply_to", str, "", "Reply-To address of change notices (default: the controller's e-mail)."),

@@ -47,6 +47,8 @@ COMMANDS: tuple[Entry, ...] = (
     Entry("webhooks", "addendum.cli.webhooks", "webhooks_command",
           "Send signed events to the company's own systems: a version published, a version taking effect, a notice run finished"),
     Entry("tick", "addendum.cli.tick", "tick_command", "Emit the webhook events that are due and deliver what is due, for cron or a systemd timer."),
+    Entry("evidence", "addendum.cli.evidence", "evidence_command", "Show one person's evidence dossier"),
+    Entry("retention", "addendum.cli.retention", "retention_command", "Purge records kept past their retention period."),
     Entry("diff", "addendum.cli.diff", "diff_command", "Show what changed in POLICY between FROM and TO."),
     Entry("redline", "addendum.cli.redline", "redline_command", "Write the redline of POLICY from FROM to TO"),
     Entry("archive", "addendum.cli.archive", "archive_command", "Archive every published version not archived yet"),

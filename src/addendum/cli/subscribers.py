@@ -9,13 +9,14 @@ import click
 
 from addendum.cli.common import database_option, with_repo
 from addendum.config import Repo
-from addendum.errors import NotifyError
+from addendum.errors import NotifyError, UsageError
 from addendum.files import write_atomic
+from addendum.notify.erasure import erasure_plan, forget_subscriber
 from addendum.notify.state import open_state, rotate_keys
+from addendum.notify.store import utcnow
 from addendum.notify.subscribers import (
     add_subscriber,
     export_subscribers,
-    forget_subscriber,
     import_subscribers,
     list_subscribers,
     remove_subscriber,
@@ -34,7 +35,12 @@ def subscribers_command() -> None:
     \b
     Audiences:
       account     account holders: the notice is a legal notice, sent even to those who left the optional list
+                  (legal basis: the contract, GDPR Art. 6(1)(b))
       subscriber  people who opted in to change notices; every notice carries a one-click unsubscribe link
+                  (legal basis: their consent, GDPR Art. 6(1)(a))
+
+    Every change (added, imported, changed, unsubscribed, bounced, removed, forgotten) is recorded with its source
+    and time: `addendum evidence EMAIL` shows the history.
     """
 
 
@@ -173,20 +179,47 @@ def remove_command(repo: Repo, email: str, database_url: str | None) -> None:
 
 @subscribers_command.command("forget")
 @click.argument("email")
+@click.option("--yes", is_flag=True, help="Erase without asking (required when not on a terminal).")
 @database_option
 @with_repo
-def forget_command(repo: Repo, email: str, database_url: str | None) -> None:
-    """Erase a person everywhere (subscriber, outbox, attempts), keeping only a keyed hash of the address so a
-    later import of it is recognised and suppressed.
+def forget_command(repo: Repo, email: str, yes: bool, database_url: str | None) -> int:
+    """Erase a person: their address, name, subscriptions and stored messages. What proves they were notified is
+    kept, pseudonymised under a keyed hash of the address (GDPR Art. 17(3)(e), legal claims): per notice the version,
+    content hash, Message-ID, times and SMTP reply, and the history of their subscription, until `addendum retention
+    run` purges it after retention.erased_records_days. The hash keeps the address suppressed: a later import leaves
+    it out. Shows what it will erase and keep, and asks first. Exit status 1 when the address is not known.
 
     \b
     Example:
-      addendum subscribers forget ann@example.org
+      addendum subscribers forget ann@example.org --yes
+      addendum evidence HASH                   # the record kept, without the address
     """
     with open_state(repo, database_url) as state:
-        report = forget_subscriber(state, email)
-    found = "subscriber erased" if report.subscriber_found else "not a subscriber"
-    click.echo(f"forgot {email}: {found}, {report.outbox_rows_erased} outbox record(s) erased, address suppressed")
+        plan = erasure_plan(state, email)
+        if not plan.known:
+            forget_subscriber(state, email)
+            since = f"forgotten on {plan.suppressed_since:%Y-%m-%d} already" if plan.suppressed_since else \
+                "suppressed all the same, so that an import leaves it out"
+            click.echo(f"{plan.address} is not known: no subscriber and no notice record; {since}")
+            return 1
+        keep_until = plan.keep_until(utcnow())
+        click.echo(f"forget {plan.address}:\n"
+                   f"  erase: the address and name, {plan.subscriptions} subscription(s), {plan.bodies} stored message(s), "
+                   f"the address in SMTP replies and bounce reports\n"
+                   f"  keep until {keep_until:%Y-%m-%d} (retention.erased_records_days), under the keyed hash {plan.digest}: "
+                   f"{plan.notices} notice record(s) (version, content hash, Message-ID, times, SMTP reply), "
+                   f"{plan.attempts} attempt(s), {plan.bounces} bounce(s), {plan.events} subscription event(s)"
+                   + (f"\n  cancel: {plan.unsent} notice(s) not sent yet" if plan.unsent else ""))
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError("erasure needs confirmation, and this is not a terminal", "pass --yes to erase without asking")
+            if not click.confirm("Erase?", err=True):
+                click.echo("nothing erased")
+                return 1
+        done = forget_subscriber(state, email)
+    click.echo(f"forgot {done.address}: {done.notices} notice record(s) kept under the keyed hash {done.digest}; "
+               "address suppressed")
+    return 0
 
 
 @subscribers_command.command("unsubscribe")
@@ -202,7 +235,7 @@ def unsubscribe_command(repo: Repo, token: str, database_url: str | None) -> Non
       addendum subscribers unsubscribe 1.4f0c…
     """
     with open_state(repo, database_url) as state:
-        result = unsubscribe(state, token)
+        result = unsubscribe(state, token, source="subscribers unsubscribe")
     state_text = "was already unsubscribed" if result.already else "unsubscribed"
     click.echo(f"{result.email} {state_text}" + (f"; {result.cancelled} unsent notice(s) cancelled" if result.cancelled else ""))
 

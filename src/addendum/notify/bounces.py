@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from addendum.config import Repo
 from addendum.errors import UsageError
 from addendum.notify.outbox import OutboxRow
-from addendum.notify.store import Store, attempts, bounces, insert_ignoring, outbox, subscribers, utcnow
+from addendum.notify.store import Store, attempts, bounces, insert_ignoring, outbox, record_events, subscribers, utcnow
 
 FINAL = ("hard", "complaint")  # what counts toward notify.bounce_limit
 UNSENT_STATES = ("pending", "retry", "unknown")
@@ -219,6 +219,8 @@ def _record(connection: Connection, row: Any, verdict: Report, source: str, limi
         return
     insert_ignoring(connection, bounces, {"outbox_id": row.id, "kind": verdict.kind, "status": verdict.status,
                                           "diagnostic": verdict.diagnostic, "reported_at": now, "source": source})
+    record_events(connection, [{"subscriber_uid": row.subscriber_uid, "kind": "complained" if verdict.kind == "complaint" else "bounced",
+                                "audience": row.audience, "source": REPORTED_BY, "detail": f"{verdict.kind} {verdict.status} {row.message_id}"}])
     outcome = {"hard": "bounced", "soft": "delayed", "complaint": "complaint"}[verdict.kind]
     connection.execute(insert(attempts).values(outbox_id=row.id, attempted_at=now, outcome=outcome,
                                                reply=verdict.diagnostic, sender=REPORTED_BY))

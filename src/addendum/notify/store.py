@@ -41,6 +41,10 @@ from addendum.notify.tokens import private_dir, require_ignored, require_private
 DATABASE_ENV = "ADDENDUM_DATABASE_URL"
 ALL_POLICIES = "*"
 AUDIENCES = ("account", "subscriber")
+# What each audience's notices rest on (GDPR Art. 6(1)): account holders are told under their contract, subscribers
+# because they asked to be.
+LEGAL_BASES = {"account": "contract", "subscriber": "consent"}
+ERASED_PREFIX = "erased:"  # + the keyed hash of the address: the recipient of a notice record kept after erasure
 
 
 def utcnow() -> datetime:
@@ -78,6 +82,25 @@ subscribers = Table(
     Column("consent_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("unsubscribed_at", UtcDateTime),
+    Column("legal_basis", String(16)),  # LEGAL_BASES[audience]; NULL in rows of an earlier release
+)
+
+# What happened to each person's subscription, with its source, time and legal basis: added, imported, changed,
+# resubscribed, unsubscribed, bounced, complained, removed, forgotten. Never the address or the name: once the person
+# is forgotten, `digest` (the keyed hash of the address) is what finds their events.
+subscriber_events = Table(
+    "subscriber_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscriber_uid", String(32), nullable=False),
+    Column("digest", String(64)),
+    Column("kind", String(16), nullable=False),
+    Column("audience", String(16), nullable=False),
+    Column("legal_basis", String(16), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index("subscriber_events_by_uid", "subscriber_uid", "id"),
+    Index("subscriber_events_by_digest", "digest"),
 )
 
 subscriptions = Table(
@@ -125,6 +148,9 @@ outbox = Table(
     # unless renewed: another sender takes it over only once that sender is gone. NULL: nobody holds it.
     Column("claimed_by", String(64)),
     Column("lease_until", UtcDateTime),
+    # When the recipient was forgotten: the row then keeps ERASED_PREFIX + keyed hash as recipient, no message body,
+    # and is purged by `addendum retention run` once retention.erased_records_days have passed.
+    Column("erased_at", UtcDateTime),
     UniqueConstraint("version_id", "recipient", "site_id", name="outbox_one_per_recipient"),
     Index("outbox_by_state", "version_id", "state", "id"),
     Index("outbox_by_recipient", "recipient"),
@@ -430,3 +456,13 @@ def insert_new(connection: Connection, table: Table, row: dict[str, Any]) -> boo
 def insert_outbox_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Queue messages; a row that exists already (same version, recipient and site) is left exactly as it was."""
     insert_ignoring(connection, outbox, rows)
+
+
+def record_events(connection: Connection, events: list[dict[str, Any]]) -> None:
+    """Add to the history of subscriptions: each event a dict of subscriber_events' columns, `at` defaulting to now
+    and the legal basis to that of the audience."""
+    if events:
+        now = utcnow()
+        connection.execute(subscriber_events.insert(), [
+            {"digest": None, "detail": "", "at": now, **event,
+             "legal_basis": event.get("legal_basis") or LEGAL_BASES.get(event["audience"], "")} for event in events])

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    case,
     delete,
     exists,
     func,
@@ -46,10 +47,12 @@ from addendum.notify.state import State
 from addendum.notify.store import (
     ALL_POLICIES,
     AUDIENCES,
+    LEGAL_BASES,
     UtcDateTime,
-    attempts,
     batched_rows,
     outbox,
+    record_events,
+    subscriber_events,
     subscribers,
     subscriptions,
     suppressions,
@@ -151,13 +154,6 @@ class ImportReport:
     imported: bool = True
     bad_rows: int = 0
     suppressed_rows: int = 0
-
-
-@dataclass(frozen=True)
-class ForgetReport:
-    subscriber_found: bool
-    outbox_rows_erased: int
-    newly_suppressed: bool
 
 
 @dataclass(frozen=True)
@@ -296,14 +292,15 @@ def validate_entry(raw: Mapping[str, Any], targets: Targets, default_source: str
     return SubscriberEntry(email, name, language, sites, audience, policies, source, consent_at)
 
 
-def _suppressed(connection: Connection, keyring: Keyring, email: str) -> datetime | None:
+def suppressed_since(connection: Connection, keyring: Keyring, email: str) -> datetime | None:
     digests = list(address_digests(keyring, email).values())
     row = connection.execute(select(suppressions.c.created_at).where(suppressions.c.digest.in_(digests))).first()
     return row.created_at if row else None
 
 
 # What a known person's row takes from a new entry; their uid, creation time and any unsubscribe stay.
-UPDATED_COLUMNS = ("name", "language", "audience", "consent_source", "consent_at")
+UPDATED_COLUMNS = ("name", "language", "audience", "consent_source", "consent_at", "legal_basis")
+CHANGE_SHOWN = ("name", "language", "audience", "consent_source")  # what a `changed` event names when it differs
 IN_CHUNK = 900  # values in one IN (…): below the 999 parameters of the oldest SQLite
 
 
@@ -331,7 +328,8 @@ def _save(connection: Connection, entries: Sequence[SubscriberEntry]) -> tuple[i
         upsert.on_conflict_do_update(index_elements=[subscribers.c.email],
                                      set_={name: upsert.excluded[name] for name in UPDATED_COLUMNS}),
         [{"uid": secrets.token_hex(16), "email": e.email, "name": e.name, "language": e.language, "audience": e.audience,
-          "consent_source": e.consent_source, "consent_at": e.consent_at or now, "created_at": now} for e in entries])
+          "consent_source": e.consent_source, "consent_at": e.consent_at or now, "created_at": now,
+          "legal_basis": LEGAL_BASES[e.audience]} for e in entries])
     ids = dict(_rows_in(connection, select(subscribers.c.email, subscribers.c.id), subscribers.c.email, emails))
     for chunk in _chunks(list(ids.values())):
         connection.execute(delete(subscriptions).where(subscriptions.c.subscriber_id.in_(chunk)))
@@ -350,20 +348,40 @@ def add_subscriber(state: State, raw: Mapping[str, Any], resubscribe: bool = Fal
     except ValueError as exc:
         raise UsageError(str(exc), "see `addendum subscribers add --help` for the accepted values") from None
     with store.begin() as connection:
-        erased = _suppressed(connection, keyring, entry.email)
+        erased = suppressed_since(connection, keyring, entry.email)
         if erased and not allow_suppressed:
             raise NotifyError(f"this address was erased on {erased:%Y-%m-%d} and is suppressed",
                               "add it again only with the person's new consent: pass --allow-suppressed")
         if erased:
             digests = list(address_digests(keyring, entry.email).values())
             connection.execute(delete(suppressions).where(suppressions.c.digest.in_(digests)))
+        before = connection.execute(select(subscribers).where(subscribers.c.email == entry.email)).first()
         added, _ = _save(connection, [entry])
         if resubscribe:
             connection.execute(update(subscribers).where(subscribers.c.email == entry.email).values(unsubscribed_at=None))
-        subscriber = _load(connection, [entry.email])[0]
+        subscriber = load_subscribers(connection, [entry.email])[0]
+        record_events(connection, _add_events(before, entry, subscriber, resubscribe))
     notes = ("this person had unsubscribed and stays unsubscribed (pass --resubscribe with new consent)",) \
         if subscriber.unsubscribed_at else ()
     return AddResult(subscriber, bool(added), notes)
+
+
+def _add_events(before: Any, entry: SubscriberEntry, after: Subscriber, resubscribe: bool) -> list[dict[str, Any]]:
+    """The history an add leaves: added (or changed, naming what changed), then resubscribed when it undid an unsubscribe."""
+    base = {"subscriber_uid": after.uid, "audience": entry.audience, "source": entry.consent_source}
+    if before is None:
+        return [{**base, "kind": "added", "detail": _where(entry.language, after.sites)}]
+    events = []
+    changed = [name for name in CHANGE_SHOWN if getattr(before, name) != getattr(entry, name)]
+    if changed:
+        events.append({**base, "kind": "changed", "detail": " ".join(changed)})
+    if resubscribe and before.unsubscribed_at is not None:
+        events.append({**base, "kind": "resubscribed"})
+    return events
+
+
+def _where(language: str, sites: Sequence[str]) -> str:
+    return f"{language} {';'.join(sites)}"
 
 
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection): exported with a leading
@@ -661,11 +679,14 @@ class _Import:
                   .join_from(import_links, import_rows, import_rows.c.line == import_links.c.line)
                   .join(subscribers, subscribers.c.email == import_rows.c.email))
         fields = ("uid", "email", "name", "language", "audience", "consent_source")
+        basis = case(*((import_rows.c.audience == audience, literal(name)) for audience, name in LEGAL_BASES.items()),
+                     else_=literal(""))
         # In file order, so that ids (the order of `subscribers list`) follow the file.
         source = select(*(import_rows.c[name] for name in fields),
-                        func.coalesce(import_rows.c.consent_at, literal(now, UtcDateTime())), literal(now, UtcDateTime())) \
-            .order_by(import_rows.c.line)
-        columns = [*fields, "consent_at", "created_at"]
+                        func.coalesce(import_rows.c.consent_at, literal(now, UtcDateTime())), literal(now, UtcDateTime()),
+                        basis).order_by(import_rows.c.line)
+        columns = [*fields, "consent_at", "created_at", "legal_basis"]
+        self._record_events(basis, known, bool(updated))
         if updated:
             connection.execute(CreateIndex(import_links_by_line, if_not_exists=True))
             key = (subscriptions.c.subscriber_id, subscriptions.c.policy_id, subscriptions.c.site_id)
@@ -692,6 +713,25 @@ class _Import:
                               "was imported", "import the file again") from None
         return rows - updated, updated
 
+    def _record_events(self, basis: Any, known: Any, updated: bool) -> None:
+        """Write an `imported` event for each new person and a `changed` one (naming what) for each known person the
+        file changes, before the store is written (the comparison needs the old values)."""
+        now = literal(utcnow(), UtcDateTime())
+        columns = ["subscriber_uid", "kind", "audience", "legal_basis", "source", "detail", "at"]
+        if updated:
+            differs = [subscribers.c[name] != import_rows.c[name] for name in CHANGE_SHOWN]
+            named = [case((condition, literal(f"{name} ")), else_=literal("")) for name, condition in zip(CHANGE_SHOWN, differs, strict=True)]
+            detail: Any = named[0]
+            for part in named[1:]:
+                detail = detail + part
+            self.connection.execute(insert(subscriber_events).from_select(columns, select(
+                subscribers.c.uid, literal("changed"), import_rows.c.audience, basis, import_rows.c.consent_source,
+                func.trim(detail), now).join_from(import_rows, subscribers, subscribers.c.email == import_rows.c.email)
+                .where(or_(*differs)).order_by(import_rows.c.line)))
+        self.connection.execute(insert(subscriber_events).from_select(columns, select(
+            import_rows.c.uid, literal("imported"), import_rows.c.audience, basis, import_rows.c.consent_source,
+            literal(""), now).where(~known).order_by(import_rows.c.line)))
+
 
 def import_subscribers(state: State, path: Path, skip_invalid: bool = False, consent_source: str | None = None) -> ImportReport:
     """Import a CSV in one streaming pass and one transaction, memory flat in the number of rows. Every bad row is
@@ -715,7 +755,7 @@ def import_subscribers(state: State, path: Path, skip_invalid: bool = False, con
     return report
 
 
-def _load(connection: Connection, emails: list[str] | None = None, page: list[Any] | None = None) -> list[Subscriber]:
+def load_subscribers(connection: Connection, emails: list[str] | None = None, page: list[Any] | None = None) -> list[Subscriber]:
     rows: list[Any] = page if page is not None else []
     if page is None:
         rows.extend(connection.execute(select(subscribers).where(subscribers.c.email.in_(emails or [])).order_by(subscribers.c.id)))
@@ -740,7 +780,7 @@ def list_subscribers(state: State, policy_id: str | None = None, site_id: str | 
     store = state.store
     query = select(subscribers)
     if email is not None:
-        query = query.where(subscribers.c.email == _lookup_address(email))
+        query = query.where(subscribers.c.email == lookup_address(email))
     if policy_id is not None or site_id is not None:
         conditions = [subscriptions.c.subscriber_id == subscribers.c.id]
         if policy_id is not None:
@@ -753,12 +793,12 @@ def list_subscribers(state: State, policy_id: str | None = None, site_id: str | 
         for row in batched_rows(connection, query, (subscribers.c.id,)):
             page.append(row)
             if len(page) == 500:
-                yield from _load(connection, page=page)
+                yield from load_subscribers(connection, page=page)
                 page = []
-        yield from _load(connection, page=page)
+        yield from load_subscribers(connection, page=page)
 
 
-def _lookup_address(email: str) -> str:
+def lookup_address(email: str) -> str:
     try:
         return normalise_address(email)
     except ValueError as exc:
@@ -767,7 +807,7 @@ def _lookup_address(email: str) -> str:
 
 def subscriber_notices(state: State, email: str) -> list[dict[str, Any]]:
     """What the outbox records about one address: for a person's request to see their data."""
-    address = _lookup_address(email)
+    address = lookup_address(email)
     with state.store.connect() as connection:
         rows = connection.execute(select(outbox.c.version_id, outbox.c.site_id, outbox.c.language, outbox.c.state,
                                          outbox.c.sent_at, outbox.c.message_id, outbox.c.reply)
@@ -784,37 +824,16 @@ def _cancel_unsent(connection: Connection, condition: Any) -> int:
 
 def remove_subscriber(state: State, email: str) -> int:
     """Remove a person from the list; notices not yet sent to them are cancelled, the record of sent ones is kept."""
-    address = _lookup_address(email)
+    address = lookup_address(email)
     with state.store.begin() as connection:
-        row = connection.execute(select(subscribers.c.id).where(subscribers.c.email == address)).first()
+        row = connection.execute(select(subscribers.c.id, subscribers.c.uid, subscribers.c.audience)
+                                 .where(subscribers.c.email == address)).first()
         if row is None:
             raise NotifyError(f"no subscriber {address}", "`addendum subscribers list` shows who is subscribed")
         connection.execute(delete(subscriptions).where(subscriptions.c.subscriber_id == row.id))
         connection.execute(delete(subscribers).where(subscribers.c.id == row.id))
+        record_events(connection, [{"subscriber_uid": row.uid, "kind": "removed", "audience": row.audience, "source": "cli"}])
         return _cancel_unsent(connection, outbox.c.recipient == address)
-
-
-def forget_subscriber(state: State, email: str) -> ForgetReport:
-    """Erase a person everywhere, outbox and attempts included, keeping only a keyed hash that suppresses the address."""
-    store, keyring = state.store, state.keyring
-    address = _lookup_address(email)
-    with store.begin() as connection:
-        row = connection.execute(select(subscribers.c.id, subscribers.c.uid).where(subscribers.c.email == address)).first()
-        matches = [outbox.c.recipient == address] + ([outbox.c.subscriber_uid == row.uid] if row else [])
-        rows = [r.id for r in connection.execute(select(outbox.c.id).where(or_(*matches)))]
-        for start in range(0, len(rows), 500):
-            chunk = rows[start:start + 500]
-            connection.execute(delete(attempts).where(attempts.c.outbox_id.in_(chunk)))
-            connection.execute(delete(outbox).where(outbox.c.id.in_(chunk)))
-        if row is not None:
-            connection.execute(delete(subscriptions).where(subscriptions.c.subscriber_id == row.id))
-            connection.execute(delete(subscribers).where(subscribers.c.id == row.id))
-        already = _suppressed(connection, keyring, address) is not None
-        if not already:
-            connection.execute(insert(suppressions).values(digest=address_digests(keyring, address)[keyring.current],
-                                                           key_version=keyring.current, reason="erased", created_at=utcnow()))
-    store.compact()
-    return ForgetReport(row is not None, len(rows), not already)
 
 
 @dataclass(frozen=True)
@@ -824,7 +843,7 @@ class UnsubscribeResult:
     cancelled: int
 
 
-def unsubscribe(state: State, token: str) -> UnsubscribeResult:
+def unsubscribe(state: State, token: str, source: str = "one-click unsubscribe") -> UnsubscribeResult:
     """Honour a one-click unsubscribe: the token's subscriber stops receiving optional change notices at once."""
     uid = read_unsubscribe_token(state.keyring, token)
     with state.store.begin() as connection:
@@ -834,6 +853,8 @@ def unsubscribe(state: State, token: str) -> UnsubscribeResult:
         already = row.unsubscribed_at is not None
         if not already:
             connection.execute(update(subscribers).where(subscribers.c.id == row.id).values(unsubscribed_at=utcnow()))
+            record_events(connection, [{"subscriber_uid": uid, "kind": "unsubscribed", "audience": row.audience,
+                                        "source": source}])
         cancelled = _cancel_unsent(connection, and_(outbox.c.subscriber_uid == uid, outbox.c.audience == "subscriber"))
     return UnsubscribeResult(row.email, already, cancelled)
 
@@ -844,7 +865,7 @@ def token_holder(state: State, token: str) -> Subscriber | None:
     uid = read_unsubscribe_token(state.keyring, token)
     with state.store.begin() as connection:
         row = connection.execute(select(subscribers.c.email).where(subscribers.c.uid == uid)).first()
-        found = _load(connection, [row.email]) if row is not None else []
+        found = load_subscribers(connection, [row.email]) if row is not None else []
     return found[0] if found else None
 
 

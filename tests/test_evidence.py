@@ -186,8 +186,8 @@ def test_every_change_to_a_subscription_is_an_event(run, repo, smtp):
     run("--repo", repo, "subscribers", "import", people)
     run("--repo", repo, "subscribers", "add", "eva@example.org", "--name", "Eva B", "--lang", "nl", "--site", "selentic",
         "--audience", "account", "--consent-source", "account opened")
-    from addendum.notify.tokens import load_keyring, unsubscribe_token
     from addendum.notify.subscribers import list_subscribers
+    from addendum.notify.tokens import load_keyring, unsubscribe_token
 
     with open_state(open_repo(repo)) as state:
         [eva] = list(list_subscribers(state))

@@ -229,3 +229,24 @@ def test_a_store_of_an_earlier_release_gains_the_history_and_erasure_columns(run
     engine = create_engine(url)
     assert "erased_at" in {c["name"] for c in inspect(engine).get_columns("outbox")}
     engine.dispose()
+
+
+def test_a_user_reference_shows_its_acceptance_records_checked_against_the_ledger(run, repo):
+    people = repo.parent / "accepted.csv"
+    people.write_text("user,policy,version,site,language,accepted_at,method\n"
+                      "u-1001,privacy,privacy@2018-05-19,selentic,nl,2019-02-11T09:30:00+01:00,signup\n"
+                      f"u-1001,privacy,{V2},selentic,nl,2020-09-14T17:45:00Z,clickwrap\n", encoding="utf-8")
+    run("--repo", repo, "acceptances", "import", people)
+    data = dossier(run, repo, "u-1001")
+    ledger = {v.id: v for v in read_ledger(repo / "history", "privacy")}
+    assert [(a["version"], a["method"], a["content_hash_matches_ledger"]) for a in data["acceptances"]] == [
+        ("privacy@2018-05-19", "signup", True), (V2, "clickwrap", True)]
+    assert all(a["content_hash"] == ledger[a["version"]].hash_for("selentic", "nl") for a in data["acceptances"])
+    assert [(v["version"], v["site"], v["language"]) for v in data["versions"]] == [
+        ("privacy@2018-05-19", "selentic", "nl"), (V2, "selentic", "nl")]
+    pdf = repo / ".addendum" / "u-1001.pdf"
+    shown = run("--repo", repo, "evidence", "u-1001", "-o", pdf)
+    assert "evidence for user u-1001" in shown.stdout and "acceptances (2):" in shown.stdout
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.read_bytes())).pages)
+    assert "Acceptances" in text and "clickwrap" in text
+    assert "no records of u-9999" in run("--repo", repo, "evidence", "u-9999", expect=1).stderr

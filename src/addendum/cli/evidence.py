@@ -35,8 +35,10 @@ def evidence_command(repo: Repo, who: str, policy_id: str | None, start: datetim
     verdict), and every notice to them (Message-ID, times, SMTP reply, bounces, content hash, the stored message's
     SHA-256, each checked against the ledger and the stored bytes).
 
-    EMAIL_OR_USER_REF is an address, a subscriber id, or the keyed hash `subscribers forget` printed: what was kept
-    of a forgotten person is shown without the address. Exit status 1 when nobody has records by that name.
+    EMAIL_OR_USER_REF is an address, a subscriber id, the keyed hash `subscribers forget` printed (what was kept of
+    a forgotten person is shown without the address), or a site's own user reference, whose acceptance records
+    (`addendum acceptances`) are shown with each content hash checked against the ledger. Exit status 1 when
+    nobody has records by that name.
 
     \b
     Example:

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import or_, select
 
-from addendum.errors import UsageError
+from addendum.notify.acceptances import Acceptance, list_acceptances
 from addendum.notify.erasure import erased_recipient
 from addendum.notify.state import State
 from addendum.notify.store import LEGAL_BASES, attempts, batched_rows, bounces, outbox, subscriber_events, subscribers
@@ -74,21 +74,23 @@ class Notice:
 
 @dataclass(frozen=True)
 class PersonRecords:
-    """A person's records: `subscriber` None once forgotten (then only `digests` name them)."""
+    """A person's records: `subscriber` None once forgotten (then only `digests` name them), or when they are known
+    by a site's user reference, which names acceptance records only."""
 
     asked: str
     subscriber: Subscriber | None
     digests: tuple[str, ...]
     events: tuple[Event, ...]
     notices: tuple[Notice, ...]
+    acceptances: tuple[Acceptance, ...] = ()
 
     @property
     def found(self) -> bool:
-        return self.subscriber is not None or bool(self.events or self.notices)
+        return self.subscriber is not None or bool(self.events or self.notices or self.acceptances)
 
     @property
     def erased(self) -> bool:
-        return self.subscriber is None and self.found
+        return self.subscriber is None and bool(self.events or self.notices)
 
     @property
     def audiences(self) -> tuple[str, ...]:
@@ -99,11 +101,12 @@ class PersonRecords:
     @property
     def sites(self) -> tuple[str, ...]:
         own = self.subscriber.sites if self.subscriber is not None else ()
-        return tuple(dict.fromkeys([*own, *(n.site_id for n in self.notices)]))
+        return tuple(dict.fromkeys([*own, *(n.site_id for n in self.notices), *(a.site_id for a in self.acceptances)]))
 
     def languages(self, site_id: str | None = None) -> tuple[str, ...]:
         own = (self.subscriber.language,) if self.subscriber is not None else ()
-        return tuple(dict.fromkeys([*own, *(n.language for n in self.notices if site_id in (None, n.site_id))]))
+        return tuple(dict.fromkeys([*own, *(n.language for n in self.notices if site_id in (None, n.site_id)),
+                                    *(a.language for a in self.acceptances if site_id in (None, a.site_id))]))
 
 
 def legal_basis(audience: str) -> str:
@@ -116,14 +119,10 @@ def _conditions(state: State, asked: str) -> tuple[Subscriber | None, list[str],
     if DIGEST.fullmatch(text.lower()):
         return None, [text.lower()], []
     with state.store.connect() as connection:
-        if UID.fullmatch(text.lower()):
+        if "@" not in text:  # a subscriber id, or a site's own user reference
             row = connection.execute(select(subscribers.c.email).where(subscribers.c.uid == text.lower())).first()
             found = load_subscribers(connection, [row.email]) if row else []
-            return (found[0] if found else None), [], [text.lower()]
-        if "@" not in text:
-            raise UsageError(f"{asked!r} is neither an address, a subscriber id nor a keyed hash",
-                             "give the address, the 32-character subscriber id, or the 64-character keyed hash "
-                             "that `subscribers forget` printed")
+            return (found[0] if found else None), [], [text.lower()] if UID.fullmatch(text.lower()) else []
         address = lookup_address(text)
         found = load_subscribers(connection, [address])
     subscriber = found[0] if found else None
@@ -156,8 +155,10 @@ def person_records(state: State, asked: str) -> PersonRecords:
         row.sent_at, row.reply, row.timing or "", row.timing_reason or "", row.erased_at,
         tuple(Attempt(a.attempted_at, a.outcome, a.reply) for a in tried if a.outbox_id == row.id),
         tuple(Bounce(b.kind, b.status, b.diagnostic, b.reported_at) for b in bounced if b.outbox_id == row.id)) for row in rows)
+    accepted = tuple(list_acceptances(state, user_ref=asked.strip())) if "@" not in asked and not digests else ()
     return PersonRecords(asked, subscriber, tuple(sorted(found_digests)),
-                         tuple(Event(e.kind, e.audience, e.legal_basis, e.source, e.detail, e.at) for e in events), notices)
+                         tuple(Event(e.kind, e.audience, e.legal_basis, e.source, e.detail, e.at) for e in events), notices,
+                         accepted)
 
 
 @dataclass(frozen=True)

@@ -71,8 +71,12 @@ def _policies(repo: Repo, records: PersonRecords, policy_id: str | None) -> list
     if policy_id is not None:
         return [require_policy(repo, policy_id)]
     subscribed = (list(records.subscriber.policies) or repo.policy_ids()) if records.subscriber is not None else []
-    notified = [n.policy_id for n in records.notices if ledger_path(repo.history_dir, n.policy_id).is_file()]
-    return sorted(set(subscribed + notified))
+    named = [p for p in _named_policies(records) if ledger_path(repo.history_dir, p).is_file()]
+    return sorted(set(subscribed + named))
+
+
+def _named_policies(records: PersonRecords) -> list[str]:
+    return [n.policy_id for n in records.notices] + [a.policy_id for a in records.acceptances]
 
 
 def _keys(records: PersonRecords, version: PublishedVersion) -> list[str]:
@@ -129,13 +133,18 @@ def attestation(repo: Repo, path: Path) -> dict[str, str]:
     return {"signature": "none", "timestamp": "none"}
 
 
-def acceptance_records(state: State, records: PersonRecords) -> list[dict[str, Any]]:
-    """The person's acceptance records. The state store keeps none yet: when it records acceptances, they belong here."""
-    return []
+def _acceptances(records: PersonRecords, ledgers: dict[str, dict[str, PublishedVersion]]) -> list[dict[str, Any]]:
+    """The acceptance records of a site's user reference, each content hash checked against the ledger."""
+    out = []
+    for record in records.acceptances:
+        version = ledgers.get(record.policy_id, {}).get(record.version_id)
+        recorded = version.hash_for(record.site_id, record.language) if version else None
+        out.append({**record.as_json(), "ledger_content_hash": recorded, "content_hash_matches_ledger": recorded == record.content_hash})
+    return out
 
 
 def _versions(repo: Repo, records: PersonRecords, policy_ids: Sequence[str], period: Period, archive: _Archive) -> list[dict[str, Any]]:
-    notified = {n.version_id for n in records.notices}
+    notified = {n.version_id for n in records.notices} | {a.version_id for a in records.acceptances}
     out = []
     for policy_id in policy_ids:
         versions = published_versions(repo, policy_id)
@@ -184,8 +193,8 @@ def build_dossier(repo: Repo, state: State, asked: str, policy_id: str | None = 
     period = Period(start, end or made.date())
     policy_ids = _policies(repo, records, policy_id)
     archive = _Archive(repo, policy_ids)
-    ledgers = {pid: {v.id: v for v in published_versions(repo, pid)} for pid in {n.policy_id for n in records.notices}
-               if ledger_path(repo.history_dir, pid).is_file()}
+    ledgers = {pid: {v.id: v for v in published_versions(repo, pid)}
+               for pid in set(_named_policies(records)) if ledger_path(repo.history_dir, pid).is_file()}
     return {"format": DOSSIER_FORMAT, "made": _iso(made), "tool": f"addendum {__version__}", "asked": asked,
             "period": {"from": _iso(period.start), "to": _iso(period.end)}, "policies": policy_ids,
             "person": _person(records),
@@ -193,7 +202,7 @@ def build_dossier(repo: Repo, state: State, asked: str, policy_id: str | None = 
                         "detail": e.detail, "at": _iso(e.at)} for e in records.events],
             "versions": _versions(repo, records, policy_ids, period, archive),
             "notices": [_notice(repo, n, ledgers) for n in records.notices if policy_id in (None, n.policy_id)],
-            "acceptances": acceptance_records(state, records),
+            "acceptances": _acceptances(records, ledgers),
             "archive": archive.summary()}
 
 
@@ -214,7 +223,8 @@ def dossier_pdf(repo: Repo, dossier: dict[str, Any], language: str) -> bytes:
 def dossier_lines(dossier: dict[str, Any]) -> list[str]:
     """The dossier in short, for a terminal (English, as every terminal message)."""
     person = dossier["person"]
-    who = person.get("email") or "forgotten person, keyed hash " + ", ".join(person["keyed_hashes"])
+    who = person.get("email") or ("forgotten person, keyed hash " + ", ".join(person["keyed_hashes"]) if person["erased"]
+                                  else f"user {dossier['asked']}")
     bases = ", ".join(f"{b['audience']}: {b['basis']} ({b['article']})" for b in person["legal_bases"])
     lines = [f"evidence for {who}", f"  audience and legal basis: {bases or '-'}",
              f"  sites: {', '.join(person['sites']) or '-'}; languages: {', '.join(person['languages']) or '-'}"]
@@ -235,6 +245,11 @@ def dossier_lines(dossier: dict[str, Any]) -> list[str]:
         ledger = "ledger matches" if n["content_hash_matches_ledger"] else "CONTENT HASH NOT IN LEDGER"
         lines.append(f"  {n['version']} {n['site']}/{n['language']} {n['state']} {n['sent_at'] or '-'} {n['message_id']}")
         lines.append(f"    {n['content_hash']} ({ledger}); message SHA-256 {n['message_sha256']} ({stored}); reply: {n['reply'] or '-'}")
+    if dossier["acceptances"]:
+        lines.append(f"acceptances ({len(dossier['acceptances'])}):")
+        lines += [f"  {a['accepted_at']}  {a['version']} {a['site']}/{a['language']} {a['method']} {a['source']}  {a['content_hash']}"
+                  f" ({'ledger matches' if a['content_hash_matches_ledger'] else 'CONTENT HASH NOT IN LEDGER'})"
+                  for a in dossier["acceptances"]]
     archive = dossier["archive"]
     verdict = "no archive" if archive["manifest"] is None else "verified intact" if archive["verified"] else \
         f"{len(archive['findings'])} finding(s) by verify"

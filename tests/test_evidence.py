@@ -250,3 +250,12 @@ def test_a_user_reference_shows_its_acceptance_records_checked_against_the_ledge
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.read_bytes())).pages)
     assert "Acceptances" in text and "clickwrap" in text
     assert "no records of u-9999" in run("--repo", repo, "evidence", "u-9999", expect=1).stderr
+
+
+def test_a_person_removed_from_the_list_keeps_their_notices_and_history(run, repo, smtp):
+    notified(run, repo)
+    run("--repo", repo, "subscribers", "remove", "bram@example.org")
+    data = dossier(run, repo, "bram@example.org")
+    assert "email" not in data["person"] and not data["person"]["erased"]
+    assert [e["kind"] for e in data["events"]] == ["imported", "removed"]
+    assert [n["state"] for n in data["notices"]] == ["sent"] and data["notices"][0]["stored_message_matches"] is True

@@ -90,7 +90,8 @@ class PersonRecords:
 
     @property
     def erased(self) -> bool:
-        return self.subscriber is None and bool(self.events or self.notices)
+        return self.subscriber is None and (any(e.kind == "forgotten" for e in self.events)
+                                            or any(n.erased_at is not None for n in self.notices))
 
     @property
     def audiences(self) -> tuple[str, ...]:
@@ -113,27 +114,27 @@ def legal_basis(audience: str) -> str:
     return LEGAL_BASES.get(audience, "")
 
 
-def _conditions(state: State, asked: str) -> tuple[Subscriber | None, list[str], list[str]]:
-    """The subscriber (when on the list), the keyed hashes and the subscriber ids `asked` names."""
+def _conditions(state: State, asked: str) -> tuple[Subscriber | None, list[str], list[str], str | None]:
+    """The subscriber (when on the list), the keyed hashes, the subscriber ids and the address `asked` names."""
     text = asked.strip()
     if DIGEST.fullmatch(text.lower()):
-        return None, [text.lower()], []
+        return None, [text.lower()], [], None
     with state.store.connect() as connection:
         if "@" not in text:  # a subscriber id, or a site's own user reference
             row = connection.execute(select(subscribers.c.email).where(subscribers.c.uid == text.lower())).first()
             found = load_subscribers(connection, [row.email]) if row else []
-            return (found[0] if found else None), [], [text.lower()] if UID.fullmatch(text.lower()) else []
+            return (found[0] if found else None), [], [text.lower()] if UID.fullmatch(text.lower()) else [], None
         address = lookup_address(text)
         found = load_subscribers(connection, [address])
     subscriber = found[0] if found else None
-    return subscriber, sorted(set(address_digests(state.keyring, address).values())), [subscriber.uid] if subscriber else []
+    digests = sorted(set(address_digests(state.keyring, address).values()))
+    return subscriber, digests, [subscriber.uid] if subscriber else [], address
 
 
 def person_records(state: State, asked: str) -> PersonRecords:
     """Everything the store holds of the person `asked` names: an address (also finding what was kept of it when it
     was forgotten, under any key version), a subscriber id, or the keyed hash of a forgotten address."""
-    subscriber, digests, uids = _conditions(state, asked)
-    address = subscriber.email if subscriber else None
+    subscriber, digests, uids, address = _conditions(state, asked)
     with state.store.connect() as connection:
         outbox_match = [erased_recipient(d) for d in digests] + [outbox.c.subscriber_uid == uid for uid in uids]
         if address:

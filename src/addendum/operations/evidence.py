@@ -224,6 +224,7 @@ def dossier_lines(dossier: dict[str, Any]) -> list[str]:
     """The dossier in short, for a terminal (English, as every terminal message)."""
     person = dossier["person"]
     who = person.get("email") or ("forgotten person, keyed hash " + ", ".join(person["keyed_hashes"]) if person["erased"]
+                                  else f"{dossier['asked']} (not on the list)" if "@" in dossier["asked"]
                                   else f"user {dossier['asked']}")
     bases = ", ".join(f"{b['audience']}: {b['basis']} ({b['article']})" for b in person["legal_bases"])
     lines = [f"evidence for {who}", f"  audience and legal basis: {bases or '-'}",

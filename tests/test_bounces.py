@@ -77,6 +77,10 @@ def test_complaints_unsubscribe_hard_bounces_suppress_and_soft_ones_are_only_rec
     assert "bob@example.net" in bounced and "550 5.1.1 no such mailbox" in bounced and "ann@" not in bounced
     subscribers = run("--repo", notify_repo, "subscribers", "list").stdout
     assert "unsubscribed" in next(line for line in subscribers.splitlines() if "ann@example.net" in line)
+    # Each report is an event in the person's subscription history, as `addendum evidence` shows it.
+    for who, kind in (("ann@example.net", "complained"), ("bob@example.net", "bounced"), ("cid@example.net", "bounced")):
+        shown = run("--repo", notify_repo, "evidence", who).stdout
+        assert [line.split()[1] for line in shown.splitlines() if line.startswith("  20")] == ["imported", kind], who
     # The next version reaches only Cid: Ann complained, Bob's address bounced (notify.bounce_limit 1).
     smtp.handler.received.clear()
     run("--repo", notify_repo, "notify", "privacy", "privacy@2020-10-01", "--yes", "--late", "--reason", "a test of a past version", "--force")

@@ -53,6 +53,32 @@ for k in 1 2; do addendum --repo "$out/sharded" archive --shard "$k/2" | sed -n 
 addendum --repo "$out/sharded" archive merge "$out/sharded"/history/manifest-*-of-2.json
 diff -r -x manifest.json "$out/repo/history" "$out/sharded/history" && echo "  byte for byte the archive of one run"
 
+echo "== evidence: the manifest signed with an SSH key, it and the ledger timestamped by an RFC 3161 TSA"
+# The key lives in build/demo/, never in the repository; allowed_signers (public keys) and the TSA's CA are committed.
+ssh-keygen -q -t ed25519 -N "" -C demo@example.org -f "$out/signing-key"
+echo "demo@example.org namespaces=\"addendum\" $(cat "$out/signing-key.pub")" > "$out/repo/allowed_signers"
+rm -f "$out/tsa-url"
+python scripts/tsa_server.py --folder "$out/tsa" --url-file "$out/tsa-url" &
+tsa=$!
+trap 'kill "$tsa" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$out/tsa-url" ] && break; sleep 0.1; done
+cp "$out/tsa/ca.pem" "$out/repo/tsa-ca.pem"
+cat >> "$out/repo/addendum.toml" <<TOML
+
+[evidence]
+tsa_url = "$(cat "$out/tsa-url")"
+tsa_ca_file = "tsa-ca.pem"
+TOML
+sed -i "s|^\[archive\]\$|[archive]\nsigning_key = \"$PWD/$out/signing-key\"|" "$out/repo/addendum.toml"
+addendum --repo "$out/repo" archive | grep -E "^(signed|timestamped)" | sed 's/^/  /'
+kill "$tsa" && wait "$tsa" 2>/dev/null || true
+trap - EXIT
+addendum --repo "$out/repo" verify | sed 's/^/  /'
+echo "-- one byte of the manifest changed, in a copy: verify names the signature and the token that no longer hold"
+rm -rf "$out/tampered" && cp -r "$out/repo" "$out/tampered"
+sed -i '0,/"size": 1/s//"size": 2/' "$out/tampered/history/manifest.json"
+addendum --repo "$out/tampered" verify | grep -E "^(signature|timestamp|changed)" | cut -c1-150 | sed 's/^/  /' || true
+
 echo "== change notices: a local SMTP server, example.org subscribers, addendum notify"
 mail="$out/mail"
 rm -rf "$mail" "$out/state.db"* "$out/smtp-port" && mkdir -p "$mail"

@@ -187,6 +187,7 @@ def test_publish_as_a_library_call_records_extra_fields(repo: Path) -> None:
                       classification="editorial", summaries={"en": "x"}, reason="why",
                       extra={"suggested": "material", "reasons": ["§scope names Example"], "urgent": False})
     assert read_ledger(repo / "history", "terms") == [version]
+    assert version.extra.pop("previous_entry").startswith("sha256:")  # the hash chain's link
     assert version.extra == {"suggested": "material", "reasons": ["§scope names Example"], "urgent": False}
 
 

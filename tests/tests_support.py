@@ -363,3 +363,97 @@ def every_value(url: str) -> list[str]:
     finally:
         engine.dispose()
     return [(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)).lower() for v in values]
+
+class TimestampAuthority:
+    """A real RFC 3161 time-stamping authority on 127.0.0.1 (an ephemeral port): a CA and a TSA certificate made with
+    openssl in `folder` (extendedKeyUsage critical timeStamping), and an HTTP handler answering each query with
+    `openssl ts -reply`. `start()` returns it; `stop()` ends the server. `ca_file` is what evidence.tsa_ca_file names;
+    `answer` replaces the reply (a test's broken TSA); `requests` counts the queries."""
+
+    CONFIG = """\
+[ tsa ]
+default_tsa = tsa_config
+[ tsa_config ]
+dir = {folder}
+serial = $dir/serial
+crypto_device = builtin
+signer_cert = $dir/tsa.pem
+signer_key = $dir/tsa.key
+signer_digest = sha256
+default_policy = 1.2.3.4.1
+digests = sha256, sha384, sha512
+accuracy = secs:1
+ordering = yes
+tsa_name = yes
+ess_cert_id_chain = no
+ess_cert_id_alg = sha256
+"""
+
+    def __init__(self, folder: Path, name: str = "Test TSA") -> None:
+        self.folder = folder
+        self.name = name
+        self.ca_file = folder / "ca.pem"
+        self.requests = 0
+        self.answer: tuple[int, str, bytes] | None = None
+        self.url = ""
+        self._server = None
+
+    def _openssl(self, *args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=self.folder, check=True, capture_output=True, timeout=60)
+
+    def make_certificates(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+                      "-out", "ca.pem", "-days", "3650", "-subj", f"/CN={self.name} Root CA",
+                      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "tsa.key",
+                      "-out", "tsa.csr", "-subj", f"/CN={self.name}")
+        (self.folder / "tsa.ext").write_text("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                                             "extendedKeyUsage=critical,timeStamping\n", encoding="utf-8")
+        self._openssl("x509", "-req", "-in", "tsa.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                      "-out", "tsa.pem", "-days", "3650", "-extfile", "tsa.ext")
+        (self.folder / "serial").write_text("01\n", encoding="utf-8")
+        (self.folder / "tsa.cnf").write_text(self.CONFIG.format(folder=self.folder), encoding="utf-8")
+
+    def reply(self, query: bytes) -> bytes:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(dir=self.folder) as name:
+            (Path(name) / "q.tsq").write_bytes(query)
+            self._openssl("ts", "-reply", "-config", str(self.folder / "tsa.cnf"), "-queryfile", f"{name}/q.tsq",
+                          "-out", f"{name}/r.tsr")
+            return (Path(name) / "r.tsr").read_bytes()
+
+    def start(self) -> "TimestampAuthority":
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        if not self.ca_file.is_file():
+            self.make_certificates()
+        authority = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                authority.requests += 1
+                query = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                status, kind, body = authority.answer or (200, "application/timestamp-reply", authority.reply(query))
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/tsr"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -38,6 +38,18 @@ class Option:
 SCHEMA: tuple[Option, ...] = (
     Option("archive.base_url", str, "", "Public URL of the archive (history/), used for links in notices."),
     Option("archive.jobs", int, 0, "Worker processes for `addendum archive` (0: one per core).", minimum=0, maximum=1024),
+    Option("archive.signing_key", str, "",
+           "SSH private key (outside the repository, never tracked) that signs history/manifest.json "
+           "(ssh-keygen -Y sign, namespace addendum) into manifest.json.sig; empty: the archive is not signed."),
+    Option("archive.allowed_signers", str, "allowed_signers",
+           "File in the repository, committed, of the keys whose signatures `verify` accepts (ssh-keygen's "
+           "allowed_signers format: PRINCIPAL namespaces=\"addendum\" KEY)."),
+    Option("evidence.tsa_url", str, "",
+           "RFC 3161 time-stamping authority (e.g. an eIDAS qualified TSA); `publish` and `archive` ask it for a "
+           "token over each ledger entry and the manifest; empty: nothing is timestamped."),
+    Option("evidence.tsa_ca_file", str, "",
+           "PEM file of the CA certificates the TSA's tokens chain to (commit it: `verify` checks every token against it)."),
+    Option("evidence.tsa_timeout", float, 20.0, "Seconds a request to the TSA may take in all.", minimum=0.001, maximum=3600),
     Option("state.database", str, ".addendum/state.db", "SQLite file for subscribers and the outbox (never tracked by git)."),
     Option("retention.erased_records_days", int, 3650,
            "Days the pseudonymised notice records of a forgotten person are kept (GDPR Art. 17(3)(e), for legal "

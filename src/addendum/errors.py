@@ -103,3 +103,7 @@ class FieldError(UsageError):
     def __init__(self, field: str, message: str, hint: str = "") -> None:
         super().__init__(message, hint)
         self.field = field
+
+
+class SealError(AddendumError):
+    """A signature or a trusted timestamp cannot be made: the key, ssh-keygen, openssl or the time-stamping authority refused."""

@@ -17,6 +17,10 @@ VERSION_PDF = "policy.pdf"
 VERSION_JSON = "policy.json"
 REDLINE_PAGE = "redline.html"
 REDLINE_PDF = "redline.pdf"
+# The manifest's SSH signature and RFC 3161 timestamp token, beside it; each ledger entry's token in TIMESTAMPS.
+MANIFEST_SIGNATURE = "manifest.json.sig"
+MANIFEST_TIMESTAMP = "manifest.json.tsr"
+TIMESTAMPS = "timestamps"
 
 
 def require_slug(slug: str) -> str:
@@ -28,6 +32,11 @@ def require_slug(slug: str) -> str:
 def version_dir(policy_id: str, slug: str, site_id: str, language: str) -> str:
     """The folder of one version as one site's readers saw it in one language, e.g. privacy/2018-05-19/selentic/en."""
     return "/".join((require_id(policy_id, "policy"), require_slug(slug), require_id(site_id, "site"), require_language(language)))
+
+
+def ledger_timestamp(policy_id: str, slug: str) -> str:
+    """The timestamp token of a version's ledger entry, e.g. privacy/timestamps/2018-05-19.tsr."""
+    return f"{require_id(policy_id, 'policy')}/{TIMESTAMPS}/{require_slug(slug)}.tsr"
 
 
 def version_page(policy_id: str, slug: str, site_id: str, language: str) -> str:

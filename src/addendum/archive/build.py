@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +39,8 @@ from addendum.archive.manifest import (
     toolchain_id,
 )
 from addendum.archive.pages import forget_loaded_versions, render_listings, render_view
-from addendum.archive.shards import Shard, manifest_digest, partial_of
+from addendum.archive.sealing import require_seal_settings, seal_archive
+from addendum.archive.shards import MergeReport, Shard, manifest_digest, merge, partial_of
 from addendum.config import Repo
 from addendum.errors import AddendumError, ConfigError, HistoryError, PolicyFormatError, RenderError, UsageError
 from addendum.files import write_atomic
@@ -323,5 +324,24 @@ def _save(out_root: Path, manifest: Manifest) -> None:
 
 def archive(repo: Repo, policy_ids: Sequence[str] | None = None, *, jobs: int | None = None,
             progress: Progress | None = None, dry_run: bool = False, shard: Shard | None = None) -> ArchiveReport:
-    """`addendum archive`: archive what is missing under the repository's history/, in parallel; never rewrite a record."""
-    return build(repo, policy_ids, repo.history_dir, jobs=jobs, progress=progress, dry_run=dry_run, shard=shard)
+    """`addendum archive`: archive what is missing under the repository's history/, in parallel; never rewrite a record;
+    then sign and timestamp the manifest (and timestamp the ledger entries) as configured. A shard writes a partial
+    manifest only: the merge that joins the shares seals the whole."""
+    if not dry_run:
+        require_seal_settings(repo)  # a key git would commit, or a TSA without CA certificates: refused before any work
+    manifest = manifest_path(repo.history_dir)
+    before = manifest.read_bytes() if manifest.is_file() else None
+    report = build(repo, policy_ids, repo.history_dir, jobs=jobs, progress=progress, dry_run=dry_run, shard=shard)
+    if dry_run or shard is not None:
+        return report
+    return replace(report, sealed=seal_archive(repo, [plan.policy_id for plan in report.policies], before))
+
+
+def merge_shards(repo: Repo, partials: Sequence[Path]) -> tuple[MergeReport, tuple[str, ...]]:
+    """`addendum archive merge`: join the shards' partial manifests, then sign and timestamp the whole as `archive`
+    does (a shard seals nothing: only the merged manifest is the archive's)."""
+    require_seal_settings(repo)
+    manifest = manifest_path(repo.history_dir)
+    before = manifest.read_bytes() if manifest.is_file() else None
+    report = merge(repo.history_dir, partials)
+    return report, seal_archive(repo, require_policies(repo, None), before)

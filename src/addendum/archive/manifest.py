@@ -28,7 +28,8 @@ RECORD_KINDS = {paths.VERSION_PAGE: "page", paths.VERSION_PDF: "pdf", paths.VERS
                 paths.REDLINE_PAGE: "redline", paths.REDLINE_PDF: "redline-pdf"}
 MANIFEST_SAVE_SECONDS = 2.0
 
-FindingKind = Literal["missing", "changed", "unrecorded", "not-archived", "text", "ledger", "rebuild"]
+FindingKind = Literal["missing", "changed", "unrecorded", "not-archived", "text", "ledger", "rebuild", "chain", "signature",
+                      "timestamp"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class ArchiveReport:
     jobs: int
     seconds: float
     dry_run: bool = False
+    sealed: tuple[str, ...] = ()  # the manifest signed, it and ledger entries timestamped: one line each
 
     def index_pages(self) -> list[str]:
         """The entry page of each archived policy, relative to the archive's folder."""

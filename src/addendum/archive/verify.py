@@ -25,6 +25,7 @@ from addendum.archive.manifest import (
     toolchain,
     toolchain_id,
 )
+from addendum.archive.sealing import TOKEN_KIND, check_seals
 from addendum.archive.pages import archived_text_hash, forget_loaded_versions, resolved_view
 from addendum.config import Repo
 from addendum.errors import AddendumError, HistoryError
@@ -42,6 +43,7 @@ class VerifyReport:
     views: int  # version × site × language texts checked against the ledger
     findings: tuple[Finding, ...]
     rebuilt: int = 0  # files rendered again and compared byte for byte
+    notes: tuple[str, ...] = ()  # the evidence that holds, and what is not there: chain, signature, timestamps
 
     @property
     def intact(self) -> bool:
@@ -80,8 +82,8 @@ def _check_unrecorded(history: Path, policy_id: str, manifest: Manifest) -> Iter
         return
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         parts = path.relative_to(folder).parts
-        # Besides the archive: the ledger, and each version's sources (both written by `publish`).
-        if parts[0] == LEDGER_NAME or (len(parts) > 1 and parts[1] == SOURCE_FOLDER):
+        # Besides the archive: the ledger, each version's sources (both written by `publish`) and the timestamp tokens.
+        if parts[0] in (LEDGER_NAME, paths.TIMESTAMPS) or (len(parts) > 1 and parts[1] == SOURCE_FOLDER):
             continue
         relative = path.relative_to(history).as_posix()
         if relative not in manifest.files:
@@ -194,7 +196,7 @@ def _rebuild(repo: Repo, ids: Sequence[str], manifest: Manifest, jobs: int | Non
         build(repo, ids, fresh_root, jobs=jobs, progress=progress)
         for path, entry in sorted(manifest.files.items()):
             archived = repo.history_dir / path
-            if entry.get("policy") not in ids or not archived.is_file():
+            if entry.get("policy") not in ids or not archived.is_file() or entry.get("kind") == TOKEN_KIND:
                 continue
             fresh = fresh_root / path
             compared += 1
@@ -221,8 +223,15 @@ def verify_archive(repo: Repo, policy_ids: Sequence[str] | None = None, *, rebui
     findings: list[Finding] = []
     files = views = 0
     work_tree = _work_tree(repo)
+    broken: set[str] = set()
     for policy_id in ids:
-        plan = plan_policy(repo, policy_id, chain_id)
+        try:
+            plan = plan_policy(repo, policy_id, chain_id)
+        except HistoryError as exc:  # a ledger that no longer reads is a finding like any other change to it
+            findings.append(Finding("ledger", ledger_path(repo.history_dir, policy_id).relative_to(repo.history_dir).as_posix(),
+                                    exc.message.split(": ", 1)[-1]))
+            broken.add(policy_id)
+            continue
         recorded = {path: entry for path, entry in manifest.files.items() if entry.get("policy") == policy_id}
         files += len(recorded)
         views += len(plan.views)
@@ -232,8 +241,10 @@ def verify_archive(repo: Repo, policy_ids: Sequence[str] | None = None, *, rebui
         findings += _check_texts(repo, plan, recorded)
         if work_tree is not None:
             findings += _check_git(repo, work_tree, plan)
+    seals = check_seals(repo, [policy_id for policy_id in ids if policy_id not in broken])
+    findings += seals.findings
     rebuilt = 0
     if rebuild:
         rebuild_findings, rebuilt = _rebuild(repo, ids, manifest, jobs, progress)
         findings += rebuild_findings
-    return VerifyReport(tuple(ids), files, views, tuple(findings), rebuilt)
+    return VerifyReport(tuple(ids), files, views, tuple(findings), rebuilt, seals.notes)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from addendum.archive.build import archive
+from addendum.archive.build import archive, merge_shards
 from addendum.archive.manifest import manifest_path
-from addendum.archive.shards import merge, parse_shard
+from addendum.archive.shards import parse_shard
 from addendum.cli.common import progress_on_stderr, with_repo
 from addendum.config import Repo
 
@@ -55,7 +55,8 @@ def archive_command(repo: Repo, policy_ids: tuple[str, ...], jobs: int | None, d
     For each version × site × language, under history/POLICY/VERSION/SITE/LANG/: index.html (self-contained,
     no scripts), policy.pdf (PDF/A-3u), policy.json, and redline.html + redline.pdf against the previous
     version. Per policy: index.html (and index-LANG.html), changelog-LANG.html/.md, feed-LANG.atom. All of
-    them, with SHA-256 and size, in history/manifest.json.
+    them, with SHA-256 and size, in history/manifest.json, signed (manifest.json.sig) with archive.signing_key
+    and timestamped (manifest.json.tsr, and a token per ledger entry) by evidence.tsa_url when they are set.
 
     An archived version is never rewritten; re-running renders only what is missing, and the same version
     always renders to the same bytes. A file that is not as the manifest records it is reported and left
@@ -88,6 +89,8 @@ def archive_command(repo: Repo, policy_ids: tuple[str, ...], jobs: int | None, d
         click.echo(f"{plan.policy_id}: {len(plan.versions)} version(s), {len(plan.views)} version × site × language: "
                    f"{verb} {written} file(s)")
     click.echo(f"{report.kept} file(s) already archived, left as they were; {report.jobs} worker(s), {report.seconds:.1f} s")
+    for line in report.sealed:
+        click.echo(line)
     for finding in report.findings:
         click.echo(finding.format())
     if shard is not None:
@@ -111,14 +114,17 @@ def merge_command(repo: Repo, partials: tuple[Path, ...]) -> int:
     this repository's history/, the shard's files are copied from the folder it is in (a shard's history/ as
     a CI job passed it on). Refused, before anything is written: a shard missing or given twice, shards built
     from another manifest, the same path with different bytes (naming the path), a file that is not what its
-    shard recorded. Partial manifests inside history/ are removed once merged.
+    shard recorded. Partial manifests inside history/ are removed once merged. The merged manifest is signed
+    and timestamped as `addendum archive` does it.
 
     \b
     Examples:
       addendum archive merge history/manifest-*-of-3.json
       addendum archive merge shards/*/manifest-*-of-3.json
     """
-    report = merge(repo.history_dir, partials)
+    report, sealed = merge_shards(repo, partials)
     click.echo(f"merged {report.shards} shard(s): {report.files} file(s) recorded in {shown(manifest_path(repo.history_dir))}, "
                f"{len(report.copied)} copied into history/")
+    for line in sealed:
+        click.echo(line)
     return 0

@@ -8,6 +8,7 @@ import click
 
 from addendum.cli.common import policy_argument, with_repo
 from addendum.config import Repo
+from addendum.archive.sealing import evidence_notes
 from addendum.operations.changes import policy_status
 from addendum.publish.status import PolicyStatus
 
@@ -33,7 +34,8 @@ def status_command(repo: Repo, policy_id: str, as_json: bool) -> None:
     STALE    another language changed this section after this one did
     missing  no text in this language (readers see the default language's, marked)
     ·        the site does not override this section
-    Columns `site/lang` are a site's overrides. Unpublished changes come with their suggested class.
+    Columns `site/lang` are a site's overrides. Unpublished changes come with their suggested class. A note
+    says when the archive is not signed (archive.signing_key) or not timestamped (evidence.tsa_url).
 
     \b
     Examples:
@@ -49,6 +51,8 @@ def status_command(repo: Repo, policy_id: str, as_json: bool) -> None:
     click.echo("")
     click.echo(f"{status.count('missing')} missing, {status.count('stale')} stale; "
                f"latest version: {status.latest.id if status.latest else 'none published'}")
+    for note in evidence_notes(repo):
+        click.echo(f"note: {note}")
     if status.unpublished is None:
         click.echo("no unpublished changes")
         return

@@ -19,8 +19,11 @@ def verify_command(repo: Repo, policy_ids: tuple[str, ...], rebuild: bool, jobs:
 
     Re-hashes every file history/manifest.json lists and reports files missing, changed, or not in the
     manifest, and published versions not archived yet. Checks that each version's archived JSON and its
-    sources under history/ still hash to the content hash the ledger records. With --rebuild, renders
-    everything again into a temporary folder and compares byte for byte.
+    sources under history/ still hash to the content hash the ledger records. Checks each ledger's hash chain
+    (naming the entry, file:line, that breaks it), the manifest's SSH signature (manifest.json.sig, against
+    archive.allowed_signers) and every RFC 3161 timestamp token (signature against evidence.tsa_ca_file,
+    message imprint, time). With --rebuild, renders everything again into a temporary folder and compares
+    byte for byte.
 
     Exit 0: intact; 1: findings, one per line; 2: cannot run (no manifest, unreadable ledger).
 
@@ -33,6 +36,8 @@ def verify_command(repo: Repo, policy_ids: tuple[str, ...], rebuild: bool, jobs:
         report = verify_archive(repo, policy_ids or None, rebuild=rebuild, jobs=jobs, progress=progress)
     for finding in report.findings:
         click.echo(finding.format())
+    for note in report.notes:
+        click.echo(note)
     rebuilt = f", {report.rebuilt} rebuilt and compared" if rebuild else ""
     verdict = "intact" if report.intact else f"{len(report.findings)} finding(s)"
     click.echo(f"{', '.join(report.policies)}: {report.files} file(s) hashed, {report.views} version × site × language "

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ LEDGER_HEADER = """\
 # Published versions of the policy "{policy}", oldest first.
 # Written by `addendum publish`; append-only: an entry is never edited, a correction is a new version.
 """
+# The hash chain: each entry records the SHA-256 of the ledger text before it (see `chain_link`).
+CHAIN_FIELD = "previous_entry"
+ENTRY_LINE = "[[version]]"
 CORE_FIELDS = ("id", "effective", "published", "commit", "classification", "reason", "author", "summary", "hashes")
 
 
@@ -186,16 +190,125 @@ def entry_table(version: PublishedVersion) -> dict[str, Any]:
 
 
 def append_entries(existing: str | None, policy_id: str, versions: list[PublishedVersion]) -> str:
-    """The ledger text with entries appended; earlier bytes are kept exactly, so the git diff only adds lines."""
+    """The ledger text with entries appended, each linked to the one before it (CHAIN_FIELD); earlier bytes are kept
+    exactly, so the git diff only adds lines."""
     text = existing if existing is not None else LEDGER_HEADER.format(policy=policy_id)
+    linked = []
     for version in versions:
+        text += ("" if text.endswith("\n") else "\n") + "\n"
+        version = replace(version, extra={**version.extra, CHAIN_FIELD: chain_link(text)})
         try:
             entry = tomli_w.dumps({"version": [entry_table(version)]})
         except TypeError as exc:
             raise UsageError(f"version {version.id} has a field TOML cannot hold: {exc}",
                              "extra fields take strings, numbers, booleans, dates, lists and tables") from None
-        text += ("" if text.endswith("\n") else "\n") + "\n" + entry
+        text += entry
+        linked.append(version)
     parsed = _versions(policy_id, tomllib.loads(text), LEDGER_NAME)
-    if versions and parsed[-len(versions):] != versions:
+    if versions and parsed[-len(versions):] != linked:
         raise HistoryError("the ledger entry did not read back as written", "report this: no file was changed")
     return text
+
+
+# ---------------------------------------------------------------------------------------------- the hash chain
+#
+# An entry's bytes are the ledger's lines from its `[[version]]` line up to the next one (or the end), without the
+# blank lines that end them, each line ending in "\n" (a "\r\n" counts as "\n": a checkout with Windows line endings
+# verifies). An entry's CHAIN_FIELD is "sha256:" + the SHA-256 of the bytes from the start of the previous entry
+# that carries one (or from the start of the file) up to its own `[[version]]` line, taken the same way. In a ledger
+# written by `publish` alone that is the previous entry's bytes; the first entry that carries one links to everything
+# before it (the header and any entries written before the chain existed), so none of it can change unnoticed.
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One [[version]] entry as bytes in the ledger file: where it starts, what it hashes to, what it links to."""
+
+    number: int  # 1-based
+    line: int  # the line of its [[version]] header
+    version_id: str
+    data: bytes
+    link: str | None  # its CHAIN_FIELD, None when it carries none
+    expected_link: str  # what its CHAIN_FIELD must be
+
+    @property
+    def digest(self) -> str:
+        """"sha256:" + the SHA-256 of the entry's bytes: what the next entry links to and a timestamp token covers."""
+        return "sha256:" + hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """Where the chain does not hold: the line to look at, and what is wrong there."""
+
+    line: int
+    message: str
+
+
+def _canonical(lines: list[str]) -> bytes:
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
+def _lines(text: str) -> list[str]:
+    return text.replace("\r\n", "\n").split("\n")
+
+
+def _entry_starts(lines: list[str]) -> list[int]:
+    return [index for index, line in enumerate(lines) if line.strip() == ENTRY_LINE]
+
+
+def chain_link(text_before: str) -> str:
+    """The CHAIN_FIELD of an entry that would start right after `text_before` (a ledger's text so far)."""
+    lines = _lines(text_before)
+    tables = tomllib.loads(text_before).get("version", [])
+    starts = _entry_starts(lines)
+    linked = [start for start, table in zip(starts, tables, strict=False) if isinstance(table, dict) and CHAIN_FIELD in table]
+    begin = linked[-1] if linked else 0
+    return "sha256:" + hashlib.sha256(_canonical(lines[begin:])).hexdigest()
+
+
+def ledger_entries(text: str) -> tuple[list[LedgerEntry], list[ChainBreak]]:
+    """The ledger's entries as bytes, and every place its hash chain breaks. Each break names the line of the entry
+    that no longer has the bytes the next entry recorded (or of the entry that leaves the chain)."""
+    lines = _lines(text)
+    tables = tomllib.loads(text).get("version", [])
+    tables = tables if isinstance(tables, list) else []
+    starts = _entry_starts(lines)
+    breaks: list[ChainBreak] = []
+    if len(starts) != len(tables):
+        breaks.append(ChainBreak(1, f"{len(tables)} [[version]] entries, but {len(starts)} lines that are exactly "
+                                    f"{ENTRY_LINE}: entries are not delimited as `publish` writes them"))
+        return [], breaks
+    entries: list[LedgerEntry] = []
+    begin, begin_line = 0, 0  # where the bytes the next link covers begin: the last linked entry, else the file
+    for number, (start, table) in enumerate(zip(starts, tables, strict=True), start=1):
+        end = starts[number] if number < len(starts) else len(lines)
+        link = table.get(CHAIN_FIELD) if isinstance(table, dict) else None
+        version_id = str(table.get("id", f"entry {number}")) if isinstance(table, dict) else f"entry {number}"
+        expected = "sha256:" + hashlib.sha256(_canonical(lines[begin:start])).hexdigest()
+        entry = LedgerEntry(number, start + 1, version_id, _canonical(lines[start:end]),
+                            link if isinstance(link, str) or link is None else repr(link), expected)
+        entries.append(entry)
+        chain_started = any(e.link is not None for e in entries[:-1])
+        if entry.link is None:
+            if chain_started:
+                breaks.append(ChainBreak(entry.line, f"{version_id} carries no {CHAIN_FIELD}, but the entries before it "
+                                                     "are chained: an entry was added or rewritten by hand"))
+            continue
+        if entry.link != expected:
+            covered = next((e for e in entries if e.line == begin_line), None)
+            if covered is not None:
+                line, what = covered.line, f"{covered.version_id} (line {covered.line})"
+            else:
+                line, what = 1, "the ledger's header" + (" and the entries before the chain" if number > 1 else "")
+            breaks.append(ChainBreak(line, f"{what}: not what {version_id} (line {entry.line}) recorded ({CHAIN_FIELD} "
+                                           f"{entry.link[:19]}…; it now hashes to {expected[:19]}…); one of the two was changed"))
+        begin, begin_line = start, start + 1
+    return entries, breaks
+
+
+def chain_start(entries: list[LedgerEntry]) -> LedgerEntry | None:
+    """The first entry that carries a link: the entries before it were written before the ledger was chained."""
+    return next((entry for entry in entries if entry.link is not None), None)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from addendum.config import Repo
 from addendum.errors import HistoryError, UsageError
 from addendum.files import read_repository_file
-from addendum.history.ledger import PublishedVersion, append_entries, ledger_path, next_version_id
+from addendum import paths
+from addendum.history.ledger import CHAIN_FIELD, PublishedVersion, append_entries, ledger_entries, ledger_path, next_version_id
 from addendum.history.repository import NewTag, WorkTree, open_work_tree
 from addendum.history.versions import SOURCE_FOLDER, content_hashes, load_version, published_versions, source_texts, working_files
 from addendum.ids import LANGUAGE_PATTERN, require_id
 from addendum.policy.check import require_valid
 from addendum.policy.model import Policy, load_policy
+from addendum.seal.timestamps import request_token, tsa_settings
 
 CLASSIFICATIONS = ("material", "editorial")
 DEFAULT_LANGUAGE_KEY = "default"  # in `summaries`: the policy's default language, whichever it is
@@ -77,7 +80,13 @@ def publish(repo: Repo, policy_id: str, *, effective: date, published: date | No
     )
     ledger = ledger_path(repo.history_dir, policy_id)
     existing = read_repository_file(repo.root, ledger).decode("utf-8") if ledger.is_file() else None
-    files = {f"history/{policy_id}/{ledger.name}": append_entries(existing, policy_id, [version]).encode("utf-8")}
+    text = append_entries(existing, policy_id, [version])
+    entry = ledger_entries(text)[0][-1]
+    version = replace(version, extra={**version.extra, CHAIN_FIELD: entry.link})  # as the ledger records it
+    files = {f"history/{policy_id}/{ledger.name}": text.encode("utf-8")}
+    tsa = tsa_settings(repo) if not dry_run else None
+    if tsa is not None:  # the token lands in the same commit as the entry it covers
+        files[f"history/{paths.ledger_timestamp(policy_id, slug)}"] = request_token(tsa, entry.digest, f"the ledger entry of {version_id}")
     files.update({f"{folder}/{SOURCE_FOLDER}/{name}": text.encode("utf-8")
                   for name, text in working_files(repo, policy_id).items()})
     if not dry_run:

@@ -1,0 +1,200 @@
+"""RFC 3161 trusted timestamps: a token from a time-stamping authority (TSA) that a hash existed at a time it signs.
+
+A token is requested over HTTP (`application/timestamp-query`, RFC 3161 §3.4) for a SHA-256 hash, with a nonce and
+the TSA's certificate asked for, and is kept only after it has been checked as `verify` will check it: its status,
+that it covers that hash, and its signature, chained to the CA certificates in `evidence.tsa_ca_file` at the time the
+TSA states. openssl does the cryptography (`openssl ts`); this module keeps its files in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from addendum.config import Repo
+from addendum.errors import ConfigError, SealError
+from addendum.seal.tools import run_tool, said
+
+# A response holds a signature and a few certificates: a few kilobytes. Anything this large is not one.
+TOKEN_MAX_BYTES = 256 * 1024
+# A TSA's clock and ours may differ a little; a token dated later than this ahead of ours is refused.
+CLOCK_SKEW = timedelta(minutes=5)
+TOKEN_SUFFIX = ".tsr"
+_STATUS = re.compile(r"^Status: (.+?)\.?$", re.MULTILINE)
+_TIME = re.compile(r"^Time stamp: ([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d)(?:\.\d+)? (\d{4}) GMT$", re.MULTILINE)
+_TSA = re.compile(r"^TSA: (.+)$", re.MULTILINE)
+_ALGORITHM = re.compile(r"^Hash Algorithm: (\S+)$", re.MULTILINE)
+_HEX_LINE = re.compile(r"^ {4}[0-9a-f]{4} - ((?:[0-9a-f]{2}[ -]){0,15}[0-9a-f]{2})", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class TsaSettings:
+    url: str
+    ca_file: Path
+    timeout: float
+
+
+def tsa_settings(repo: Repo) -> TsaSettings | None:
+    """evidence.tsa_url and its CA file, or None when nothing is to be timestamped. Every problem is named at once."""
+    url = str(repo.setting("evidence.tsa_url")).strip()
+    ca_file = str(repo.setting("evidence.tsa_ca_file")).strip()
+    if not url:
+        return None
+    problems = []
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        problems.append(f"evidence.tsa_url {url!r} is not an http or https URL")
+    path = Path(ca_file) if Path(ca_file).is_absolute() else repo.root / ca_file
+    if not ca_file:
+        problems.append("evidence.tsa_url is set, but evidence.tsa_ca_file is not")
+    elif not path.is_file():
+        problems.append(f"evidence.tsa_ca_file {path} does not exist")
+    if problems:
+        raise ConfigError("\n  ".join(problems),
+                          "set evidence.tsa_url to the TSA's RFC 3161 address and evidence.tsa_ca_file to a PEM file of "
+                          "the CA certificates its tokens chain to (your TSA publishes them)")
+    return TsaSettings(url, path, float(repo.setting("evidence.tsa_timeout")))
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """What a token says, and what is wrong with it ("" when it holds)."""
+
+    time: datetime | None  # when the TSA says the hash existed, in UTC
+    tsa: str
+    problem: str
+
+    @property
+    def valid(self) -> bool:
+        return not self.problem
+
+
+def _hex(digest: str) -> str:
+    value = digest.removeprefix("sha256:")
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise SealError(f"{digest!r} is not a SHA-256 hash", "report this: a timestamp is requested for a hash")
+    return value
+
+
+def _described(folder: Path, reply: Path) -> tuple[str, str]:
+    """(openssl's text form of the response, "" ) or ("", what openssl said when it is not a response)."""
+    done = run_tool("openssl", "ts", "-reply", "-in", reply, "-text")
+    if done.returncode != 0:
+        return "", f"not an RFC 3161 timestamp response (openssl: {said(done)})"
+    return done.stdout.decode("utf-8", "replace"), ""
+
+
+def _time(text: str) -> datetime | None:
+    found = _TIME.search(text)
+    if found is None:
+        return None
+    stamp = datetime.strptime(f"{found[1]} {found[2]} {found[3]} {found[4]}", "%b %d %H:%M:%S %Y")
+    return stamp.replace(tzinfo=UTC)
+
+
+def check_token(token: bytes, digest: str, ca_file: Path, now: datetime | None = None) -> TokenCheck:
+    """Check a stored response as `verify` does: granted, over `digest` (SHA-256), signed by a TSA whose certificate
+    chains to `ca_file` and was valid at the time it states, and that time not in our future."""
+    expected = _hex(digest)
+    if len(token) > TOKEN_MAX_BYTES:
+        return TokenCheck(None, "", f"{len(token):,} bytes: not a timestamp token (at most {TOKEN_MAX_BYTES:,})")
+    with tempfile.TemporaryDirectory(prefix="addendum-tsr-") as name:
+        folder = Path(name)
+        reply = folder / "reply.tsr"
+        reply.write_bytes(token)
+        text, problem = _described(folder, reply)
+        if problem:
+            return TokenCheck(None, "", problem)
+        stamp = _time(text)
+        tsa = (_TSA.search(text) or [None, "unnamed"])[1].removeprefix("DirName:")
+        status = (_STATUS.search(text) or [None, "unknown"])[1]
+        if status != "Granted":
+            return TokenCheck(stamp, tsa, f"the TSA did not grant it (status: {status})")
+        algorithm = (_ALGORITHM.search(text) or [None, "none"])[1]
+        imprint = "".join(_HEX_LINE.findall(text[text.find("Message data:"):])).replace(" ", "").replace("-", "")
+        if algorithm != "sha256" or imprint != expected:
+            return TokenCheck(stamp, tsa, f"it covers {algorithm}:{imprint[:16]}…, not the sha256:{expected[:16]}… it is "
+                                          "stored for (a token of something else)")
+        if stamp is None:
+            return TokenCheck(None, tsa, "it states no time openssl can read")
+        if stamp > (now or datetime.now(UTC)) + CLOCK_SKEW:
+            return TokenCheck(stamp, tsa, f"it is dated {stamp:%Y-%m-%d %H:%M:%S} UTC, in the future")
+        done = run_tool("openssl", "ts", "-verify", "-digest", expected, "-sha256", "-in", reply, "-CAfile", ca_file,
+                        "-attime", str(int(stamp.timestamp())))
+        if done.returncode != 0 or b"Verification: OK" not in done.stdout:
+            return TokenCheck(stamp, tsa, f"its signature does not verify against {ca_file} (openssl: {_reason(done.stderr)})")
+    return TokenCheck(stamp, tsa, "")
+
+
+def _reason(stderr: bytes) -> str:
+    """openssl's reason for a failed verification: the most specific line it gives."""
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    for marker in ("Verify error:", "error:"):
+        for line in lines:
+            if marker in line:
+                return line.split(marker, 1)[1].strip().split(":", 4)[-1] if marker == "error:" else line.split(marker, 1)[1].strip()
+    return lines[0] if lines else "verification failed"
+
+
+def request_token(settings: TsaSettings, digest: str, what: str) -> bytes:
+    """A checked timestamp response from the TSA for `digest` (SHA-256); `what` names the hashed thing in errors."""
+    expected = _hex(digest)
+    with tempfile.TemporaryDirectory(prefix="addendum-tsq-") as name:
+        query = Path(name) / "query.tsq"
+        done = run_tool("openssl", "ts", "-query", "-digest", expected, "-sha256", "-cert", "-out", query)
+        if done.returncode != 0:
+            raise SealError(f"openssl could not make a timestamp query: {said(done)}", "check that openssl works: openssl version")
+        data = _post(settings, query.read_bytes(), what)
+        reply = Path(name) / "reply.tsr"
+        reply.write_bytes(data)
+        check = check_token(data, digest, settings.ca_file)
+        if not check.valid:
+            raise SealError(f"the time-stamping authority {settings.url} answered for {what} with a token that does not "
+                            f"hold: {check.problem}", "check evidence.tsa_url and evidence.tsa_ca_file; nothing was written")
+        # The nonce in our query must come back: a replayed or misrouted response does not carry it.
+        done = run_tool("openssl", "ts", "-verify", "-queryfile", query, "-in", reply, "-CAfile", settings.ca_file,
+                        "-attime", str(int(check.time.timestamp())) if check.time else "0")
+        if done.returncode != 0:
+            raise SealError(f"the time-stamping authority {settings.url} answered for {what} with a token that does not "
+                            f"match the query (openssl: {_reason(done.stderr)})", "try again; nothing was written")
+    return data
+
+
+def _post(settings: TsaSettings, body: bytes, what: str) -> bytes:
+    """POST the query; the answer's body, refused when it is not a timestamp reply, too large or too slow."""
+    hint = f"check that the TSA at {settings.url} is reachable (evidence.tsa_url); nothing was written"
+    request = urllib.request.Request(settings.url, data=body, method="POST",
+                                     headers={"Content-Type": "application/timestamp-query",
+                                              "Accept": "application/timestamp-reply", "User-Agent": "addendum"})
+    deadline = time.monotonic() + settings.timeout
+    try:
+        with urllib.request.urlopen(request, timeout=settings.timeout) as response:  # noqa: S310 (the scheme is checked)
+            chunks: list[bytes] = []
+            size = 0
+            while chunk := response.read(16384):
+                size += len(chunk)
+                if size > TOKEN_MAX_BYTES:
+                    raise SealError(f"the time-stamping authority {settings.url} answered for {what} with more than "
+                                    f"{TOKEN_MAX_BYTES:,} bytes: not a timestamp reply", hint)
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                chunks.append(chunk)
+            kind = response.headers.get_content_type()
+    except urllib.error.HTTPError as exc:
+        raise SealError(f"the time-stamping authority {settings.url} answered {exc.code} {exc.reason} for {what}", hint) from None
+    except (TimeoutError, urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc) or "timed out"
+        if isinstance(exc, TimeoutError) or "timed out" in str(reason):
+            reason = f"no answer within {settings.timeout:g} seconds (evidence.tsa_timeout)"
+        raise SealError(f"the time-stamping authority {settings.url} could not be reached for {what}: {reason}", hint) from None
+    if kind != "application/timestamp-reply":
+        raise SealError(f"the time-stamping authority {settings.url} answered for {what} with {kind}, not "
+                        "application/timestamp-reply: is this the RFC 3161 address?", hint)
+    return b"".join(chunks)

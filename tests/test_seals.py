@@ -1,0 +1,304 @@
+"""The archive's evidence: the ledger's hash chain, the manifest's SSH signature and RFC 3161 timestamp tokens, all
+checked by `verify` with real ssh-keygen and openssl, against a real time-stamping authority on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from addendum.history.ledger import ledger_entries
+from tests_support import TimestampAuthority, git_in, invoke_ok, set_config
+
+PROJECT = Path(__file__).resolve().parents[1]
+LEDGER = "history/privacy/ledger.toml"
+
+
+def _make_key(folder: Path, principal: str = "editor@example.org") -> tuple[Path, str]:
+    """An ed25519 key pair in `folder`, and its allowed_signers line."""
+    key = folder / "signing-key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f", str(key)], check=True, timeout=30)
+    return key, f'{principal} namespaces="addendum" {(folder / "signing-key.pub").read_text(encoding="utf-8").strip()}\n'
+
+
+def _line_of(root: Path, version_id: str) -> int:
+    """The line of the [[version]] header of `version_id` in the ledger."""
+    lines = (root / LEDGER).read_text(encoding="utf-8").splitlines()
+    return lines.index(f'id = "{version_id}"')  # the header is the line before it: index = line number - 1 + 1
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _replace_once(path: Path, after: str, old: str, new: str) -> None:
+    """Change `old` to `new` in the first place it occurs after `after`: one byte, when they differ in one."""
+    text = path.read_text(encoding="utf-8")
+    start = text.index(after)
+    at = text.index(old, start)
+    path.write_text(text[:at] + new + text[at + len(old):], encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TimestampAuthority]:
+    authority = TimestampAuthority(tmp_path_factory.mktemp("tsa")).start()
+    yield authority
+    authority.stop()
+
+
+@pytest.fixture(scope="session")
+def sealed_template(shipped_archive: Path, tsa: TimestampAuthority, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped archive in git, signed and timestamped: two more versions published by the real `publish` with a
+    TSA (so the ledger's chain starts at the third entry, each new entry with its token), then `archive` with an SSH
+    key outside the repository."""
+    root = tmp_path_factory.mktemp("sealed") / "repo"
+    shutil.copytree(shipped_archive, root)
+    key, allowed = _make_key(tmp_path_factory.mktemp("keys"))
+    (root / "allowed_signers").write_text(allowed, encoding="utf-8")
+    shutil.copy(tsa.ca_file, root / "tsa-ca.pem")
+    set_config(root, {"archive": {"signing_key": str(key)}, "evidence": {"tsa_url": tsa.url, "tsa_ca_file": "tsa-ca.pem"}})
+    git_in(root, "init", "-q", "-b", "main")
+    git_in(root, "add", "-A")
+    git_in(root, "commit", "-q", "-m", "Archive")
+    en = root / "policies/privacy/en.md"
+    for effective, old, new in (("2020-10-01", "no longer which to receive", "no longer wish to receive"),
+                                ("2020-11-01", "you can subscribe at anytime", "you can unsubscribe at any time")):
+        en.write_text(en.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+        git_in(root, "commit", "-q", "-am", f"Fix a typo ({effective})")
+        invoke_ok("--repo", root, "publish", "privacy", "--effective", effective, "--published", effective, "--editorial",
+                  "--summary", "A typo fixed.", "--summary-nl", "Een tikfout verbeterd.", "--reason", "Only a typo.")
+    invoke_ok("--repo", root, "archive")
+    return root
+
+
+@pytest.fixture
+def sealed(sealed_template: Path, tmp_path: Path) -> Path:
+    """A private copy of `sealed_template` without its git folder: what `verify` sees holds from the files alone."""
+    root = tmp_path / "sealed"
+    shutil.copytree(sealed_template, root, ignore=shutil.ignore_patterns(".git"))
+    return root
+
+
+def test_publish_chains_and_timestamps_each_new_entry_and_archive_signs_the_manifest(sealed_template: Path) -> None:
+    text = (sealed_template / LEDGER).read_text(encoding="utf-8")
+    entries, breaks = ledger_entries(text)
+    assert breaks == []
+    assert [entry.link is not None for entry in entries] == [False, False, True, True]
+    assert entries[3].link == entries[2].digest  # the fourth entry carries the third's hash
+    assert "previous_entry" not in text.split('id = "privacy@2020-10-01"')[0]  # entries written before are as they were
+    for slug in ("2018-05-19", "2020-09-01", "2020-10-01", "2020-11-01"):  # publish's two, archive's two for the older
+        assert (sealed_template / f"history/privacy/timestamps/{slug}.tsr").is_file()
+    committed = git_in(sealed_template, "show", "--stat", "--format=", "HEAD")
+    assert "history/privacy/timestamps/2020-11-01.tsr" in committed  # in the commit that publishes the entry
+    signature = (sealed_template / "history/manifest.json.sig").read_text(encoding="utf-8")
+    assert signature.startswith("-----BEGIN SSH SIGNATURE-----")
+    # What an inspector runs, without Addendum:
+    subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(sealed_template / "allowed_signers"), "-I", "editor@example.org",
+                    "-n", "addendum", "-s", str(sealed_template / "history/manifest.json.sig")],
+                   input=(sealed_template / "history/manifest.json").read_bytes(), check=True, capture_output=True)
+    done = subprocess.run(["openssl", "ts", "-verify", "-data", str(sealed_template / "history/manifest.json"),
+                           "-in", str(sealed_template / "history/manifest.json.tsr"), "-CAfile", str(sealed_template / "tsa-ca.pem")],
+                          capture_output=True, text=True)
+    assert "Verification: OK" in done.stdout, done.stderr
+
+
+def test_a_sealed_archive_verifies_and_says_what_holds(run, sealed: Path) -> None:
+    result = run("--repo", sealed, "verify")
+    lines = result.stdout.splitlines()
+    line = _line_of(sealed, "privacy@2020-10-01")
+    assert f"{LEDGER}: hash chain from privacy@2020-10-01 ({LEDGER}:{line}); the 2 entries before it predate the chain" in lines
+    assert "history/privacy/timestamps: 4 of 4 ledger entries timestamped" in lines
+    assert any(x.startswith("history/manifest.json: signed by editor@example.org (ED25519 SHA256:") for x in lines)
+    assert any(x.startswith("history/manifest.json: timestamped 20") and x.endswith(" UTC by /CN=Test TSA") for x in lines)
+    assert lines[-1].endswith(": intact")
+
+
+def test_one_byte_of_a_chained_entry_breaks_the_chain_at_that_entry(run, sealed: Path) -> None:
+    _replace_once(sealed / LEDGER, 'id = "privacy@2020-10-01"', "A typo fixed.", "A typo fixed!")
+    result = run("--repo", sealed, "verify", expect=1)
+    line, next_line = _line_of(sealed, "privacy@2020-10-01"), _line_of(sealed, "privacy@2020-11-01")
+    assert (f"chain: {LEDGER}:{line}: privacy@2020-10-01 (line {line}): not what privacy@2020-11-01 (line {next_line}) "
+            "recorded (previous_entry sha256:") in result.stdout
+    assert "timestamp: history/privacy/timestamps/2020-10-01.tsr: does not hold for the ledger entry of privacy@2020-10-01" \
+        in result.stdout
+
+
+def test_one_byte_of_an_entry_from_before_the_chain_is_caught_by_the_first_link(run, sealed: Path) -> None:
+    _replace_once(sealed / LEDGER, 'id = "privacy@2018-05-19"', "First published version", "first published version")
+    result = run("--repo", sealed, "verify", expect=1)
+    assert (f"chain: {LEDGER}:1: the ledger's header and the entries before the chain: not what privacy@2020-10-01 "
+            f"(line {_line_of(sealed, 'privacy@2020-10-01')}) recorded") in result.stdout
+
+
+def test_one_byte_of_the_last_entry_is_caught_by_its_timestamp(run, sealed: Path) -> None:
+    _replace_once(sealed / LEDGER, 'id = "privacy@2020-11-01"', "Only a typo.", "Only a typo!")
+    result = run("--repo", sealed, "verify", expect=1)
+    line = _line_of(sealed, "privacy@2020-11-01")
+    assert (f"timestamp: history/privacy/timestamps/2020-11-01.tsr: does not hold for the ledger entry of privacy@2020-11-01 "
+            f"(ledger.toml:{line}): it covers sha256:") in result.stdout
+
+
+def test_a_removed_last_entry_leaves_its_token_naming_it(run, sealed: Path) -> None:
+    text = (sealed / LEDGER).read_text(encoding="utf-8")
+    (sealed / LEDGER).write_text(text[:text.rindex("[[version]]")], encoding="utf-8")
+    result = run("--repo", sealed, "verify", expect=1)
+    assert ("timestamp: history/privacy/timestamps/2020-11-01.tsr: a token for privacy@2020-11-01, which the ledger does "
+            "not list") in result.stdout
+
+
+def test_a_ledger_that_no_longer_parses_is_a_finding(run, sealed: Path) -> None:
+    _replace_once(sealed / LEDGER, 'id = "privacy@2020-10-01"', 'reason = "', 'reason = ')
+    result = run("--repo", sealed, "verify", expect=1)
+    assert f"ledger: {LEDGER}: " in result.stdout
+
+
+def test_one_byte_of_the_manifest_fails_its_signature_and_its_timestamp(run, sealed: Path) -> None:
+    _replace_once(sealed / "history/manifest.json", '"built": "', '"built": "2', '"built": "3')  # when a file was built
+    result = run("--repo", sealed, "verify", expect=1)
+    assert ("signature: history/manifest.json.sig: does not verify: it is not a good signature of these bytes by "
+            "editor@example.org") in result.stdout
+    assert "timestamp: history/manifest.json.tsr: does not hold for history/manifest.json: it covers sha256:" in result.stdout
+
+
+def test_one_byte_of_the_signature_is_named(run, sealed: Path) -> None:
+    signature = sealed / "history/manifest.json.sig"
+    lines = signature.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[3] = lines[3][:10] + ("A" if lines[3][10] != "A" else "B") + lines[3][11:]
+    signature.write_text("".join(lines), encoding="utf-8")
+    result = run("--repo", sealed, "verify", expect=1)
+    assert "signature: history/manifest.json.sig: does not verify: " in result.stdout
+
+
+@pytest.mark.parametrize("where", ["the time it states", "the TSA's signature"])
+def test_one_byte_of_the_manifest_token_is_named(run, sealed: Path, where: str) -> None:
+    token = sealed / "history/manifest.json.tsr"
+    data = token.read_bytes()
+    # genTime is a GeneralizedTime "YYYYMMDDhhmmssZ" inside the signed TSTInfo; the signature is the token's last bytes.
+    offset = data.index(b"Z", data.index(b"\x18\x0f") + 2) - 1 if where == "the time it states" else len(data) - 5
+    _flip(token, offset)
+    result = run("--repo", sealed, "verify", expect=1)
+    assert "timestamp: history/manifest.json.tsr: does not hold for history/manifest.json: " in result.stdout
+
+
+def test_any_byte_of_a_ledger_token_is_named(run, sealed: Path) -> None:
+    """The manifest records each ledger entry's token, so a byte the TSA did not sign (the DER framing) is caught too."""
+    token = sealed / "history/privacy/timestamps/2020-10-01.tsr"
+    _flip(token, 34)  # the CMS version: outside the TSA's signature
+    result = run("--repo", sealed, "verify", expect=1)
+    assert "changed: history/privacy/timestamps/2020-10-01.tsr: SHA-256 " in result.stdout
+
+
+def test_a_token_of_another_entry_is_a_mismatch(run, sealed: Path) -> None:
+    folder = sealed / "history/privacy/timestamps"
+    shutil.copy(folder / "2020-10-01.tsr", folder / "2020-11-01.tsr")
+    result = run("--repo", sealed, "verify", expect=1)
+    assert ("timestamp: history/privacy/timestamps/2020-11-01.tsr: does not hold for the ledger entry of privacy@2020-11-01 "
+            f"(ledger.toml:{_line_of(sealed, 'privacy@2020-11-01')}): it covers sha256:") in result.stdout
+    assert "not the sha256:" in result.stdout and "(a token of something else)" in result.stdout
+
+
+def test_a_token_from_an_untrusted_tsa_is_named(run, sealed: Path, tmp_path: Path) -> None:
+    other = TimestampAuthority(tmp_path / "other-tsa", name="Other TSA")
+    other.make_certificates()
+    shutil.copy(other.ca_file, sealed / "tsa-ca.pem")  # the CA the repository trusts is not the one that signed
+    result = run("--repo", sealed, "verify", expect=1)
+    assert "timestamp: history/manifest.json.tsr: does not hold for history/manifest.json: its signature does not verify " \
+           "against" in result.stdout
+    assert "unable to get local issuer certificate" in result.stdout
+
+
+def test_a_missing_signature_is_a_finding_where_allowed_signers_says_the_archive_is_signed(run, sealed: Path) -> None:
+    (sealed / "history/manifest.json.sig").unlink()
+    result = run("--repo", sealed, "verify", expect=1)
+    assert "signature: history/manifest.json.sig: missing, but allowed_signers says the archive is signed" in result.stdout
+
+
+def test_without_a_key_or_a_tsa_nothing_breaks_and_status_says_so(run, archived_copy: Path) -> None:
+    result = run("--repo", archived_copy, "verify")
+    assert "history/manifest.json: not timestamped (set evidence.tsa_url and evidence.tsa_ca_file)" in result.stdout
+    assert "history/manifest.json: not signed (set archive.signing_key and commit allowed_signers)" in result.stdout
+    status = run("--repo", archived_copy, "status", "privacy")
+    assert "note: the archive and the ledger are not timestamped (set evidence.tsa_url and evidence.tsa_ca_file)" in status.stdout
+
+
+def test_a_signing_key_git_would_commit_is_refused(run, archived_copy: Path) -> None:
+    key, _ = _make_key(archived_copy)
+    set_config(archived_copy, {"archive": {"signing_key": "signing-key"}})
+    git_in(archived_copy, "init", "-q")
+    git_in(archived_copy, "add", "signing-key")
+    result = run("--repo", archived_copy, "archive", expect=2)
+    assert f"error: archive.signing_key {key} is inside the git work tree and not ignored: git would commit the private key" \
+        in result.stderr
+    assert not (archived_copy / "history/manifest.json.sig").exists()
+
+
+def test_a_key_that_allowed_signers_does_not_list_is_refused(run, archived_copy: Path, tmp_path: Path) -> None:
+    key, _ = _make_key(tmp_path)
+    set_config(archived_copy, {"archive": {"signing_key": str(key)}})
+    result = run("--repo", archived_copy, "archive", expect=2)
+    assert f"error: the manifest was signed with {key}, but the signature does not verify: there is no allowed_signers" \
+        in result.stderr
+    assert not (archived_copy / "history/manifest.json.sig").exists()
+
+
+def test_a_tsa_that_cannot_be_reached_or_answers_wrong_is_named(run, archived_copy: Path, tsa: TimestampAuthority,
+                                                                 tmp_path: Path) -> None:
+    dead = TimestampAuthority(tmp_path / "dead").start()
+    url = dead.url
+    dead.stop()
+    set_config(archived_copy, {"evidence": {"tsa_url": url, "tsa_ca_file": str(tsa.ca_file), "tsa_timeout": 5.0}})
+    result = run("--repo", archived_copy, "archive", expect=2)
+    assert f"error: the time-stamping authority {url} could not be reached for the ledger entry of privacy@2018-05-19" \
+        in result.stderr
+    broken = TimestampAuthority(tmp_path / "dead").start()
+    broken.answer = (200, "text/html", b"<html>login</html>")
+    set_config(archived_copy, {"evidence": {"tsa_url": broken.url}})
+    try:
+        result = run("--repo", archived_copy, "archive", expect=2)
+    finally:
+        broken.stop()
+    assert f"answered for the ledger entry of privacy@2018-05-19 with text/html, not application/timestamp-reply" in result.stderr
+    assert not (archived_copy / "history/privacy/timestamps").exists()
+
+
+def test_a_tsa_setting_without_ca_certificates_is_refused_naming_both_keys(run, archived_copy: Path) -> None:
+    set_config(archived_copy, {"evidence": {"tsa_url": "ftp://tsa.example.org"}})
+    result = run("--repo", archived_copy, "archive", expect=2)
+    assert "error: evidence.tsa_url 'ftp://tsa.example.org' is not an http or https URL\n" \
+           "  evidence.tsa_url is set, but evidence.tsa_ca_file is not" in result.stderr
+
+
+def test_publish_refuses_when_the_tsa_cannot_answer_and_records_nothing(run, published_terms, tmp_path: Path) -> None:
+    root = published_terms(1)
+    dead = TimestampAuthority(tmp_path / "tsa").start()
+    dead.stop()
+    set_config(root, {"evidence": {"tsa_url": dead.url, "tsa_ca_file": str(dead.ca_file)}})
+    ledger = (root / "history/terms/ledger.toml").read_bytes()
+    en = root / "policies/terms/en.md"
+    en.write_text(en.read_text(encoding="utf-8").replace("Write to", "Please write to"), encoding="utf-8")
+    git_in(root, "commit", "-q", "-am", "Reword")
+    result = run("--repo", root, "publish", "terms", "--effective", "2024-02-01", "--published", "2023-02-01", "--material",
+                 "--summary", "Reworded.", "--summary-nl", "Herschreven.", "--allow-stale", expect=2)
+    assert f"the time-stamping authority {dead.url} could not be reached for the ledger entry of terms@2024-02-01" in result.stderr
+    assert (root / "history/terms/ledger.toml").read_bytes() == ledger
+    assert "terms@2024-02-01" not in git_in(root, "tag")
+
+
+def test_the_chain_survives_windows_line_endings_and_starts_at_the_first_entry_of_a_new_ledger() -> None:
+    from dataclasses import replace
+    from datetime import date
+
+    from addendum.history.ledger import append_entries, read_ledger
+
+    first, second = read_ledger(PROJECT / "history", "privacy")
+    text = append_entries(None, "privacy", [replace(first, extra={}), replace(second, extra={})])
+    entries, breaks = ledger_entries(text)
+    assert breaks == [] and all(entry.link for entry in entries)
+    assert ledger_entries(text.replace("\n", "\r\n"))[1] == []
+    text = append_entries(text, "privacy", [replace(second, id="privacy@2021-01-01", effective=date(2021, 1, 1), extra={})])
+    assert ledger_entries(text)[0][-1].link == ledger_entries(text)[0][1].digest

@@ -65,6 +65,11 @@ def test_json_whose_text_was_edited_and_rehashed_in_the_manifest_is_still_caught
     assert result.stdout.splitlines() == [
         f"text: history/{target}: its sections hash to " + result.stdout.split("hash to ")[1].split(";")[0]
         + f"; the ledger records {document['content_hash']}",
+        # what holds and what is not there: the shipped archive is neither chained, signed nor timestamped
+        "history/privacy/ledger.toml: not chained (its 2 entries predate the hash chain)",
+        "history/privacy: ledger entries not timestamped (set evidence.tsa_url)",
+        "history/manifest.json: not signed (set archive.signing_key and commit allowed_signers)",
+        "history/manifest.json: not timestamped (set evidence.tsa_url and evidence.tsa_ca_file)",
         result.stdout.splitlines()[-1],
     ]
     rebuilt = run("--repo", archived_copy, "verify", "--rebuild", "--jobs", "2", expect=1)

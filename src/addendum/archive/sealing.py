@@ -171,12 +171,12 @@ def _check_manifest(repo: Repo, ca_file: Path | None, tsa_configured: bool) -> t
     if token.is_file():
         built = [str(e["built"]) for e in json.loads(data).get("files", {}).values() if isinstance(e, dict) and e.get("built")]
         latest = max((datetime.fromisoformat(b) for b in built), default=None)
-        check = _token(findings, paths.MANIFEST_TIMESTAMP, token.read_bytes(), _sha256(data), ca_file, f"history/{paths.MANIFEST}")
-        if check is not None and check.time is not None and latest is not None and check.time < latest - timedelta(minutes=5):
-            findings.append(Finding("timestamp", paths.MANIFEST_TIMESTAMP, f"dated {_token_time(check)}, before the manifest's "
+        stamp = _token(findings, paths.MANIFEST_TIMESTAMP, token.read_bytes(), _sha256(data), ca_file, f"history/{paths.MANIFEST}")
+        if stamp is not None and stamp.time is not None and latest is not None and stamp.time < latest - timedelta(minutes=5):
+            findings.append(Finding("timestamp", paths.MANIFEST_TIMESTAMP, f"dated {_token_time(stamp)}, before the manifest's "
                                                                            f"last file was built ({latest.isoformat()})"))
-        elif check is not None:
-            notes.append(f"history/{paths.MANIFEST}: timestamped {_token_time(check)} by {check.tsa}")
+        elif stamp is not None:
+            notes.append(f"history/{paths.MANIFEST}: timestamped {_token_time(stamp)} by {stamp.tsa}")
     elif tsa_configured:
         findings.append(Finding("timestamp", paths.MANIFEST_TIMESTAMP, "missing, but evidence.tsa_url is set; run `addendum archive`"))
     else:
@@ -210,7 +210,7 @@ def _check_entry_tokens(repo: Repo, policy_id: str, entries: list[LedgerEntry], 
             findings.append(Finding("timestamp", where, f"a token for {policy_id}@{path.stem}, which the ledger does not list "
                                                         "(an entry was removed?)"))
             continue
-        what = f"the ledger entry of {entry.version_id} (ledger.toml:{entry.line})"
+        what = f"the ledger entry of {entry.version_id} (history/{policy_id}/{ledger_path(repo.history_dir, policy_id).name}:{entry.line})"
         check = _token(findings, where, path.read_bytes(), entry.digest, ca_file, what)
         if check is None or check.time is None:
             continue

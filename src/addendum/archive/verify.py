@@ -25,8 +25,8 @@ from addendum.archive.manifest import (
     toolchain,
     toolchain_id,
 )
-from addendum.archive.sealing import TOKEN_KIND, check_seals
 from addendum.archive.pages import archived_text_hash, forget_loaded_versions, resolved_view
+from addendum.archive.sealing import TOKEN_KIND, check_seals
 from addendum.config import Repo
 from addendum.errors import AddendumError, HistoryError
 from addendum.history.ledger import LEDGER_NAME, ledger_path

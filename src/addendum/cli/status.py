@@ -6,9 +6,9 @@ import json
 
 import click
 
+from addendum.archive.sealing import evidence_notes
 from addendum.cli.common import policy_argument, with_repo
 from addendum.config import Repo
-from addendum.archive.sealing import evidence_notes
 from addendum.operations.changes import policy_status
 from addendum.publish.status import PolicyStatus
 

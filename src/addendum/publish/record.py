@@ -7,10 +7,10 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
+from addendum import paths
 from addendum.config import Repo
 from addendum.errors import HistoryError, UsageError
 from addendum.files import read_repository_file
-from addendum import paths
 from addendum.history.ledger import CHAIN_FIELD, PublishedVersion, append_entries, ledger_entries, ledger_path, next_version_id
 from addendum.history.repository import NewTag, WorkTree, open_work_tree
 from addendum.history.versions import SOURCE_FOLDER, content_hashes, load_version, published_versions, source_texts, working_files

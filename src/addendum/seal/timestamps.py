@@ -83,8 +83,8 @@ def _hex(digest: str) -> str:
     return value
 
 
-def _described(folder: Path, reply: Path) -> tuple[str, str]:
-    """(openssl's text form of the response, "" ) or ("", what openssl said when it is not a response)."""
+def _described(reply: Path) -> tuple[str, str]:
+    """(openssl's text form of the response, "") or ("", what openssl said when it is not a response)."""
     done = run_tool("openssl", "ts", "-reply", "-in", reply, "-text")
     if done.returncode != 0:
         return "", f"not an RFC 3161 timestamp response (openssl: {said(done)})"
@@ -99,6 +99,11 @@ def _time(text: str) -> datetime | None:
     return stamp.replace(tzinfo=UTC)
 
 
+def _field(pattern: re.Pattern[str], text: str, default: str) -> str:
+    found = pattern.search(text)
+    return found[1] if found else default
+
+
 def check_token(token: bytes, digest: str, ca_file: Path, now: datetime | None = None) -> TokenCheck:
     """Check a stored response as `verify` does: granted, over `digest` (SHA-256), signed by a TSA whose certificate
     chains to `ca_file` and was valid at the time it states, and that time not in our future."""
@@ -106,22 +111,21 @@ def check_token(token: bytes, digest: str, ca_file: Path, now: datetime | None =
     if len(token) > TOKEN_MAX_BYTES:
         return TokenCheck(None, "", f"{len(token):,} bytes: not a timestamp token (at most {TOKEN_MAX_BYTES:,})")
     with tempfile.TemporaryDirectory(prefix="addendum-tsr-") as name:
-        folder = Path(name)
-        reply = folder / "reply.tsr"
+        reply = Path(name) / "reply.tsr"
         reply.write_bytes(token)
-        text, problem = _described(folder, reply)
+        text, problem = _described(reply)
         if problem:
             return TokenCheck(None, "", problem)
         stamp = _time(text)
-        tsa = (_TSA.search(text) or [None, "unnamed"])[1].removeprefix("DirName:")
-        status = (_STATUS.search(text) or [None, "unknown"])[1]
+        tsa = _field(_TSA, text, "unnamed").removeprefix("DirName:")
+        status = _field(_STATUS, text, "unknown")
         if status != "Granted":
             return TokenCheck(stamp, tsa, f"the TSA did not grant it (status: {status})")
-        algorithm = (_ALGORITHM.search(text) or [None, "none"])[1]
+        algorithm = _field(_ALGORITHM, text, "none")
         imprint = "".join(_HEX_LINE.findall(text[text.find("Message data:"):])).replace(" ", "").replace("-", "")
         if algorithm != "sha256" or imprint != expected:
-            return TokenCheck(stamp, tsa, f"it covers {algorithm}:{imprint[:16]}…, not the sha256:{expected[:16]}… it is "
-                                          "stored for (a token of something else)")
+            return TokenCheck(stamp, tsa, f"it covers {algorithm}:{imprint[:16]}…, but they hash to sha256:{expected[:16]}… "
+                                          "(they changed, or the token is another's)")
         if stamp is None:
             return TokenCheck(None, tsa, "it states no time openssl can read")
         if stamp > (now or datetime.now(UTC)) + CLOCK_SKEW:
@@ -134,12 +138,16 @@ def check_token(token: bytes, digest: str, ca_file: Path, now: datetime | None =
 
 
 def _reason(stderr: bytes) -> str:
-    """openssl's reason for a failed verification: the most specific line it gives."""
+    """openssl's reason for a failed verification: "Verify error:REASON", else the REASON of its first error line
+    (PID:error:CODE:LIBRARY:FUNCTION:REASON:FILE:LINE:)."""
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    for marker in ("Verify error:", "error:"):
-        for line in lines:
-            if marker in line:
-                return line.split(marker, 1)[1].strip().split(":", 4)[-1] if marker == "error:" else line.split(marker, 1)[1].strip()
+    for line in lines:
+        if line.startswith("Verify error:"):
+            return line.removeprefix("Verify error:").strip()
+    for line in lines:
+        parts = line.split(":")
+        if "error" in parts and len(parts) > parts.index("error") + 4:
+            return parts[parts.index("error") + 4]
     return lines[0] if lines else "verification failed"
 
 

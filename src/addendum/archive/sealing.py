@@ -132,7 +132,9 @@ def check_seals(repo: Repo, policy_ids: Sequence[str]) -> SealCheck:
     findings: list[Finding] = []
     notes: list[str] = []
     tsa = tsa_settings(repo)
-    ca_file = tsa.ca_file if tsa is not None else None
+    # An inspector checks the tokens with the CA certificates alone: no TSA URL needed.
+    configured_ca = str(repo.setting("evidence.tsa_ca_file")).strip()
+    ca_file = tsa.ca_file if tsa is not None else (repo.root / configured_ca if configured_ca else None)
     for policy_id in policy_ids:
         entries, breaks = _entries(repo, policy_id)
         findings += breaks
@@ -187,7 +189,7 @@ def _check_manifest(repo: Repo, ca_file: Path | None, tsa_configured: bool) -> t
 def _token(findings: list[Finding], where: str, token: bytes, digest: str, ca_file: Path | None, what: str) -> TokenCheck | None:
     """The token's check, or None with a finding when it does not hold (or cannot be checked)."""
     if ca_file is None:
-        findings.append(Finding("timestamp", where, "cannot be checked: evidence.tsa_ca_file names no CA certificates"))
+        findings.append(Finding("timestamp", where, "cannot be checked: set evidence.tsa_ca_file to the PEM file of the TSA's CA certificates"))
         return None
     check = check_token(token, digest, ca_file)
     if not check.valid:

@@ -142,8 +142,8 @@ def _reason(stderr: bytes) -> str:
     (PID:error:CODE:LIBRARY:FUNCTION:REASON:FILE:LINE:)."""
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
     for line in lines:
-        if line.startswith("Verify error:"):
-            return line.removeprefix("Verify error:").strip()
+        if "Verify error:" in line:
+            return line.split("Verify error:", 1)[1].strip()
     for line in lines:
         parts = line.split(":")
         if "error" in parts and len(parts) > parts.index("error") + 4:
@@ -165,19 +165,19 @@ def request_token(settings: TsaSettings, digest: str, what: str) -> bytes:
         check = check_token(data, digest, settings.ca_file)
         if not check.valid:
             raise SealError(f"the time-stamping authority {settings.url} answered for {what} with a token that does not "
-                            f"hold: {check.problem}", "check evidence.tsa_url and evidence.tsa_ca_file; nothing was written")
+                            f"hold: {check.problem}", "check evidence.tsa_url and evidence.tsa_ca_file, then run the command again; the token was not kept")
         # The nonce in our query must come back: a replayed or misrouted response does not carry it.
         done = run_tool("openssl", "ts", "-verify", "-queryfile", query, "-in", reply, "-CAfile", settings.ca_file,
                         "-attime", str(int(check.time.timestamp())) if check.time else "0")
         if done.returncode != 0:
             raise SealError(f"the time-stamping authority {settings.url} answered for {what} with a token that does not "
-                            f"match the query (openssl: {_reason(done.stderr)})", "try again; nothing was written")
+                            f"match the query (openssl: {_reason(done.stderr)})", "run the command again; the token was not kept")
     return data
 
 
 def _post(settings: TsaSettings, body: bytes, what: str) -> bytes:
     """POST the query; the answer's body, refused when it is not a timestamp reply, too large or too slow."""
-    hint = f"check that the TSA at {settings.url} is reachable (evidence.tsa_url); nothing was written"
+    hint = f"check that the TSA at {settings.url} is reachable (evidence.tsa_url), then run the command again; no token was kept"
     request = urllib.request.Request(settings.url, data=body, method="POST",
                                      headers={"Content-Type": "application/timestamp-query",
                                               "Accept": "application/timestamp-reply", "User-Agent": "addendum"})

@@ -140,7 +140,7 @@ def test_init_without_a_git_identity_writes_nothing_and_says_how_to_set_one(run,
 def test_the_scaffold_config_shows_every_key_commented_and_every_shown_value_is_valid(run, tmp_path: Path) -> None:
     run("init", tmp_path)
     text = (tmp_path / "addendum.toml").read_text()
-    assert tomllib.loads(text) == {"archive": {}, "evidence": {}, "state": {}, "notify": {"smtp": {}, "dkim": {}}, "webhooks": {}, "limits": {}}  # nothing is set, nothing claimed
+    assert tomllib.loads(text) == {"archive": {}, "evidence": {}, "state": {}, "retention": {}, "notify": {"smtp": {}, "dkim": {}}, "webhooks": {}, "limits": {}}  # nothing is set, nothing claimed
     table, shown = "", {}
     for line in text.splitlines():
         if line.startswith("["):

@@ -309,3 +309,14 @@ def test_an_inspector_checks_the_tokens_with_the_ca_file_alone(run, sealed: Path
     result = run("--repo", sealed, "verify")
     assert "history/privacy/timestamps: 4 of 4 ledger entries timestamped" in result.stdout
     assert result.stdout.splitlines()[-1].endswith(": intact")
+
+
+def test_the_manifest_verdicts_are_what_a_dossier_shows_for_each_archived_file(sealed: Path) -> None:
+    from addendum.archive.verify import verify_archive
+    from addendum.config import open_repo
+
+    report = verify_archive(open_repo(sealed))
+    assert report.signature.startswith("valid: signed by editor@example.org (ED25519 SHA256:")
+    assert report.timestamp.startswith("valid: timestamped 20") and report.timestamp.endswith(" by /CN=Test TSA")
+    (sealed / "history/manifest.json.sig").write_text("not a signature\n", encoding="utf-8")
+    assert verify_archive(open_repo(sealed)).signature.startswith("invalid: does not verify: ")

@@ -34,6 +34,8 @@ TOKEN_KIND = "timestamp"  # a ledger entry's token, as the manifest lists it
 class SealCheck:
     findings: tuple[Finding, ...]
     notes: tuple[str, ...]  # what holds, and what is not there (signed by…, chain starts at…, not timestamped)
+    signature: str = "none"  # the manifest's: "valid: signed by …", "invalid: …" or "none"
+    timestamp: str = "none"  # the manifest's: "valid: timestamped … by …", "invalid: …" or "none"
 
 
 def _sha256(data: bytes) -> str:
@@ -149,7 +151,17 @@ def check_seals(repo: Repo, policy_ids: Sequence[str]) -> SealCheck:
         findings += f
         notes += n
     f, n = _check_manifest(repo, ca_file, tsa is not None)
-    return SealCheck(tuple(findings + f), tuple(note for note in notes + n if note))
+    return SealCheck(tuple(findings + f), tuple(note for note in notes + n if note), _verdict("signature", "signed", f, n),
+                     _verdict("timestamp", "timestamped", f, n))
+
+
+def _verdict(kind: str, word: str, findings: list[Finding], notes: list[str]) -> str:
+    """The manifest's signature or timestamp in one phrase: "valid: …", "invalid: …" or "none"."""
+    wrong = next((finding.detail for finding in findings if finding.kind == kind), None)
+    if wrong is not None:
+        return f"invalid: {wrong}"
+    held = next((note for note in notes if note.startswith(f"history/{paths.MANIFEST}: {word} ")), None)
+    return f"valid: {held.split(': ', 1)[1]}" if held else "none"
 
 
 def _check_manifest(repo: Repo, ca_file: Path | None, tsa_configured: bool) -> tuple[list[Finding], list[str]]:

@@ -44,6 +44,8 @@ class VerifyReport:
     findings: tuple[Finding, ...]
     rebuilt: int = 0  # files rendered again and compared byte for byte
     notes: tuple[str, ...] = ()  # the evidence that holds, and what is not there: chain, signature, timestamps
+    signature: str = "none"  # the manifest's SSH signature: "valid: signed by …", "invalid: …" or "none"
+    timestamp: str = "none"  # the manifest's RFC 3161 token, likewise
 
     @property
     def intact(self) -> bool:
@@ -247,4 +249,4 @@ def verify_archive(repo: Repo, policy_ids: Sequence[str] | None = None, *, rebui
     if rebuild:
         rebuild_findings, rebuilt = _rebuild(repo, ids, manifest, jobs, progress)
         findings += rebuild_findings
-    return VerifyReport(tuple(ids), files, views, tuple(findings), rebuilt, seals.notes)
+    return VerifyReport(tuple(ids), files, views, tuple(findings), rebuilt, seals.notes, seals.signature, seals.timestamp)

@@ -98,9 +98,12 @@ class _Archive:
         self.manifest = read_manifest(repo.history_dir)
         self.findings: dict[str, list[str]] = {}
         self.verified = False
+        # Every archived file is covered by the manifest's SHA-256 of it: the manifest's signature and token attest it.
+        self.attested = {"signature": "none", "timestamp": "none"}
         if self.manifest is not None and policy_ids:
             report = verify_archive(repo, policy_ids)
             self.verified = report.intact
+            self.attested = {"signature": report.signature, "timestamp": report.timestamp}
             for finding in report.findings:
                 self.findings.setdefault(finding.path, []).append(finding.format())
 
@@ -109,7 +112,7 @@ class _Archive:
         if self.manifest is None:
             return {"manifest": None, "verified": False, "findings": []}
         return {"manifest": f"history/{paths.MANIFEST}", "manifest_sha256": sha256_file(path), "verified": self.verified,
-                "findings": sorted(line for lines in self.findings.values() for line in lines), **attestation(self.repo, path)}
+                "findings": sorted(line for lines in self.findings.values() for line in lines), **self.attested}
 
     def files(self, version: PublishedVersion, key: str) -> list[dict[str, Any]]:
         if self.manifest is None:
@@ -123,14 +126,8 @@ class _Archive:
             problems = self.findings.get(path, []) + self.findings.get(version.id, [])
             found.append({"path": f"history/{path}", "kind": entry.get("kind"), "sha256": entry.get("sha256"),
                           "sha256_on_disk": sha256_file(on_disk) if on_disk.is_file() else None, "manifest_entry": entry,
-                          "verdict": "intact" if not problems else "; ".join(problems), **attestation(self.repo, on_disk)})
+                          "verdict": "intact" if not problems else "; ".join(problems), **self.attested})
         return found
-
-
-def attestation(repo: Repo, path: Path) -> dict[str, str]:
-    """The signature and trusted-timestamp status of an archived file. The archive records neither yet: when it
-    signs its manifest and keeps RFC 3161 tokens, their verdicts belong here."""
-    return {"signature": "none", "timestamp": "none"}
 
 
 def _acceptances(records: PersonRecords, ledgers: dict[str, dict[str, PublishedVersion]]) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean system messages
+.PHONY: demo test bench lint clean system messages docs-images
 
 # First, within seconds: the Debian packages in scripts/system-packages.txt (installed if we may, else the
 # apt-get line to run) and a $(PYTHON) that can create the venv. Order-only, so it runs even when .venv is ready.
@@ -40,6 +40,11 @@ messages: $(STAMP)
 	  --copyright-holder=Addendum -o src/addendum/locale/addendum.pot .
 	$(VENV)/bin/pybabel update -i src/addendum/locale/addendum.pot -d src/addendum/locale -D addendum \
 	  --width 120 --no-fuzzy-matching --ignore-obsolete
+
+# The README's page images of the shipped redline (docs/images/redline-N.png), drawn by pdftoppm; the redline is dated
+# with the last commit's time (or SOURCE_DATE_EPOCH), so a rerun on the same commit gives the same bytes.
+docs-images: $(STAMP)
+	$(PY) scripts/redline_images.py
 
 clean:
 	rm -rf build .pytest_cache

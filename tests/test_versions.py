@@ -156,6 +156,7 @@ def test_log_lists_versions_newest_first_then_unpublished_changes(run, repo: Pat
         "    suggested: editorial\n"
         "      editorial: §scope rewords text\n"
         "terms@2024-01-01  superseded  effective 1 January 2024 · published 1 December 2023 · material\n"
+        "    in force until 30 June 2024, superseded by terms@2024-07-01\n"
         "    First version.\n"
         "    suggested: material\n"
         "      material: first published version: all of its text is new to readers\n"

@@ -170,19 +170,20 @@ def sha256_file(path: Path) -> str:
 
 
 def plan_views(versions: Sequence[PublishedVersion]) -> list[View]:
-    """Every version × site × language the ledger records, oldest first, each knowing its predecessor."""
+    """Every version × site × language the ledger records, oldest first, each knowing its predecessor: the version
+    it replaces in force (for a `.2`, the one in force before their date, not the `.1` that never took effect)."""
     views: list[View] = []
-    latest: dict[str, PublishedVersion] = {}
+    earlier: dict[str, list[PublishedVersion]] = {}
     changed_on: dict[str, date] = {}
     for version in versions:
         siblings = tuple(sorted(version.hashes))
         for key in siblings:
             site_id, _, language = key.partition("/")
-            previous = latest.get(key)
+            previous = next((v for v in reversed(earlier.get(key, [])) if v.effective < version.effective), None)
             if previous is None or previous.hashes[key] != version.hashes[key]:
                 changed_on[key] = version.effective
             views.append(View(version.policy_id, version, previous, site_id, language, changed_on[key], siblings))
-            latest[key] = version
+            earlier.setdefault(key, []).append(version)
     return views
 
 

@@ -16,7 +16,7 @@ from addendum.compare.classify import classified_changes
 from addendum.config import Repo
 from addendum.errors import HistoryError
 from addendum.history.ledger import PublishedVersion
-from addendum.history.versions import load_version
+from addendum.history.versions import in_force_periods, load_version
 from addendum.i18n import own_name
 from addendum.policy.model import Location, Policy
 from addendum.policy.resolve import ResolvedPolicy, ResolvedSection, canonical_text, content_hash, resolve
@@ -192,7 +192,9 @@ def index_page(repo: Repo, policy_id: str, versions: Sequence[PublishedVersion],
         if view.language == language:
             views.setdefault(view.version.id, []).append(view)
     rows = []
+    periods = {period.version.id: period for period in in_force_periods(versions)}
     for version in reversed(versions):
+        period = periods[version.id]
         files = [{
             "site_name": latest.sites[view.site_id].name if view.site_id in latest.sites else view.site_id,
             "page_href": paths.link(here, view.path(paths.VERSION_PAGE)),
@@ -201,7 +203,10 @@ def index_page(repo: Repo, policy_id: str, versions: Sequence[PublishedVersion],
             "redline_href": paths.link(here, view.path(paths.REDLINE_PAGE)) if view.previous else "",
             "redline_pdf_href": paths.link(here, view.path(paths.REDLINE_PDF)) if view.previous else "",
         } for view in views.get(version.id, [])]
+        # A version's own page is a record, never rewritten: this listing is where "in force until" is said.
+        successor = {"id": period.successor.id, "anchor": f"v-{period.successor.slug}"} if period.successor else None
         rows.append({"id": version.id, "anchor": f"v-{version.slug}", "effective": version.effective,
+                     "until": period.until, "never_in_force": period.never_in_force, "successor": successor,
                      "published": version.published, "classification": version.classification,
                      "summary": version.summaries.get(language) or version.summaries.get(latest.default_language, ""),
                      "latest": version is versions[-1], "files": files})

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -101,6 +101,37 @@ def in_force(repo: Repo, policy_id: str, day: date) -> tuple[PublishedVersion | 
             return current, version
         current = version
     return current, None
+
+
+@dataclass(frozen=True)
+class InForce:
+    """When a published version is (or was) the one in force: from its effective date until the day before its
+    successor takes effect. A version whose successor takes effect on the same date (a `.2`) was never in force."""
+
+    version: PublishedVersion
+    successor: PublishedVersion | None  # the next version in the ledger
+    until: date | None  # its last day in force; None while nothing later is published, or when never in force
+
+    @property
+    def never_in_force(self) -> bool:
+        return self.successor is not None and self.successor.effective <= self.version.effective
+
+
+def in_force_periods(versions: Sequence[PublishedVersion]) -> list[InForce]:
+    """Each version's time in force, versions oldest first (the ledger's order: effective dates never go back)."""
+    periods = []
+    for index, version in enumerate(versions):
+        successor = versions[index + 1] if index + 1 < len(versions) else None
+        until = successor.effective - timedelta(days=1) if successor and successor.effective > version.effective else None
+        periods.append(InForce(version, successor, until))
+    return periods
+
+
+def replaced_version(versions: Sequence[PublishedVersion], version: PublishedVersion) -> PublishedVersion | None:
+    """The version `version` replaces in force: the last earlier one that takes effect before it. For a `.2` that is
+    the version in force before their shared date, not the `.1` it replaced before it ever took effect."""
+    earlier = [v for v in versions[: versions.index(version)] if v.effective < version.effective]
+    return earlier[-1] if earlier else None
 
 
 def version_folder(repo: Repo, version: PublishedVersion) -> Path:

@@ -15,7 +15,7 @@ from addendum.compare.reasons import Reason
 from addendum.config import Repo
 from addendum.errors import AddendumError, ConfigError, NotifyError, UsageError
 from addendum.history.ledger import PublishedVersion
-from addendum.history.versions import find_version, load_version, published_versions
+from addendum.history.versions import find_version, in_force_periods, load_version, published_versions, replaced_version
 from addendum.policy import kinds
 from addendum.policy.model import Controller, Policy, load_policy
 from addendum.policy.notes import Note, editor_notes
@@ -139,8 +139,14 @@ def plan_notice(repo: Repo, policy_id: str, version_id: str, force: bool = False
         raise UsageError(f"{version.id} is {version.classification}: change notices are for material versions",
                          "pass --force to send a notice of it all the same")
     versions = published_versions(repo, policy_id)
-    index = next(i for i, v in enumerate(versions) if v.id == version.id)
-    previous = versions[index - 1] if index else None
+    period = next(p for p in in_force_periods(versions) if p.version.id == version.id)
+    if period.never_in_force and period.successor is not None:
+        raise UsageError(f"{version.id} never takes effect: {period.successor.id} replaced it before its effective date "
+                         f"({version.effective.isoformat()})",
+                         f"notify {period.successor.id}: its notice compares with the version in force before that date, "
+                         "so it covers both")
+    # What readers compare with: the version in force before this one's date (for a `.2`, not the `.1`).
+    previous = replaced_version(versions, version)
     sites = sorted({key.split("/")[0] for key in version.hashes})
     if previous is not None:
         sites = [s for s in sites if any(version.hashes[k] != previous.hashes.get(k) for k in version.hashes if k.startswith(s + "/"))]

@@ -18,6 +18,7 @@ from addendum.history.versions import (
     NothingInForceError,
     Snapshot,
     find_version,
+    in_force_periods,
     published_versions,
     require_in_force,
     revision_snapshot,
@@ -52,6 +53,8 @@ def _successor_note(repo: Repo, version: PublishedVersion, day: date, today: dat
     if not following:
         return []
     successor = following[0]
+    if successor.effective <= version.effective:
+        return [f"never in force: replaced by {successor.id} before it took effect on {_english_date(version.effective)}"]
     announced = successor.published <= day < successor.effective or successor.effective > today
     if announced:
         return [f"upcoming: {successor.id} effective {_english_date(successor.effective)} "
@@ -94,7 +97,9 @@ def _dated(repo: Repo, resolved: ResolvedPolicy, until: str | None, last_changed
     when = last_changed_on or last_changed(repo.history_dir, resolved.policy_id, resolved.site, resolved.language,
                                            resolved.content_hash(), until)
     versions = published_versions(repo, resolved.policy_id)
-    earlier = [v.effective for v in versions if when is None or v.effective < when]
+    # A version replaced before it took effect (a `.1` by its `.2`) was never in force: not an earlier version of the text.
+    earlier = [p.version.effective for p in in_force_periods(versions)
+               if not p.never_in_force and (when is None or p.version.effective < when)]
     return when, earlier[::-1]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from addendum.config import Repo
 from addendum.errors import UsageError
 from addendum.history.ledger import PublishedVersion
-from addendum.history.versions import in_force, published_versions, verified_policy, version_files, working_files
+from addendum.history.versions import InForce, in_force, in_force_periods, published_versions, verified_policy, version_files, working_files
 from addendum.policy.model import load_policy
 from addendum.publish.changes import SourceChange, source_changes
 from addendum.publish.record import commit_dates
@@ -50,10 +50,17 @@ class VersionLog:
                              f"its languages are: {', '.join(self.locales)}")
         locale = self.locales[language]
         width = max((len(v.id) for v in self.versions), default=0)
+        status_width = max([10, *(len(self.status(v)) for v in self.versions)])
+        periods = self.periods
         out = []
         for version in self.versions:
-            out.append(f"{version.id:<{width}}  {self.status(version):<10}  effective {long_date(version.effective, locale)}"
+            out.append(f"{version.id:<{width}}  {self.status(version):<{status_width}}  effective {long_date(version.effective, locale)}"
                        f" · published {long_date(version.published, locale)} · {version.classification}")
+            period = periods[version.id]
+            if period.successor is not None and period.never_in_force:
+                out.append(f"    replaced by {period.successor.id} before it took effect")
+            elif period.successor is not None and period.until is not None and period.until < self.today:
+                out.append(f"    in force until {long_date(period.until, locale)}, superseded by {period.successor.id}")
             backdated = self.backdated(version)
             if backdated is not None:
                 out.append(f"    back-dated: published {version.published.isoformat()}, but its text was committed on "
@@ -91,14 +98,26 @@ class VersionLog:
     def status(self, version: PublishedVersion) -> str:
         if version == self.in_force:
             return "in force"
-        return "upcoming" if version.effective > self.today else "superseded"
+        if version.effective > self.today:
+            return "upcoming"
+        return "never in force" if self.periods[version.id].never_in_force else "superseded"
+
+    @property
+    def periods(self) -> dict[str, InForce]:
+        """Each version's time in force, by id (a `.1` replaced by a `.2` before their date was never in force)."""
+        return {period.version.id: period for period in in_force_periods(self.versions[::-1])}
+
+    def _period_json(self, period: InForce) -> dict[str, Any]:
+        return {"in_force_until": period.until.isoformat() if period.until else None,
+                "superseded_by": period.successor.id if period.successor else None}
 
     def as_json(self) -> dict[str, Any]:
+        periods = self.periods
         return {
             "policy": self.policy_id,
             "today": self.today.isoformat(),
-            "versions": [{**version_json(v), "status": self.status(v), **self._suggestion_json(v), **self._backdate_json(v)}
-                         for v in self.versions],
+            "versions": [{**version_json(v), "status": self.status(v), **self._period_json(periods[v.id]),
+                          **self._suggestion_json(v), **self._backdate_json(v)} for v in self.versions],
             "unpublished": {"since": self.since.id if self.since else None,
                             "changes": [c.as_json() for c in self.unpublished]},
         }

@@ -14,7 +14,7 @@ from addendum.compare.reasons import sentence as reason_sentence
 from addendum.config import Repo
 from addendum.errors import HistoryError
 from addendum.history.ledger import PublishedVersion, ledger_path
-from addendum.history.versions import load_version, published_versions
+from addendum.history.versions import InForce, in_force_periods, load_version, published_versions, replaced_version
 from addendum.i18n import Words
 from addendum.policy.model import Policy
 from addendum.render import stylesheet
@@ -47,6 +47,7 @@ class ChangelogEntry:
     suggested: str
     reasons: tuple[str, ...]
     changes: tuple[ChangedSection, ...]
+    in_force: InForce | None = None  # until when, and what superseded it
 
 
 def _changes(policy_id: str, language: str, old: Policy, new: Policy, version: PublishedVersion,
@@ -96,10 +97,13 @@ def _changelog_entries(repo: Repo, policy_id: str, language: str) -> list[Change
     versions = published_versions(repo, policy_id)
     t = strings(language, repo.templates_dir)
     entries: list[ChangelogEntry] = []
-    previous_policy: Policy | None = None
-    for index, version in enumerate(versions):
-        policy = load_version(repo, version)
-        previous = versions[index - 1] if index else None
+    loaded: dict[str, Policy] = {}
+    periods = {period.version.id: period for period in in_force_periods(versions)}
+    for version in versions:
+        policy = loaded[version.id] = load_version(repo, version)
+        # Against the version it replaces in force: a `.2` against what was in force before its date, as its notice.
+        previous = replaced_version(versions, version)
+        previous_policy = loaded[previous.id] if previous is not None else None
         changes: list[ChangedSection] = []
         computed: list[str] = []
         if previous_policy is not None and language in policy.languages:
@@ -110,8 +114,7 @@ def _changelog_entries(repo: Repo, policy_id: str, language: str) -> list[Change
             version, previous, summary,
             str(version.extra.get("suggested") or ("material" if previous is None else max_level(c.classification for c in changes))),
             # The reasons computed now read in the changelog's language; a ledger's recorded ones are English text.
-            () if previous is None else tuple(computed or recorded_reasons or ()), tuple(changes)))
-        previous_policy = policy
+            () if previous is None else tuple(computed or recorded_reasons or ()), tuple(changes), periods[version.id]))
     return entries[::-1]
 
 

@@ -18,11 +18,12 @@ from addendum.errors import AddendumError, ConfigError, FieldError, HistoryError
 from addendum.notify.acceptances import KeyRefused, WrongSite
 from addendum.operations.public import NotFound
 from addendum.operations.subscriptions import InvalidToken, Subscriptions
+from addendum.templates import SOURCE_LANGUAGE, strings
 from addendum.web import acceptances, public, workspace
 from addendum.web.auth import Auth
 from addendum.web.events import ChangeFeed
 from addendum.web.hooks import BackgroundTick
-from addendum.web.pages import COMMON_HEADERS, TooLarge, page, plain, security_headers
+from addendum.web.pages import COMMON_HEADERS, TooLarge, accepted_language, error_sentence, page, plain, security_headers
 
 BODY_LIMIT = 256 * 1024  # no request to this server needs more; larger bodies are refused before they are read
 REPO_ENV = "ADDENDUM_REPO"
@@ -56,6 +57,21 @@ def status_of(exc: AddendumError) -> int:
     return 500
 
 
+def _explained(request: Request, status: int, message: str, *, login_needed: bool = False, csrf: bool = False) -> Response:
+    """The workspace's error page in the reader's language (Accept-Language): what happened and what to do, through
+    the catalogues; the library's own message (English) is shown to English readers only."""
+    language = accepted_language(request)
+    return page(request, "error.html", {"status": status, "message": message if language == SOURCE_LANGUAGE else "",
+                                         "login_needed": login_needed, "csrf_failed": csrf, "error_sentence": error_sentence},
+                status=status, language=language)
+
+
+def _plain_explained(request: Request, status: int) -> Response:
+    """A short answer of the public-only server in the reader's language."""
+    t = strings(accepted_language(request), request.app.state.config.repo.templates_dir)
+    return plain(error_sentence(t, status), status)
+
+
 async def library_error(request: Request, exc: Exception) -> Response:
     """An AddendumError as the API's JSON, a plain message for the unsubscribe link, else the workspace's error page."""
     assert isinstance(exc, AddendumError)
@@ -68,17 +84,31 @@ async def library_error(request: Request, exc: Exception) -> Response:
         return JSONResponse(body, status_code=status, headers=headers)
     if path.startswith("/unsubscribe") or request.app.state.config.public_only:
         return plain(exc.message, status)
-    return page(request, "error.html", {"message": message, "status": status,
-                                         "login_needed": isinstance(exc, workspace.NotLoggedIn)}, status=status)
+    return _explained(request, status, message, login_needed=isinstance(exc, workspace.NotLoggedIn),
+                      csrf=isinstance(exc, workspace.Forbidden))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """404, 405 and the like: a short plain answer with the usual headers (never a page that reveals the stack)."""
+    """404, 405 and the like: the API's JSON, else a short page in the reader's language with the usual headers
+    (never a page that reveals the stack)."""
     assert isinstance(exc, HTTPException)
     headers = {**security_headers("public"), **(exc.headers or {})}
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
-    return Response(f"{exc.detail}\n", status_code=exc.status_code, media_type="text/plain", headers=headers)
+    answer = _plain_explained(request, exc.status_code) if request.app.state.config.public_only \
+        else _explained(request, exc.status_code, str(exc.detail))
+    answer.headers.update(headers)
+    return answer
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """An unexpected failure: a page in the reader's language that says so and reveals nothing of the stack (the
+    traceback goes to the server's log)."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": "internal server error"}, status_code=500, headers=COMMON_HEADERS)
+    if request.app.state.config.public_only:
+        return _plain_explained(request, 500)
+    return _explained(request, 500, "")
 
 
 def build_app(config: ServerConfig, auth: Auth | None = None) -> Starlette:
@@ -109,7 +139,8 @@ def build_app(config: ServerConfig, auth: Auth | None = None) -> Starlette:
             subscriptions.close()
 
     app = Starlette(routes=routes, lifespan=lifespan, max_body_size=BODY_LIMIT,
-                    exception_handlers={AddendumError: library_error, HTTPException: http_error})
+                    exception_handlers={AddendumError: library_error, HTTPException: http_error,
+                                        Exception: server_error})
     app.state.config = config
     app.state.auth = auth or Auth()
     app.state.subscriptions = subscriptions

@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from babel import negotiate_locale
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from addendum.config import Repo
 from addendum.errors import UsageError
-from addendum.i18n import shipped_languages
+from addendum.i18n import Words, shipped_languages
 from addendum.templates import SOURCE_LANGUAGE, render_template, strings
 
 FORM_LIMIT = 64 * 1024  # a publish form with summaries in a few languages fits many times over
@@ -42,9 +43,15 @@ def repo_of(request: Request) -> Repo:
     return repo
 
 
+def _repository_languages(repo: Repo) -> list[str]:
+    """Languages a repository has its own catalogue for (locale/<lang>/LC_MESSAGES/addendum.po)."""
+    return sorted(p.parents[1].name.replace("_", "-") for p in (repo.root / "locale").glob("*/LC_MESSAGES/addendum.po"))
+
+
 def accepted_language(request: Request) -> str:
-    """The editor's language for the workspace: the first of the browser's Accept-Language choices (in order of their
-    q-values) that the product has words for; English when none is."""
+    """The reader's language for a page of this server: the browser's Accept-Language choices (in order of their
+    q-values) negotiated by Babel against the languages there are catalogues for (the product's and the repository's
+    own); English when none matches."""
     choices = []
     for position, item in enumerate(request.headers.get("accept-language", "").split(",")[:MAX_LANGUAGE_CHOICES]):
         tag, _sep, params = item.strip().partition(";")
@@ -52,10 +59,12 @@ def accepted_language(request: Request) -> str:
             weight = float(params.strip().removeprefix("q=")) if params.strip().startswith("q=") else 1.0
         except ValueError:
             continue
-        if tag and weight > 0:
-            choices.append((-weight, position, tag.strip().lower().replace("_", "-").split("-")[0]))
-    shipped = shipped_languages()
-    return next((code for _weight, _at, code in sorted(choices) if code in shipped), SOURCE_LANGUAGE)
+        tag = tag.strip().replace("_", "-")
+        if tag and tag != "*" and weight > 0 and len(tag) <= 35:
+            choices.append((-weight, position, tag))
+    available = list(dict.fromkeys([*shipped_languages(), *_repository_languages(repo_of(request))]))
+    found = negotiate_locale([tag for _weight, _at, tag in sorted(choices)], available, sep="-", aliases={})
+    return found or SOURCE_LANGUAGE
 
 
 def page(request: Request, name: str, context: Mapping[str, Any], *, status: int = 200, kind: PageKind = "workspace",
@@ -114,3 +123,26 @@ async def read_form(request: Request, limit: int = FORM_LIMIT) -> dict[str, str]
 
 class TooLarge(UsageError):
     """A request body past its limit (HTTP 413)."""
+
+
+def error_sentence(t: Words, status: int) -> str:
+    """What an HTTP error means to a reader, in `t`'s language."""
+    if status == 400:
+        return t.gettext("This request could not be answered: something in it is not valid.")
+    if status == 401:
+        return t.gettext("This workspace needs the login link that addendum serve printed when it started. Open that "
+                         "link in this browser; it works once.")
+    if status == 403:
+        return t.gettext("This request is not allowed.")
+    if status == 404:
+        return t.gettext("There is no page at this address.")
+    if status == 405:
+        return t.gettext("This address does not answer this kind of request.")
+    if status == 409:
+        return t.gettext("This could not be done now: something changed meanwhile. Reload the page and try again.")
+    if status == 413:
+        return t.gettext("This request is too large.")
+    if status == 503:
+        return t.gettext("The server is not set up to answer this yet; its output says what is missing.")
+    return t.gettext("Something went wrong on the server. Try again; if it happens again, the output of addendum serve "
+                     "says what failed.")

@@ -79,7 +79,7 @@ def login(request: Request) -> Response:
     """The one-time login link: a session cookie (HttpOnly, SameSite=Strict) and on to the policies."""
     cookie = _auth(request).redeem(request.query_params.get("token", ""))
     if cookie is None:
-        return page(request, "login.html", {}, status=403)
+        return page(request, "login.html", {}, status=403, language=accepted_language(request))
     response = RedirectResponse("/", status_code=303, headers=security_headers("workspace"))
     response.set_cookie(SESSION_COOKIE, cookie, **cookie_settings(request))
     return response

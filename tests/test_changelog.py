@@ -104,4 +104,46 @@ def test_log_and_diff_json_carry_the_suggested_class_and_its_reasons(run, shippe
     mailchimp = next(s for s in changeset["sections"] if s["id"] == "mailchimp")
     assert mailchimp["classification"] == "material"
     assert ('material: §collection.personal-information.mailchimp changes the transfer safeguard: '
-            '"Privacy Shield" → "standard contractual clauses"') in mailchimp["reasons"]
+            '"Privacy Shield" → "standard contractual clauses"') in [r["text"] for r in mailchimp["reasons"]]
+
+
+def test_diff_json_gives_each_reason_as_data_with_its_sentence_in_the_language_compared(run, shipped: Path) -> None:
+    diff = json.loads(run("--repo", shipped, "diff", "privacy", "privacy@2018-05-19", "latest", "--site", "selentic",
+                          "--lang", "nl", "--json", expect=1).stdout)
+    assert diff["format"] == "addendum-diff/2"
+    [changeset] = diff["changesets"]
+    assert changeset["format"] == "addendum-changeset/2" and changeset["language"] == "nl"
+    mailchimp = next(s for s in changeset["sections"] if s["id"] == "mailchimp")
+    safeguard = next(r for r in mailchimp["reasons"] if r["kind"] == "evidence-changed")
+    assert safeguard == {
+        "level": "material", "kind": "evidence-changed", "section": "mailchimp",
+        "ref": "§collection.personal-information.mailchimp", "category": "transfer safeguard", "tags": [],
+        "terms": ["Privacy Shield", "standard contractual clauses"], "values": ["Privacy Shield", "standard contractual clauses"],
+        "text": 'material: §collection.personal-information.mailchimp changes the transfer safeguard: "Privacy Shield" → '
+                '"standard contractual clauses"',
+        "sentence": "inhoudelijk: §collection.personal-information.mailchimp wijzigt de waarborg voor doorgiften: "
+                    "“Privacy Shield” → “standard contractual clauses”"}
+    tagged = next(r for r in mailchimp["reasons"] if r["kind"] == "tagged")
+    assert tagged["tags"] == ["recipients", "transfers"] and tagged["terms"] == [] and tagged["category"] is None
+    assert tagged["sentence"] == "inhoudelijk: §collection.personal-information.mailchimp heeft de labels ontvangers, doorgiften"
+    # The change set's own reasons are the same objects.
+    assert safeguard in changeset["reasons"]
+    english = json.loads(run("--repo", shipped, "diff", "privacy", "privacy@2018-05-19", "latest", "--site", "selentic",
+                             "--lang", "en", "--json", expect=1).stdout)
+    english_reason = next(r for r in english["changesets"][0]["reasons"] if r["kind"] == "evidence-changed")
+    assert english_reason["sentence"].startswith("material: §collection.personal-information.mailchimp changes the transfer")
+
+
+def test_status_json_gives_the_unpublished_reasons_as_data_in_the_language_asked(run, published_terms) -> None:
+    root = published_terms(1)
+    en = root / "policies/terms/en.md"
+    en.write_text(en.read_text().replace("Write to", "Write to us at"))
+    document = json.loads(run("--repo", root, "status", "terms", "--json", "--lang", "nl").stdout)
+    [reason] = [r for r in document["unpublished"]["reasons"] if r["section"] == "contact"]
+    assert reason["level"] == "editorial" and reason["kind"] == "reworded" and reason["ref"] == "§contact"
+    assert reason["text"] == "editorial: §contact rewords text"
+    assert reason["sentence"] != reason["text"] and "§contact" in reason["sentence"]
+    default = json.loads(run("--repo", root, "status", "terms", "--json").stdout)
+    assert [r["sentence"] for r in default["unpublished"]["reasons"]] == [r["text"] for r in default["unpublished"]["reasons"]]
+    refused = run("--repo", root, "status", "terms", "--json", "--lang", "pl", expect=2)
+    assert "policy terms has no language 'pl'" in refused.stderr

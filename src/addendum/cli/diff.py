@@ -40,7 +40,7 @@ def diff_command(repo: Repo, policy_id: str, from_ref: str | None, to_ref: str |
     compared = classified_diff if as_json else diff_policy
     result = compared(repo, policy_id, from_ref, to_ref, site_id, language)
     if as_json:
-        click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(result.as_json(repo.templates_dir), indent=2, ensure_ascii=False))
     else:
         use_color = stdout_is_terminal() if color is None else color
         click.echo(redline_text(result.changesets, result.old.label, result.new.label, color=use_color), nl=False, color=use_color)

@@ -9,7 +9,7 @@ import click
 from addendum.archive.sealing import evidence_notes
 from addendum.cli.common import policy_argument, with_repo
 from addendum.config import Repo
-from addendum.operations.changes import policy_status
+from addendum.operations.changes import policy_status, status_json
 from addendum.publish.status import PolicyStatus
 
 MARKS = {"up-to-date": "ok", "stale": "STALE", "missing": "missing", None: "·"}
@@ -25,8 +25,10 @@ def _table(status: PolicyStatus) -> list[str]:
 @click.command("status")
 @policy_argument
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on standard output.")
+@click.option("--lang", "language", metavar="LANG",
+              help="With --json: the language of each reason's sentence (default: the policy's default language).")
 @with_repo
-def status_command(repo: Repo, policy_id: str, as_json: bool) -> None:
+def status_command(repo: Repo, policy_id: str, as_json: bool, language: str | None) -> None:
     """Show each section's state in each language, and unpublished changes.
 
     \b
@@ -40,11 +42,11 @@ def status_command(repo: Repo, policy_id: str, as_json: bool) -> None:
     \b
     Examples:
       addendum status privacy
-      addendum status privacy --json
+      addendum status privacy --json --lang nl
     """
     status = policy_status(repo, policy_id)
     if as_json:
-        click.echo(json.dumps(status.as_json(), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(status_json(repo, status, language), indent=2, ensure_ascii=False))
         return
     for line in _table(status):
         click.echo(line)

@@ -8,6 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from addendum.compare.reasons import reason_json
+from addendum.i18n import Words
+
 Op = Literal["equal", "delete", "insert"]
 Kind = Literal["added", "removed", "moved", "renamed", "modified", "unchanged"]
 KINDS: tuple[Kind, ...] = ("added", "removed", "moved", "renamed", "modified", "unchanged")
@@ -130,12 +133,13 @@ class SectionChange:
     def new_text(self) -> str:
         return rebuild(self.text, "new")
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, t: Words | None = None) -> dict[str, Any]:
+        """The section change as data; its reasons' sentences in `t`'s language (English without it)."""
         out: dict[str, Any] = {
             "id": self.id, "ref": self.ref, "anchor": self.anchor, "kinds": list(self.ordered_kinds),
             "formatting": self.formatting, "matched_by": self.matched_by or None,
             "split_from": self.split_from or None, "merged_into": self.merged_into or None,
-            "classification": self.classification, "reasons": list(self.reasons),
+            "classification": self.classification, "reasons": [reason_json(r, t) for r in self.reasons],
             "old": self.old.as_json() if self.old else None, "new": self.new.as_json() if self.new else None,
         }
         if self.changed:
@@ -181,14 +185,15 @@ class ChangeSet:
     def find(self, section_id: str) -> SectionChange | None:
         return next((s for s in self.sections if s.id == section_id or (s.old and s.old.id == section_id)), None)
 
-    def as_json(self, *, unchanged: bool = True) -> dict[str, Any]:
+    def as_json(self, *, unchanged: bool = True, t: Words | None = None) -> dict[str, Any]:
+        """The change set as data; reasons' sentences in `t`'s language (the change set's own, as the caller gives it)."""
         return {
-            "format": "addendum-changeset/1",
+            "format": "addendum-changeset/2",
             "policy": self.policy_id, "site": self.site, "language": self.language,
             "title": {"old": self.old_title, "new": self.new_title},
-            "classification": self.classification, "reasons": list(self.reasons),
+            "classification": self.classification, "reasons": [reason_json(r, t) for r in self.reasons],
             "counts": self.counts(),
-            "sections": [s.as_json() for s in self.sections if unchanged or s.changed],
+            "sections": [s.as_json(t) for s in self.sections if unchanged or s.changed],
         }
 
 

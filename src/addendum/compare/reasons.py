@@ -147,3 +147,24 @@ def tag_label(t: Words, tag: str) -> str:
 def sentence(reason: str, t: Words) -> str:
     """A reason in the reader's language; a reason recorded as text (an older ledger) as it was recorded."""
     return reason.sentence(t) if isinstance(reason, Reason) else str(reason)
+
+
+# Codes whose values are the terms the rules matched in the text (the rest carry a heading or a typo's words).
+_EVIDENCE_CODES = frozenset({"evidence-added", "evidence-removed", "evidence-changed"})
+
+
+def reason_json(reason: str, t: Words | None = None) -> dict[str, Any]:
+    """A reason as data for `diff --json` and `status --json`: its level, kind (a key of ENGLISH), section id and ref,
+    the category of its evidence, the section's tags, the matched terms, the English text and the sentence in `t`'s
+    language (English without `t`). A reason recorded as text (an older ledger) has only its text and sentence."""
+    if not isinstance(reason, Reason):
+        level, _, _ = str(reason).partition(": ")
+        return {"level": level if level in ("none", "formatting", "editorial", "material") else None, "kind": None,
+                "section": None, "ref": None, "category": None, "tags": [], "terms": [], "values": [],
+                "text": str(reason), "sentence": str(reason)}
+    section = reason.ref.removeprefix("§").rsplit(".", 1)[-1] if reason.ref.startswith("§") else None
+    return {"level": reason.level, "kind": reason.code, "section": section, "ref": reason.ref,
+            "category": reason.kind or None, "tags": list(reason.tags),
+            "terms": list(reason.values) if reason.code in _EVIDENCE_CODES else [],
+            "values": list(reason.values), "text": str(reason),
+            "sentence": reason.sentence(t) if t is not None else str(reason)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from addendum import __version__
@@ -41,14 +42,16 @@ class PolicyDiff:
     def has_changes(self) -> bool:
         return any(c.has_changes for c in self.changesets)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, templates_dir: Path | None = None) -> dict[str, Any]:
+        """The comparison as data (docs/diff-json.md); each change set's reasons also said in its own language,
+        through the catalogues (a repository's own first, from beside `templates_dir`)."""
         return {
-            "format": "addendum-diff/1",
+            "format": "addendum-diff/2",
             "policy": self.policy_id,
             "from": _snapshot_json(self.old),
             "to": _snapshot_json(self.new),
             "compared": [f"{c.site}/{c.language}" for c in self.changesets],
-            "changesets": [c.as_json() for c in self.changesets if c.has_changes],
+            "changesets": [c.as_json(t=strings(c.language, templates_dir)) for c in self.changesets if c.has_changes],
         }
 
 
@@ -165,3 +168,10 @@ def policy_status(repo: Repo, policy_id: str) -> PolicyStatus:
     current = load_policy(repo.root, policy_id)
     versions = published_versions(repo, policy_id)
     return status_of(current, [load_version(repo, v) for v in versions], versions)
+
+
+def status_json(repo: Repo, status: PolicyStatus, language: str | None = None) -> dict[str, Any]:
+    """`addendum status --json`: the status with each reason's sentence in `language` (default: the policy's)."""
+    policy = load_policy(repo.root, status.policy_id)
+    chosen = policy.require_language(language) if language else policy.default_language
+    return status.as_json(strings(chosen, repo.templates_dir))

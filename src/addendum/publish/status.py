@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from addendum.compare.classify import Assessment, assess
+from addendum.compare.reasons import reason_json
 from addendum.history.ledger import PublishedVersion
+from addendum.i18n import Words
 from addendum.policy.markup import PREAMBLE_ID
 from addendum.policy.model import Policy
 from addendum.policy.resolve import section_order
@@ -44,7 +46,9 @@ class PolicyStatus:
     def count(self, state: State) -> int:
         return sum(cell == state for row in self.rows for cell in row.cells)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, t: Words | None = None) -> dict[str, Any]:
+        """The status as data; the unpublished changes' reasons as objects (compare.reasons.reason_json), their
+        sentences in `t`'s language."""
         return {
             "policy": self.policy_id,
             "latest_version": self.latest.id if self.latest else None,
@@ -53,7 +57,7 @@ class PolicyStatus:
                           "states": {c.label: s for c, s in zip(self.columns, r.cells, strict=True) if s is not None}}
                          for r in self.rows],
             "unpublished": None if self.unpublished is None else {
-                "suggested": self.unpublished.level, "reasons": list(self.unpublished.reasons),
+                "suggested": self.unpublished.level, "reasons": [reason_json(r, t) for r in self.unpublished.reasons],
                 "changed_sections": sorted({c.ref for cs in self.unpublished.changesets for c in cs.changes})},
         }
 

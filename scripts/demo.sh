@@ -20,6 +20,11 @@ addendum status privacy | grep -E "^(section|§collection.statistics.hotjar|§sh
 first=$(addendum log privacy --json | python -c 'import json, sys; print(json.load(sys.stdin)["versions"][-1]["id"])')
 echo "== addendum diff privacy $first latest --site selentic --lang en"
 addendum diff privacy "$first" latest --site selentic --lang en --no-color || [ $? -eq 1 ]
+echo "-- diff --json: each reason as data, with its sentence in the language compared (--lang nl)"
+{ addendum diff privacy "$first" latest --site selentic --lang nl --json || [ $? -eq 1 ]; } | python -c '
+import json, sys
+reason = next(r for r in json.load(sys.stdin)["changesets"][0]["reasons"] if r["kind"] == "evidence-changed")
+print("  " + json.dumps({k: reason[k] for k in ("kind", "section", "category", "terms", "sentence")}, ensure_ascii=False))'
 
 echo "== addendum redline: the PDF a reviewer signs off"
 addendum redline privacy "$first" latest --site selentic --lang en --format pdf -o "$out/redline-selentic-en.pdf"
@@ -103,18 +108,31 @@ revision=$(addendum log privacy --json | python -c '
 import json, sys
 versions = json.load(sys.stdin)["versions"]  # newest first
 print(next(v["id"] for v in versions[:-1] if v["classification"] == "material"))')
+# Notices link to the archive: they are sent from the archived copy, where every linked page exists.
+archived=(--repo "$out/repo")
 echo "-- addendum notify privacy $revision: it took effect years ago, so a notice cannot announce it"
-addendum notify privacy "$revision" --yes 2>&1 | sed 's/^/  /' || true
+addendum "${archived[@]}" notify privacy "$revision" --yes 2>&1 | sed 's/^/  /' || true
 late=(--late --reason "demo: the subscribers were never told of this revision")
-echo "-- addendum notify privacy $revision --yes --late --reason …: the notice says the change took effect"
-addendum notify privacy "$revision" --yes "${late[@]}" 2>/dev/null
+echo "-- addendum notify privacy $revision --late …: refused while cavallo's pages show \"[to be provided: …]\""
+addendum "${archived[@]}" notify privacy "$revision" --yes "${late[@]}" 2>&1 | head -n 3 | cut -c1-150 | sed 's/^/  /' || true
+echo "-- addendum notify privacy $revision --yes --late --reason … --site selentic: the notice says the change took effect"
+addendum "${archived[@]}" notify privacy "$revision" --yes "${late[@]}" --site selentic 2>/dev/null
 echo "-- again: nothing is sent twice"
-addendum notify privacy "$revision" --yes "${late[@]}" 2>/dev/null
-addendum notices privacy "$revision" | cut -c1-110
+addendum "${archived[@]}" notify privacy "$revision" --yes "${late[@]}" --site selentic 2>/dev/null
+addendum "${archived[@]}" notices privacy "$revision" | cut -c1-110
 kill "$sink" && wait "$sink" 2>/dev/null || true
 trap - EXIT
 echo "mail: $(ls "$mail" | wc -l) message(s) received, copies in $mail/"
 ls "$mail" | sed 's/^/  /'
+echo "-- each notice names its sender in the reader's language ([notify] from_name = { en = …, nl = … }):"
+python - "$mail" <<'PY' | sort -u
+import pathlib, sys
+from email import message_from_binary_file, policy
+for path in pathlib.Path(sys.argv[1]).iterdir():
+    with path.open("rb") as file:
+        message = message_from_binary_file(file, policy=policy.default)
+    print(f"  {message['Content-Language']}: From: {message['From']}")
+PY
 
 echo "== webhooks: a local receiver verifies each delivery with the standardwebhooks package"
 hooks="$out/webhooks" && rm -rf "$hooks" && mkdir -p "$hooks"

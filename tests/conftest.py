@@ -144,6 +144,14 @@ def notify_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # The policy as first published (the working tree already holds the later example revision).
     shutil.copytree(PROJECT / "history" / "privacy" / "2018-05-19" / "source", root / "policies" / "privacy")
     set_config(root, {"notify": {"retry_delay": 0.0}})  # retries are due at once in tests
+    # Every site gives its contact values, so that no notice links to a page showing "[to be provided: …]" (refused).
+    toml = root / "policies" / "privacy" / "policy.toml"
+    text = toml.read_text(encoding="utf-8")
+    for site, name in (("cavallo", "Cavallo"), ("equihealth", "Equihealth")):
+        text = text.replace(f'[sites.{site}]\nname = "{name}"\n',
+                            f'[sites.{site}]\nname = "{name}"\ncontact = {{ name = "{name} team", address = "Stalstraat 1, 3630 Leut", '
+                            f'email = "info@{site}.example" }}\n')
+    toml.write_text("\n".join(line for line in text.splitlines() if not line.startswith("pending = ")) + "\n", encoding="utf-8")
     git_in(root, "init", "-q", "-b", "main")
     git_in(root, "add", "-A")
     git_in(root, "commit", "-q", "-m", "Policy")
@@ -166,6 +174,7 @@ def notify_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     git_in(root, "commit", "-q", "-am", "Fix a typo")
     invoke_ok("--repo", root, "publish", "privacy", "--effective", "2020-10-01", "--published", "2020-10-01",
                "--summary", "A typo fixed.", "--editorial", "--reason", "Only a typo: 'which' for 'wish'.")
+    invoke_ok("--repo", root, "archive")  # notices link to the archive: notify refuses while a linked page is missing
     return root
 
 

@@ -31,7 +31,8 @@ def test_help_config_lists_every_key_with_its_type_default_and_meaning() -> None
     text = help_output("config")
     for option in SCHEMA:
         choices = f", one of {' | '.join(option.choices)}" if option.choices else ""
-        entry = f"\n{option.key} ({option.type.__name__}{choices}, default {json.dumps(option.default)})\n    {option.doc}\n"
+        table = f", or a table of language = {option.type.__name__}" if option.per_language else ""
+        entry = f"\n{option.key} ({option.type.__name__}{choices}{table}, default {json.dumps(option.default)})\n    {option.doc}\n"
         assert entry in text, option.key
     assert "\nnotify.smtp.security (str, one of starttls | tls | none, default \"starttls\")\n    Transport security.\n" in text
 

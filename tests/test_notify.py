@@ -85,7 +85,8 @@ def test_every_affected_subscriber_gets_one_localised_notice_per_site(run, notif
         assert re.fullmatch(r"<[0-9a-f]{32}\.privacy\.2020-09-01@example\.org>", row["message_id"])
         assert parsedate_to_datetime(message["Date"]).tzinfo is not None
         assert message["Auto-Submitted"] == "auto-generated"
-        assert message["From"] == "Selentic privacy team <privacy@example.org>"
+        sender = {"en": "Selentic privacy team", "nl": "Privacyteam van Selentic"}[row["language"]]  # [notify.from_name]
+        assert message["From"] == f"{sender} <privacy@example.org>"
         assert message.get_content_type() == "multipart/alternative"
         assert message["Content-Language"] == row["language"]
 
@@ -415,12 +416,12 @@ def test_hostile_names_are_escaped_in_html_and_encoded_in_headers(run, notify_re
 
 def test_attach_redline_attaches_the_archived_pdf(run, notify_repo, smtp):
     subscribe(run, notify_repo, "email,name,language,sites,audience\nann@example.org,Ann,en,selentic,subscriber\n")
+    (notify_repo / "history/privacy/2020-09-01/selentic/en/redline.pdf").unlink()
     missing = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", "--attach-redline", expect=2)
     assert "no redline PDF at history/privacy/2020-09-01/selentic/en/redline.pdf" in missing.stderr
     pdf = notify_repo / "history/privacy/2020-09-01/selentic/en/redline.pdf"
     writer = PdfWriter()
     writer.add_blank_page(width=595, height=842)
-    pdf.parent.mkdir(parents=True)
     with pdf.open("wb") as stream:
         writer.write(stream)
     run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version", "--attach-redline")

@@ -7,12 +7,13 @@ import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from addendum.errors import ConfigError
 from addendum.files import read_repository_file
+from addendum.ids import LANGUAGE_PATTERN
 
 CONFIG_NAME = "addendum.toml"
 # addendum.toml holds a few dozen settings; anything this large is not one.
@@ -32,6 +33,8 @@ class Option:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    # The value may also be a table of language → value ([notify.from_name] en = "…", nl = "…").
+    per_language: bool = False
 
 
 # Every key addendum.toml accepts; `addendum config --help`-style docs and error messages come from here.
@@ -56,7 +59,9 @@ SCHEMA: tuple[Option, ...] = (
            "claims) before `addendum retention run` purges them; choose it with counsel, after the limitation period.",
            minimum=1, maximum=36_500),
     Option("notify.from_address", str, "", "Sender address of change notices."),
-    Option("notify.from_name", str, "", "Sender display name of change notices."),
+    Option("notify.from_name", str, "",
+           "Sender display name of change notices: one name, or a table of names by language code (under "
+           "[notify.from_name]: en, nl, …); a language without one gets the default language's.", per_language=True),
     Option("notify.reply_to", str, "", "Reply-To address of change notices (default: the controller's e-mail)."),
     Option("notify.unsubscribe_url", str, "", "HTTPS URL of the one-click unsubscribe (RFC 8058); {token} in it is replaced by the token, e.g. "
            "https://example.org/unsubscribe/{token} (what `addendum serve --public` answers); without it, ?token=… is added."),
@@ -271,12 +276,13 @@ def find_root(start: Path) -> Path:
     )
 
 
-def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(table: dict[str, Any], prefix: str = "", tables: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Dotted keys and their values; the keys in `tables` keep a table as their value (a per-language option)."""
     flat: dict[str, Any] = {}
     for key, value in table.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, dotted + "."))
+        if isinstance(value, dict) and dotted not in tables:
+            flat.update(_flatten(value, dotted + ".", tables))
         else:
             flat[dotted] = value
     return flat
@@ -284,6 +290,34 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _number(bound: float) -> str:
     return f"{int(bound):,}" if bound == int(bound) else f"{bound:g}"
+
+
+def _coerce_per_language(option: Option, table: dict[str, Any]) -> tuple[Any, list[str]]:
+    """A per-language table checked entry by entry: each error message names its own key ('notify.from_name.nl')."""
+    errors, values = [], {}
+    for language, value in table.items():
+        key = f"config value '{option.key}.{shown_key(language)}'"
+        if not LANGUAGE_PATTERN.fullmatch(language):
+            errors.append(f"{key}: {shown(language)} is not a language code; expected one like en, nl or pt-BR")
+            continue
+        coerced, message = _coerce(replace(option, per_language=False), value)
+        if not message and isinstance(coerced, str) and any(not ch.isprintable() for ch in coerced):
+            message = f"{shown(coerced)} holds a line break or control character; write it on one line"
+        if message:
+            errors.append(f"{key}: {message}")
+        else:
+            values[language] = coerced
+    return values, errors
+
+
+def for_language(value: Any, language: str, default_language: str) -> tuple[Any, bool]:
+    """A per-language setting's value for `language`, and whether it fell back: a plain value serves every language;
+    a table gives its own entry, else the default language's (fell back), else None (fell back)."""
+    if not isinstance(value, dict):
+        return value, False
+    if language in value:
+        return value[language], False
+    return value.get(default_language), True
 
 
 def _coerce(option: Option, value: Any) -> tuple[Any, str]:
@@ -311,10 +345,16 @@ def parse_settings(data: dict[str, Any], source: str) -> dict[str, Any]:
     known = {option.key: option for option in SCHEMA}
     settings = {option.key: option.default for option in SCHEMA}
     errors = []
-    for key, value in sorted(_flatten(data).items()):
+    tables = frozenset(option.key for option in SCHEMA if option.per_language)
+    for key, value in sorted(_flatten(data, tables=tables).items()):
         option = known.get(key)
         if option is None:
             errors.append(f"{source}: unknown key '{shown_key(key)}'")
+            continue
+        if option.per_language and isinstance(value, dict):
+            table, problems = _coerce_per_language(option, value)
+            errors.extend(f"{source}: {problem}" for problem in problems)
+            settings[key] = table
             continue
         coerced, message = _coerce(option, value)
         if message:

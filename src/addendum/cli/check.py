@@ -36,7 +36,7 @@ def check_command(repo: Repo, policy_ids: tuple[str, ...], strict: bool, as_json
     ids = list(policy_ids) or repo.policy_ids()
     if not ids:
         raise UsageError(f"no policies in {repo.policies_dir}", "create policies/<id>/policy.toml")
-    results = [check(repo.root, policy_id) for policy_id in ids]
+    results = [check(repo.root, policy_id, repo.settings) for policy_id in ids]
     if as_json:
         document = {r.policy_id: {"errors": len(r.errors), "warnings": len(r.warnings), "loaded": r.loaded,
                                   "problems": [p.as_json() for p in r.problems]} for r in results}

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from addendum.archive.build import archive
 from addendum.cli.common import database_option, policy_argument, progress_on_stderr, with_repo
 from addendum.cli.webhooks import echo_announcement
 from addendum.config import Repo
@@ -113,12 +114,16 @@ def _exit_status(report: NotifyReport) -> int:
 @click.option("--urgent", is_flag=True, help="Send inside the notice period (notice_days before the effective date); needs --reason.")
 @click.option("--late", is_flag=True, help="Send on or after the effective date; the notice says the change took effect. Needs --reason.")
 @click.option("--reason", default="", metavar="TEXT", help="Why the notice is --urgent or --late (recorded with each notice).")
+@click.option("--site", "sites", multiple=True, metavar="SITE",
+              help="Notify only the readers of this site (repeatable; default: every site the version changed).")
+@click.option("--archive", "build_archive", is_flag=True,
+              help="Build what is missing of the archive first (addendum archive POLICY): notices link to it.")
 @database_option
 @with_repo
 def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force: bool, dry_run: bool,
                    preview_dir: Path | None, canary: tuple[str, ...], attach_redline: bool, unknown: str, rate: float | None,
-                   connections: int | None, workers: int, urgent: bool, late: bool, reason: str,
-                   database_url: str | None) -> int:
+                   connections: int | None, workers: int, urgent: bool, late: bool, reason: str, sites: tuple[str, ...],
+                   build_archive: bool, database_url: str | None) -> int:
     """E-mail the change notice of a published VERSION to the subscribers of the sites it changed.
 
     Each person gets one notice per site, in their language (else the site's default): what changed per section,
@@ -131,6 +136,12 @@ def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force
     announces the change; inside that period it is refused unless --urgent --reason TEXT; on or after the
     effective date it is refused unless --late --reason TEXT, and then says the change took effect on that date.
     The reason is recorded with each notice (`addendum notices --json`). A dry run or preview refuses nothing.
+
+    A notice is refused while what it points to is not there: a page of the archive it links to (the new and
+    previous versions, the redline, the changelog) that `addendum archive` has not built yet (--archive builds it
+    first), or a site's text showing a "[to be provided: …]" marker for a value the site does not give yet
+    ([sites.X] pending in policy.toml). The error names each site, language and section or file; --site SITE
+    notifies only the readers of the sites whose text is complete.
 
     Many senders can share a PostgreSQL state store: --workers N starts N sender processes here, and the same
     command on other machines (one ADDENDUM_DATABASE_URL) adds theirs. Each claims notices in small batches under a
@@ -157,7 +168,10 @@ def notify_command(repo: Repo, policy_id: str, version_id: str, yes: bool, force
     options = NotifyOptions(force=force, dry_run=dry_run, preview_dir=preview_dir, canary=canary,
                             attach_redline=attach_redline, unknown="hold" if unknown == "hold" else "retry",
                             rate_per_second=rate, connections=connections, database_url=database_url, workers=workers,
-                            urgent=urgent, late=late, reason=reason)
+                            urgent=urgent, late=late, reason=reason, sites=sites)
+    if build_archive and not (dry_run or preview_dir):
+        with progress_on_stderr("archive") as progress:
+            archive(repo, (policy_id,), progress=progress)
     with progress_on_stderr("notify") as progress:
         report = notify(repo, policy_id, version_id, options, _ask(yes), progress)
     _print(report)

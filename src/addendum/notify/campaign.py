@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -25,6 +25,8 @@ from addendum.notify.content import (
     plan_notice,
     require_base_url,
     settings_error,
+    untrue_links,
+    untrue_links_error,
 )
 from addendum.notify.dkim import Signer, signer_for
 from addendum.notify.message import SUBSCRIBER, BuiltMessage, MessageFactory, Recipient, Sender, sender_for, sender_problems
@@ -65,6 +67,7 @@ class NotifyOptions:
     late: bool = False  # send on or after the effective date (with a reason): the notice says the change took effect
     reason: str = ""
     today: date | None = None  # the day of sending (None: today on this machine's clock)
+    sites: tuple[str, ...] = ()  # notify only the readers of these sites (default: every site the version changed)
 
 
 @dataclass(frozen=True)
@@ -300,6 +303,23 @@ def require_settings(repo: Repo, plan: NoticePlan, store: Store, options: Notify
         raise settings_error(problems)
 
 
+def only_sites(plan: NoticePlan, sites: tuple[str, ...]) -> NoticePlan:
+    """The plan narrowed to the readers of `sites` (--site); every named site must be one of the policy's."""
+    if not sites:
+        return plan
+    for site_id in sites:
+        plan.policy.site(site_id)  # raises the usual "no site" error listing the known ones
+    return replace(plan, affected_sites=tuple(s for s in plan.affected_sites if s in sites))
+
+
+def _variants(store: Store, plan: NoticePlan) -> list[tuple[str, str]]:
+    """The (site, language) notices this run would newly render and queue: those that must be true today."""
+    reached = recipients_query(plan).subquery()
+    with store.connect() as connection:
+        rows = connection.execute(select(reached.c.site_id, reached.c.language).distinct()).all()
+    return sorted({(row.site_id, plan.language_for(row.site_id, row.language)) for row in rows})
+
+
 def send_options(repo: Repo, options: NotifyOptions) -> SendOptions:
     rate = options.rate_per_second if options.rate_per_second is not None else float(repo.setting("notify.rate_per_second"))
     connections = options.connections if options.connections is not None else int(repo.setting("notify.smtp.connections"))
@@ -322,9 +342,14 @@ def notify(repo: Repo, policy_id: str, version_id: str, options: NotifyOptions,
         require_ignored(repo.root, options.preview_dir, "preview folder", probe=options.preview_dir / "notice.eml")
     plan = notice_timing(plan_notice(repo, policy_id, version_id, options.force), options.today or date.today(),
                          options.urgent, options.late, options.reason, sending=not (options.dry_run or options.preview_dir))
+    plan = only_sites(plan, options.sites)
     with open_state(repo, options.database_url) as state:
         store = state.store
         require_settings(repo, plan, store, options)
+        if not (options.dry_run or options.preview_dir is not None):
+            found = untrue_links(plan, _variants(store, plan))
+            if found:
+                raise untrue_links_error(plan, found)
         campaign = Campaign(state, plan, options.attach_redline)
         if options.dry_run or options.preview_dir is not None:
             audience = campaign.audience(options.unknown)

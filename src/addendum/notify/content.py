@@ -19,7 +19,8 @@ from addendum.history.versions import find_version, in_force_periods, load_versi
 from addendum.policy import kinds
 from addendum.policy.model import Controller, Policy, load_policy
 from addendum.policy.notes import Note, editor_notes
-from addendum.policy.resolve import ResolvedPolicy, normalise, resolve
+from addendum.policy.resolve import ResolvedPolicy, normalise, pending_marker, resolve
+from addendum.policy.sender import sender_name
 from addendum.templates import strings
 
 # When a notice is sent, against the version's effective date: at least notice_days before it, inside the notice
@@ -83,7 +84,8 @@ class NoticeContent:
     object_to: tuple[str, ...] = ()  # the processing a reader may object to (kinds.OBJECTION_BASES)
     options: tuple[str, ...] = ()  # terms: what a reader may do (kinds.OPTIONS)
     timing: str = AHEAD  # when it is sent: AHEAD or SHORT (announces the change) or LATE (says it took effect)
-    sender_name: str = ""  # the site's own sender name and reply-to ([sites.X] sender_name, reply_to), else [notify]'s
+    sender_name: str = ""  # the From name in this language: [sites.X] sender_name, else [notify] from_name, else the controller
+    # The site's own reply-to ([sites.X] reply_to), else [notify]'s
     reply_to: str = ""
 
     @property
@@ -302,6 +304,7 @@ def notice_content(plan: NoticePlan, site_id: str, language: str, base_url: str)
     promises = kinds.promises(facts)
     # Who the site's notices come from is today's setting, like the controller's contact (reader_facts).
     sending_site = facts.sites[site_id].variables if site_id in facts.sites else site.variables
+    sender = sender_name(facts if site_id in facts.sites else policy, site_id, language, plan.repo.setting("notify.from_name"))
     return NoticeContent(
         policy_id=policy.id, version_id=version.id, previous_id=plan.previous.id if plan.previous else "",
         title=policy.title(language), site_id=site_id, site_name=site.name, language=language,
@@ -315,6 +318,66 @@ def notice_content(plan: NoticePlan, site_id: str, language: str, base_url: str)
         authority=supervisory_authority(facts, language) if promises.personal_data else None,
         content_hash=version.hash_for(site_id, language) or new.content_hash(),
         kind=promises.kind, rights=promises.rights, object_to=promises.object_to, options=promises.options,
-        timing=plan.timing, sender_name=str(sending_site.get("sender_name") or ""),
+        timing=plan.timing, sender_name=sender.name,
         reply_to=str(sending_site.get("reply_to") or ""),
     )
+
+
+@dataclass(frozen=True)
+class UntrueLink:
+    """Something a notice to readers of one site in one language would point them to that is not there yet: a
+    section showing a pending value's marker, or an archived file that does not exist."""
+
+    site_id: str
+    language: str
+    what: str
+    pending: bool  # True: a "[to be provided: …]" marker; False: a missing archived file
+
+
+def pending_markers(plan: NoticePlan, site_id: str, language: str) -> list[UntrueLink]:
+    """Sections of the version, as readers of the site see them, that show a marker for a value the site has not
+    given yet ([sites.X] pending): the page the notice links to would say "[to be provided: contact.email]"."""
+    site = plan.policy.site(site_id)
+    if not site.pending:
+        return []
+    markers = [pending_marker(language, key) for key in site.pending]
+    found = []
+    for section in resolve(plan.policy, site_id, language).sections:
+        shown = [m for m in markers if m in section.text or m in section.heading]
+        if shown:
+            found.append(UntrueLink(site_id, language, f"{section.ref} shows {', '.join(shown)}", True))
+    return found
+
+
+def missing_archive(plan: NoticePlan, site_id: str, language: str) -> list[UntrueLink]:
+    """The archived pages a notice links to (the new and previous versions, the redline, the changelog) that are
+    not in history/ yet."""
+    links = archive_links("", plan.version, plan.previous, site_id, language)
+    paths_linked = [links.new, links.redline, links.previous, links.changelog]
+    return [UntrueLink(site_id, language, f"history/{path} does not exist", False)
+            for path in paths_linked if path and not (plan.repo.history_dir / path).is_file()]
+
+
+def untrue_links(plan: NoticePlan, variants: Sequence[tuple[str, str]]) -> list[UntrueLink]:
+    """What keeps the notices of these (site, language) variants from being true today, every variant at once."""
+    found: list[UntrueLink] = []
+    for site_id, language in variants:
+        found += pending_markers(plan, site_id, language) + missing_archive(plan, site_id, language)
+    return found
+
+
+def untrue_links_error(plan: NoticePlan, found: Sequence[UntrueLink]) -> NotifyError:
+    """One error naming each site, language and section or file, and how to fix each kind."""
+    listed = "".join(f"\n  - site {u.site_id}, language {u.language}: {u.what}" for u in found)
+    fixes = []
+    pending_sites = sorted({u.site_id for u in found if u.pending})
+    if pending_sites:
+        complete = [s for s in plan.affected_sites if s not in pending_sites]
+        only = " ".join(f"--site {s}" for s in complete) if complete else "--site SITE"
+        fixes.append(f"give the values under [sites.{pending_sites[0]}] in policies/{plan.policy_id}/policy.toml (and take "
+                     f"them off its pending list), then publish a version with them and notify that one; or notify only "
+                     f"the sites whose text is complete for now: {only}")
+    if any(not u.pending for u in found):
+        fixes.append(f"build the archive first: addendum archive {plan.policy_id} (or pass --archive to build what is missing)")
+    return NotifyError(f"{plan.version.id}: a notice sent now would point readers to text that is not there yet:{listed}",
+                       "\n  ".join(fixes))

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from addendum import paths
-from addendum.config import Repo
+from addendum.config import Repo, for_language
 from addendum.errors import NotifyError
 from addendum.i18n import Words
 from addendum.notify.content import NoticeContent, SettingProblem, settings_error
@@ -102,8 +102,9 @@ def sender_for(repo: Repo, policy: Policy) -> Sender:
     if problems:
         raise settings_error(problems)
     addresses = {key: normalise_address(value) if value else "" for key, value in _addresses(repo, policy).items()}
-    address = Address(display_name=str(repo.setting("notify.from_name") or policy.controller.name),
-                      addr_spec=addresses["notify.from_address"])
+    # The name of the default language: each notice names its sender in its own language (NoticeContent.sender_name).
+    name, _ = for_language(repo.setting("notify.from_name"), policy.default_language, policy.default_language)
+    address = Address(display_name=str(name or policy.controller.name), addr_spec=addresses["notify.from_address"])
     return Sender(
         address=address,
         reply_to=Address(addr_spec=addresses["notify.reply_to"]) if addresses["notify.reply_to"] else None,
@@ -205,7 +206,8 @@ class MessageFactory:
         return subject, text, page
 
     def _from(self, content: NoticeContent) -> Address:
-        """The sender as the recipient's site names it ([sites.X] sender_name), else [notify] from_name."""
+        """The sender in the notice's language: [sites.X] sender_name, else [notify] from_name, else the controller;
+        a name beyond ASCII goes out as an RFC 2047 encoded word (headerregistry.Address)."""
         return Address(display_name=content.sender_name, addr_spec=self.sender.address.addr_spec) if content.sender_name \
             else self.sender.address
 

@@ -35,7 +35,8 @@ def config_reference() -> str:
     """Every key of config.SCHEMA: dotted key, type, default, choices and meaning."""
     lines = [f"{CONFIG_NAME}: every key is optional; a key `a.b.c` is written `c = …` under the table `[a.b]`.", ""]
     for option in SCHEMA:
-        kind = option.type.__name__ + (f", one of {' | '.join(option.choices)}" if option.choices else "")
+        kind = option.type.__name__ + (f", one of {' | '.join(option.choices)}" if option.choices else "") \
+            + (f", or a table of language = {option.type.__name__}" if option.per_language else "")
         lines.append(f"{option.key} ({kind}, default {json.dumps(option.default, ensure_ascii=False)})")
         lines.append(f"    {option.doc}")
     return "\n".join(lines) + "\n"

@@ -93,7 +93,7 @@ def policy_cards(repo: Repo) -> list[PolicyCard]:
     cards = []
     for policy_id in known_policy_ids(repo):
         versions = published_versions(repo, policy_id)
-        result = check(repo.root, policy_id) if (repo.policies_dir / policy_id).is_dir() else CheckResult(policy_id, ())
+        result = check(repo.root, policy_id, repo.settings) if (repo.policies_dir / policy_id).is_dir() else CheckResult(policy_id, ())
         cards.append(PolicyCard(policy_id, _title(repo, policy_id), versions[-1].id if versions else None,
                                 len(result.errors), len(result.warnings)))
     return cards
@@ -115,7 +115,7 @@ def _column_of(finding: Finding, policy_id: str) -> str | None:
 def policy_overview(repo: Repo, policy_id: str) -> PolicyOverview:
     """Versions with the suggested class next to the editor's, the status matrix and the check's findings."""
     require_id(policy_id, "policy")
-    result = check(repo.root, policy_id)
+    result = check(repo.root, policy_id, repo.settings)
     log: VersionLog | None = None
     status: PolicyStatus | None = None
     problems = []

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from addendum.errors import PolicyFormatError, Problem
 from addendum.i18n import has_catalogue, language_name
@@ -15,6 +16,7 @@ from addendum.policy.markup import INVISIBLE, PREAMBLE_ID, source_lines
 from addendum.policy.model import Document, Policy, load_policy
 from addendum.policy.notes import problems as note_problems
 from addendum.policy.resolve import resolve
+from addendum.policy.sender import sender_name
 
 # The lookbehind starts a try only where a run of address characters starts, and the possessive local part is
 # not given back: on a 30 KB word the plain pattern retried every position to the end (quadratic, 10 s).
@@ -226,18 +228,60 @@ def _kind(policy: Policy) -> Iterator[Problem]:
                     break
 
 
-def check_policy(policy: Policy, repo_root: Path | None = None) -> list[Problem]:
-    """Every problem of a loaded policy; `repo_root` lets the rules see the repository's own catalogues."""
+_FROM_NAME_LINE = re.compile(r"\s*(\[notify\.from_name\]|from_name\s*=)")
+
+
+def _config_line(repo_root: Path | None) -> int:
+    """The line of addendum.toml that sets notify.from_name (0 when it cannot be told)."""
+    try:
+        text = (repo_root / "addendum.toml").read_text(encoding="utf-8") if repo_root else ""
+    except (OSError, UnicodeDecodeError):
+        return 0
+    return next((n for n, line in enumerate(text.splitlines(), 1) if _FROM_NAME_LINE.match(line)), 0)
+
+
+def _sender_names(policy: Policy, settings: Mapping[str, Any], repo_root: Path | None) -> Iterator[Problem]:
+    """A language in use whose notices fall back to another language's sender name (a per-language table without it)."""
+    from_name = settings.get("notify.from_name", "")
+    for language in policy.languages:
+        fallen: dict[str, list[str]] = {}
+        names: dict[str, str] = {}
+        for site_id in policy.sites:
+            found = sender_name(policy, site_id, language, from_name)
+            if found.fell_back:
+                local = isinstance(policy.sites[site_id].variables.get("sender_name"), Mapping)
+                where = f"site:{site_id}" if local else "notify"
+                fallen.setdefault(where, []).append(site_id)
+                names[where] = found.name
+        for where, sites in fallen.items():
+            if where == "notify":
+                file, line, key = "addendum.toml", _config_line(repo_root), "notify.from_name"
+                fix = f'add {language} = "…" under [notify.from_name] in addendum.toml'
+            else:
+                site = policy.sites[sites[0]]
+                file, line, key = site.location.file, site.location.line, f"sites.{site.id}.sender_name"
+                fix = f'add {language} = "…" to sender_name under [sites.{site.id}] in policy.toml'
+            yield Problem("warning", file, line,
+                          f"{key} has no sender name for {_language(language)}: {_language(language)} notices of "
+                          f"{', '.join(sites)} come from {names[where]!r} instead",
+                          fix, rule="sender-name")
+
+
+def check_policy(policy: Policy, repo_root: Path | None = None, settings: Mapping[str, Any] | None = None) -> list[Problem]:
+    """Every problem of a loaded policy; `repo_root` lets the rules see the repository's own catalogues, `settings`
+    (of addendum.toml) the sender names of its notices."""
     problems: list[Problem] = []
     for rule in (_translations, _overrides, _pending, _placeholders, _text_rules, _tags):
         problems.extend(rule(policy))
     problems.extend(_catalogues(policy, repo_root))
     problems.extend(_kind(policy))
     problems.extend(note_problems(policy))
+    if settings is not None:
+        problems.extend(_sender_names(policy, settings, repo_root))
     return problems
 
 
-def check(repo_root: Path, policy_id: str) -> CheckResult:
+def check(repo_root: Path, policy_id: str, settings: Mapping[str, Any] | None = None) -> CheckResult:
     """Load and check one policy. Files that cannot be loaded are problems like any other (the result is not
     `loaded`); only a policy id the repository does not know raises (UsageError), and a file past one of the
     [limits] (LimitError), before the work that grows with it."""
@@ -245,7 +289,7 @@ def check(repo_root: Path, policy_id: str) -> CheckResult:
         policy = load_policy(repo_root, policy_id)
     except PolicyFormatError as exc:
         return CheckResult(policy_id, tuple(exc.problems), loaded=False)
-    return CheckResult(policy_id, tuple(check_policy(policy, repo_root)))
+    return CheckResult(policy_id, tuple(check_policy(policy, repo_root, settings)))
 
 
 def require_valid(policy: Policy) -> None:

@@ -244,10 +244,20 @@ def _site(sch: _Schema, site_id: str, data: Any, overrides: dict[str, Document])
     name = sch.get(data, f"sites.{site_id}.name", str, site_id, required=False)
     pending = sch.get(data, f"sites.{site_id}.pending", list, [], required=False)
     # How the site's notices name their sender and where replies go (else [notify] from_name and reply_to).
-    sender_name = sch.get(data, f"sites.{site_id}.sender_name", str, "", required=False)
-    if isinstance(sender_name, str) and any(not ch.isprintable() for ch in sender_name):
-        sch.error(f"sites.{site_id}.sender_name", f"site {site_id}: sender_name {shown(sender_name)} holds a control character",
-                  "give a plain name, e.g. sender_name = \"Cavallo privacy team\"")
+    # One name, or one per language: sender_name = { en = "Cavallo privacy team", nl = "Privacyteam van Cavallo" }.
+    sender_name = data.get("sender_name", "")
+    names = sender_name.items() if isinstance(sender_name, dict) else [("", sender_name)]
+    for language, value in names:
+        key = f"sites.{site_id}.sender_name" + (f".{shown_key(language)}" if language else "")
+        if language and not LANGUAGE_PATTERN.fullmatch(language):
+            sch.error(f"sites.{site_id}.sender_name", f"site {site_id}: '{key}': {shown(language)} is not a language code",
+                      'key the names by language, e.g. sender_name = { en = "Cavallo privacy team", nl = "Privacyteam van Cavallo" }')
+        elif not isinstance(value, str):
+            sch.error(f"sites.{site_id}.sender_name", f"'{key}' must be str, got {shown(value)}",
+                      'give a name, or a table of language = name')
+        elif any(not ch.isprintable() for ch in value):
+            sch.error(f"sites.{site_id}.sender_name", f"site {site_id}: sender_name {shown(value)} holds a control character",
+                      "give a plain name, e.g. sender_name = \"Cavallo privacy team\"")
     reply_to = sch.get(data, f"sites.{site_id}.reply_to", str, "", required=False)
     if isinstance(reply_to, str) and reply_to and not _PLAIN_ADDRESS.fullmatch(reply_to):
         sch.error(f"sites.{site_id}.reply_to", f"site {site_id}: reply_to {shown(reply_to)} is not an e-mail address",

@@ -175,6 +175,8 @@ def notify_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     invoke_ok("--repo", root, "publish", "privacy", "--effective", "2020-10-01", "--published", "2020-10-01",
                "--summary", "A typo fixed.", "--editorial", "--reason", "Only a typo: 'which' for 'wish'.")
     invoke_ok("--repo", root, "archive")  # notices link to the archive: notify refuses while a linked page is missing
+    git_in(root, "add", "-A")
+    git_in(root, "commit", "-q", "-m", "Archive")
     return root
 
 

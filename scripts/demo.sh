@@ -4,6 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build/demo
 rm -rf "$out" && mkdir -p "$out/render"
+# Every server the demo starts is stopped when it ends, however it ends.
+started=()
+trap 'for pid in "${started[@]}"; do kill "$pid" 2>/dev/null || true; done' EXIT
 
 echo "== addendum check privacy: every problem at once (the shipped policy has warnings, no errors)"
 addendum check privacy | tail -n 1
@@ -65,7 +68,7 @@ echo "demo@example.org namespaces=\"addendum\" $(cat "$out/signing-key.pub")" > 
 rm -f "$out/tsa-url"
 python scripts/tsa_server.py --folder "$out/tsa" --url-file "$out/tsa-url" &
 tsa=$!
-trap 'kill "$tsa" 2>/dev/null || true' EXIT
+started+=("$tsa")
 for _ in $(seq 100); do [ -s "$out/tsa-url" ] && break; sleep 0.1; done
 cp "$out/tsa/ca.pem" "$out/repo/tsa-ca.pem"
 cat >> "$out/repo/addendum.toml" <<TOML
@@ -76,8 +79,6 @@ tsa_ca_file = "tsa-ca.pem"
 TOML
 sed -i "s|^\[archive\]\$|[archive]\nsigning_key = \"$PWD/$out/signing-key\"|" "$out/repo/addendum.toml"
 addendum --repo "$out/repo" archive | grep -E "^(signed|timestamped)" | sed 's/^/  /'
-kill "$tsa" && wait "$tsa" 2>/dev/null || true
-trap - EXIT
 addendum --repo "$out/repo" verify | sed 's/^/  /'
 echo "-- in a copy, one byte of the manifest and one of a ledger entry changed: verify names what no longer holds"
 rm -rf "$out/tampered" && cp -r "$out/repo" "$out/tampered"
@@ -90,7 +91,7 @@ mail="$out/mail"
 rm -rf "$mail" "$out/state.db"* "$out/smtp-port" && mkdir -p "$mail"
 python scripts/mail_sink.py --folder "$mail" --port-file "$out/smtp-port" &
 sink=$!
-trap 'kill "$sink" 2>/dev/null || true' EXIT
+started+=("$sink")
 for _ in $(seq 100); do [ -s "$out/smtp-port" ] && break; sleep 0.1; done
 # Subscribers and keys live in build/demo/, never in the repository or its .addendum/.
 export ADDENDUM_DATABASE_URL="sqlite:///$PWD/$out/state.db"
@@ -121,7 +122,6 @@ echo "-- again: nothing is sent twice"
 addendum "${archived[@]}" notify privacy "$revision" --yes "${late[@]}" --site selentic 2>/dev/null
 addendum "${archived[@]}" notices privacy "$revision" | cut -c1-110
 kill "$sink" && wait "$sink" 2>/dev/null || true
-trap - EXIT
 echo "mail: $(ls "$mail" | wc -l) message(s) received, copies in $mail/"
 ls "$mail" | sed 's/^/  /'
 echo "-- each notice names its sender in the reader's language ([notify] from_name = { en = …, nl = … }):"
@@ -138,7 +138,7 @@ echo "== webhooks: a local receiver verifies each delivery with the standardwebh
 hooks="$out/webhooks" && rm -rf "$hooks" && mkdir -p "$hooks"
 python scripts/webhook_receiver.py --secrets "$hooks/secrets" --log "$hooks/verified.jsonl" --port-file "$hooks/port" &
 receiver=$!
-trap 'kill "$receiver" 2>/dev/null || true' EXIT
+started+=("$receiver")
 for _ in $(seq 100); do [ -s "$hooks/port" ] && break; sleep 0.1; done
 scratch="$out/repo"  # publishing needs git: the scratch copy becomes a repository of its own
 if [ ! -d "$scratch/.git" ]; then
@@ -162,7 +162,6 @@ addendum --repo "$scratch" tick --today "$effective" 2>/dev/null | sed 's/^/  ag
 echo "-- addendum webhooks deliveries: the record"
 addendum --repo "$scratch" webhooks deliveries 2>/dev/null | cut -c1-110 | sed 's/^/  /'
 kill "$receiver" && wait "$receiver" 2>/dev/null || true
-trap - EXIT
 echo "the receiver verified:"
 sed 's/^/  /' "$hooks/verified.jsonl"
 
@@ -174,7 +173,7 @@ echo
 echo "== addendum serve: the workspace and the public endpoints, against the notices just sent"
 addendum serve --port 0 > "$out/serve.log" 2>&1 &
 server=$!
-trap 'kill -INT "$server" 2>/dev/null || true' EXIT
+started+=("$server")
 for _ in $(seq 300); do grep -q "/history/" "$out/serve.log" 2>/dev/null && break; sleep 0.1; done
 base=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$out/serve.log" | head -n 1)
 eml=$(grep -l "^List-Unsubscribe:" "$mail"/* | head -n 1)
@@ -204,7 +203,6 @@ with urllib.request.urlopen(sys.argv[1], timeout=10) as answer:
 print(f"  in force: {body['in_force']['id']} ({body['in_force']['content_hash'][:19]}…); upcoming: {body['upcoming']['id']}")
 PY
 kill -INT "$server" && wait "$server" 2>/dev/null || true
-trap - EXIT
 echo
 echo "addendum serve printed (the login link works once; run addendum serve again for a new one):"
 grep -v "Ctrl+C" "$out/serve.log" | sed "s/^/  /"
@@ -229,7 +227,7 @@ echo "-- addendum acceptances pending privacy: everyone who must accept again"
 key=$("${acc[@]}" keys add selentic 2>/dev/null)
 addendum --repo "$out/repo" serve --public --port 0 > "$out/serve-public.log" 2>&1 &
 server=$!
-trap 'kill -INT "$server" 2>/dev/null || true' EXIT
+started+=("$server")
 for _ in $(seq 300); do grep -q "/history/" "$out/serve-public.log" 2>/dev/null && break; sleep 0.1; done
 echo "-- u-1001 accepts privacy@2020-09-01 on selentic: POST /api/acceptances, then GET /api/needs-acceptance/u-1001"
 python - "$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$out/serve-public.log" | head -n 1)" "$key" <<'PY'
@@ -247,7 +245,6 @@ status, body = call("/api/needs-acceptance/u-1001?policy=privacy&lang=nl")
 print(f"  {status}: needs_acceptance = {json.dumps(body['needs_acceptance'])}, accepted {body['accepted']['version']}")
 PY
 kill -INT "$server" && wait "$server" 2>/dev/null || true
-trap - EXIT
 "${acc[@]}" stats privacy
 
 echo

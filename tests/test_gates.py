@@ -101,3 +101,23 @@ def test_every_gate_that_refuses_is_reported_in_one_run(run, published_terms) ->
             effective="2024-03-11", published="2024-03-01")
     entry = latest_entry(root)
     assert (entry["urgent"], entry["allow_stale"]) == (True, True)
+
+
+def test_a_value_a_site_has_not_provided_is_published_with_a_warning_and_refused_with_strict(run, published_terms) -> None:
+    root = published_terms(1)
+    policy = root / "policies" / "terms" / "policy.toml"
+    policy.write_text(policy.read_text(encoding="utf-8").replace('contact = { email = "shop@example.org" }', 'pending = ["contact.email"]'),
+                      encoding="utf-8")
+    edit(root, "en", "These terms apply to", "These terms only apply to")
+    edit(root, "nl", "Deze voorwaarden gelden", "Deze voorwaarden gelden alleen")
+    git_in(root, "commit", "-qam", "Shop contact to follow")
+    refused = publish(run, root, "--material", "--strict", expect=2).stderr
+    assert "readers of some sites would see a value that is not provided yet" in refused
+    assert "shop/en §contact shows [to be provided: contact.email]" in refused
+    assert "shop/nl §contact shows [nog aan te vullen: contact.email]" in refused
+    assert "main/" not in refused
+    assert len(tomllib.loads((root / "history/terms/ledger.toml").read_text())["version"]) == 1
+    warned = publish(run, root, "--material").stderr
+    assert "warning: readers of some sites see a value that is not provided yet (recorded; --strict refuses)" in warned
+    assert latest_entry(root)["placeholders"] == ["shop/en §contact shows [to be provided: contact.email]",
+                                                  "shop/nl §contact shows [nog aan te vullen: contact.email]"]

@@ -52,12 +52,14 @@ class SummaryCommand(click.Command):
 @click.option("--urgent", is_flag=True, help="Take effect sooner than the notice period allows (needs --reason; recorded).")
 @click.option("--backdate", is_flag=True, help="Accept a --published date earlier than the commit it publishes (needs --reason; recorded).")
 @click.option("--allow-stale", is_flag=True, help="Publish a material version although some translations did not change along (recorded).")
+@click.option("--strict", is_flag=True, help="Refuse, instead of warning, a version some site's readers would see with a "
+              "\"[to be provided: …]\" marker.")
 @click.option("--dry-run", is_flag=True, help="Check everything and show the version; record nothing.")
 @click.option("--sync-tags", is_flag=True, help="Publish nothing; recreate missing version tags from the ledger.")
 @with_repo
 def publish_command(repo: Repo, policy_id: str, effective: str | None, published: str | None, summary: str | None,
                     classification: str | None, reason: str, urgent: bool, backdate: bool, allow_stale: bool,
-                    dry_run: bool, sync_tags: bool) -> None:
+                    strict: bool, dry_run: bool, sync_tags: bool) -> None:
     """Publish the committed policy as a version, e.g. privacy@2018-05-19.
 
     Records in history/POLICY/ledger.toml the commit, the effective and published dates, your classification
@@ -71,7 +73,9 @@ def publish_command(repo: Repo, policy_id: str, effective: str | None, published
     must take effect at least notice_days (policy.toml) after it is published, unless --urgent --reason;
     and every translation of a changed section must change along, unless --allow-stale. A --published date
     earlier than the day the policy's last commit was made is refused unless --backdate --reason: that date
-    starts the notice period (`log` shows such a version as back-dated).
+    starts the notice period (`log` shows such a version as back-dated). A version that some site's readers
+    would see with a "[to be provided: …]" marker (a value listed as pending) is published with a warning,
+    recorded in the ledger; --strict refuses it.
 
     \b
     Example:
@@ -92,12 +96,16 @@ def publish_command(repo: Repo, policy_id: str, effective: str | None, published
     version, decision = publish_gated(repo, policy_id, effective=parse_date(effective, "--effective"),
                                       published=parse_date(published, "--published") if published else None,
                                       classification=classification, summaries=summaries, reason=reason, urgent=urgent,
-                                      allow_stale=allow_stale, dry_run=dry_run, backdate=backdate)
+                                      allow_stale=allow_stale, dry_run=dry_run, backdate=backdate, strict=strict)
     verb = "would publish" if dry_run else "published"
     click.echo(f"{verb} {version.id}: effective {version.effective}, published {version.published}, {version.classification}"
                f" (suggested: {decision.suggested})")
     for line in decision.reasons:
         click.echo(f"  {line}")
+    if decision.placeholders:
+        click.echo("warning: readers of some sites see a value that is not provided yet (recorded; --strict refuses):", err=True)
+        for line in decision.placeholders:
+            click.echo(f"  {line}", err=True)
     for key, value in version.hashes.items():
         click.echo(f"  {key:<24} {value}")
     if not dry_run:

@@ -19,7 +19,7 @@ from addendum.history.versions import find_version, in_force_periods, load_versi
 from addendum.policy import kinds
 from addendum.policy.model import Controller, Policy, load_policy
 from addendum.policy.notes import Note, editor_notes
-from addendum.policy.resolve import ResolvedPolicy, normalise, pending_marker, resolve
+from addendum.policy.resolve import ResolvedPolicy, normalise, resolve, shown_markers
 from addendum.policy.sender import sender_name
 from addendum.templates import strings
 
@@ -337,16 +337,8 @@ class UntrueLink:
 def pending_markers(plan: NoticePlan, site_id: str, language: str) -> list[UntrueLink]:
     """Sections of the version, as readers of the site see them, that show a marker for a value the site has not
     given yet ([sites.X] pending): the page the notice links to would say "[to be provided: contact.email]"."""
-    site = plan.policy.site(site_id)
-    if not site.pending:
-        return []
-    markers = [pending_marker(language, key) for key in site.pending]
-    found = []
-    for section in resolve(plan.policy, site_id, language).sections:
-        shown = [m for m in markers if m in section.text or m in section.heading]
-        if shown:
-            found.append(UntrueLink(site_id, language, f"{section.ref} shows {', '.join(shown)}", True))
-    return found
+    return [UntrueLink(site_id, language, f"{section.ref} shows {', '.join(shown)}", True)
+            for section, shown in shown_markers(plan.policy, site_id, language)]
 
 
 def missing_archive(plan: NoticePlan, site_id: str, language: str) -> list[UntrueLink]:

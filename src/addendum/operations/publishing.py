@@ -45,6 +45,7 @@ class PublishPreview:
 
     version: PublishedVersion | None
     refusals: tuple[Refusal, ...]
+    warnings: tuple[str, ...]  # what is published with a visible gap: "site/lang §section shows [to be provided: …]"
     suggested: str
     reasons: tuple[str, ...]
     languages: tuple[str, ...]
@@ -82,7 +83,7 @@ def preview_publication(repo: Repo, policy_id: str, request: PublishRequest, tod
                                     allow_stale=request.allow_stale)
     if request.classification in CLASSIFICATIONS:
         refusals.extend(_refusal(gate) for gate in gates)
-    return PublishPreview(version if not refusals else None, tuple(refusals), decision.suggested, decision.reasons,
+    return PublishPreview(version if not refusals else None, tuple(refusals), decision.placeholders, decision.suggested, decision.reasons,
                           policy.languages, policy.default_language, published + timedelta(days=policy.notice_days))
 
 

@@ -106,6 +106,20 @@ def pending_marker(language: str, key: str) -> str:
     return Words(language).gettext("[to be provided: %(key)s]", key=key)
 
 
+def shown_markers(policy: Policy, site_id: str, language: str) -> list[tuple[ResolvedSection, list[str]]]:
+    """The sections readers of the site see with a pending value's marker in them, and those markers."""
+    site = policy.site(site_id)
+    if not site.pending:
+        return []
+    markers = [pending_marker(language, key) for key in site.pending]
+    found = []
+    for section in resolve(policy, site_id, language).sections:
+        shown = [marker for marker in markers if marker in section.text or marker in section.heading]
+        if shown:
+            found.append((section, shown))
+    return found
+
+
 def _nested(flat_or_nested: Mapping[str, Any], pending: tuple[str, ...], language: str) -> dict[str, Any]:
     """Site variables with every pending key filled by a visible marker (tables on the way copied, so that the
     policy's own values never receive one language's marker)."""

@@ -1,8 +1,8 @@
-"""The gates a version passes before it is published: classification, notice period, stale translations."""
+"""The gates a version passes before it is published: classification, notice period, stale translations, visible gaps."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -13,6 +13,7 @@ from addendum.errors import UsageError
 from addendum.history.ledger import PublishedVersion
 from addendum.history.versions import load_version, published_versions
 from addendum.policy.model import Policy, load_policy
+from addendum.policy.resolve import shown_markers
 from addendum.publish.parity import StaleTranslation, stale_translations
 from addendum.publish.record import publish, publishing_commit
 
@@ -25,6 +26,7 @@ class GateDecision:
     reasons: tuple[str, ...]
     stale: tuple[StaleTranslation, ...]
     record: dict[str, Any]
+    placeholders: tuple[str, ...] = ()  # "site/lang §section shows [to be provided: …]": published with a visible gap
 
 
 def _bullets(lines: list[str] | tuple[str, ...], limit: int = 8) -> str:
@@ -45,11 +47,11 @@ def _refused(refusals: list[UsageError]) -> UsageError:
 
 def gate_publication(old: Policy | None, new: Policy, *, classification: str, reason: str, effective: date,
                      published: date, urgent: bool = False, allow_stale: bool = False,
-                     committed: tuple[str, date] | None = None, backdate: bool = False) -> GateDecision:
+                     committed: tuple[str, date] | None = None, backdate: bool = False, strict: bool = False) -> GateDecision:
     """Refuse (UsageError) what the rules forbid without an explicit, recorded override: every gate that refuses,
     in one error, so that a publication is not turned down one gate per attempt."""
     decision, refusals = gate_refusals(old, new, classification=classification, reason=reason, effective=effective,
-                                       published=published, urgent=urgent, allow_stale=allow_stale)
+                                       published=published, urgent=urgent, allow_stale=allow_stale, strict=strict)
     refusals.extend(_backdate_refusals(published, committed, backdate, reason))
     if committed is not None and published < committed[1]:
         decision.record.update({"backdated": True, "commit_date": committed[1].isoformat()})
@@ -75,7 +77,8 @@ def _backdate_refusals(published: date, committed: tuple[str, date] | None, back
 
 
 def gate_refusals(old: Policy | None, new: Policy, *, classification: str, reason: str, effective: date,
-                  published: date, urgent: bool = False, allow_stale: bool = False) -> tuple[GateDecision, list[UsageError]]:
+                  published: date, urgent: bool = False, allow_stale: bool = False,
+                  strict: bool = False) -> tuple[GateDecision, list[UsageError]]:
     """The decision the gates would record, and every gate that refuses it (each with its own way out): what a
     publish form shows before the button is pressed."""
     assessment = FIRST_VERSION if old is None else assess(old, new)
@@ -102,18 +105,33 @@ def gate_refusals(old: Policy | None, new: Policy, *, classification: str, reaso
         refusals.append(UsageError(
             "a material version in which some translations did not change along:\n" + _bullets([s.describe() for s in stale]),
             "update those translations and commit them, or publish with --allow-stale (recorded)"))
+    placeholders = tuple(visible_placeholders(new))
+    if placeholders and strict:
+        refusals.append(UsageError(
+            "readers of some sites would see a value that is not provided yet:\n" + _bullets(list(placeholders)),
+            "set those values under [sites.SITE] in policy.toml and remove them from pending, or publish without --strict"))
     record: dict[str, Any] = {"suggested": suggested, "reasons": list(assessment.reasons)}
+    if placeholders:
+        record["placeholders"] = list(placeholders)
     if urgent:
         record["urgent"] = True
     if stale:
         record["allow_stale"] = True
         record["stale"] = [s.describe() for s in stale]
-    return GateDecision(suggested, assessment.reasons, stale, record), refusals
+    return GateDecision(suggested, assessment.reasons, stale, record, placeholders), refusals
+
+
+def visible_placeholders(policy: Policy) -> Iterator[str]:
+    """Every site × language text of the policy that shows a pending value's marker, section by section."""
+    for site_id in policy.sites:
+        for language in policy.languages:
+            for section, shown in shown_markers(policy, site_id, language):
+                yield f"{site_id}/{language} {section.ref} shows {', '.join(shown)}"
 
 
 def publish_gated(repo: Repo, policy_id: str, *, effective: date, published: date | None, classification: str,
                   summaries: Mapping[str, str], reason: str = "", urgent: bool = False, allow_stale: bool = False,
-                  dry_run: bool = False, backdate: bool = False) -> tuple[PublishedVersion, GateDecision]:
+                  dry_run: bool = False, backdate: bool = False, strict: bool = False) -> tuple[PublishedVersion, GateDecision]:
     """Publish after the gates: the version's own checks first, then classification, notice period and parity."""
     published = published or date.today()
     arguments: dict[str, Any] = {"effective": effective, "published": published, "classification": classification,
@@ -123,5 +141,5 @@ def publish_gated(repo: Repo, policy_id: str, *, effective: date, published: dat
     previous = load_version(repo, versions[-1]) if versions else None
     decision = gate_publication(previous, load_policy(repo.root, policy_id), classification=classification, reason=reason,
                                 effective=effective, published=published, urgent=urgent, allow_stale=allow_stale,
-                                committed=publishing_commit(repo, policy_id), backdate=backdate)
+                                committed=publishing_commit(repo, policy_id), backdate=backdate, strict=strict)
     return publish(repo, policy_id, **arguments, extra=decision.record, dry_run=dry_run), decision

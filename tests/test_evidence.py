@@ -26,7 +26,7 @@ LATE = ("--yes", "--late", "--reason", "a test of a past version")
 PEOPLE = """\
 email,name,language,sites,audience,consent_source
 ann@example.org,Ann Zoë,en,selentic,subscriber,signup form
-bram@example.org,Bram,nl,cavallo,account,
+bram@example.org,Bram,nl,selentic,account,
 """
 
 

@@ -154,6 +154,7 @@ effective=$(python -c 'import datetime; print(datetime.date.today() + datetime.t
 echo "-- addendum publish privacy --effective $effective --material …: emits version.published and delivers it"
 addendum --repo "$scratch" publish privacy --effective "$effective" --material --summary "A typo fixed; contact details updated." 2>&1 \
   | grep -E "^(published|webhooks)" | sed 's/^/  /'
+addendum --repo "$scratch" archive > /dev/null  # the new version joins the archive, signed and timestamped
 echo "-- addendum tick (cron, a systemd timer or serve's background task): nothing is due before $effective"
 addendum --repo "$scratch" tick 2>/dev/null | sed 's/^/  /'
 echo "-- addendum tick --today $effective: version.effective, once"

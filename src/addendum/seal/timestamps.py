@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -177,6 +175,8 @@ def request_token(settings: TsaSettings, digest: str, what: str) -> bytes:
 
 def _post(settings: TsaSettings, body: bytes, what: str) -> bytes:
     """POST the query; the answer's body, refused when it is not a timestamp reply, too large or too slow."""
+    import urllib.error  # only a run that asks a TSA pays for the HTTP client (log and diff import this module)
+    import urllib.request
     hint = f"check that the TSA at {settings.url} is reachable (evidence.tsa_url), then run the command again; no token was kept"
     request = urllib.request.Request(settings.url, data=body, method="POST",
                                      headers={"Content-Type": "application/timestamp-query",

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from datetime import date
 from pathlib import Path
+from typing import TextIO
 
 import click
 
-from addendum.cli.common import database_option, policy_argument, with_repo
+from addendum.cli.common import database_option, export_records, policy_argument, with_repo
 from addendum.config import Repo
 from addendum.errors import NotifyError
-from addendum.files import write_atomic
 from addendum.ids import parse_date
 from addendum.notify.acceptances import (
     acceptance_stats,
@@ -27,7 +25,6 @@ from addendum.notify.acceptances import (
     revoke_key,
 )
 from addendum.notify.state import open_state
-from addendum.notify.tokens import require_ignored
 from addendum.operations.acceptances import need_json, new_site_key
 
 
@@ -169,15 +166,11 @@ def needs_command(repo: Repo, user_ref: str, policy_id: str, site_id: str, langu
 def export_command(repo: Repo, fmt: str, user_ref: str | None, policy_id: str | None, site_id: str | None,
                    output: Path | None, database_url: str | None) -> None:
     """Export acceptance records (CSV that `import` reads back, or JSON lines); a file in the repository must be git-ignored."""
-    if output is not None:
-        require_ignored(repo.root, output, "export")
-    buffer = io.StringIO() if output is not None else sys.stdout
-    with open_state(repo, database_url) as state:
-        count = export_acceptances(state, buffer, fmt, user_ref, policy_id, site_id)
-    if output is not None:
-        assert isinstance(buffer, io.StringIO)
-        write_atomic(output, buffer.getvalue(), mode=0o600)
-        click.echo(f"wrote {count} acceptance(s) to {output}", err=True)
+    def write(out: TextIO) -> int:
+        with open_state(repo, database_url) as state:
+            return export_acceptances(state, out, fmt, user_ref, policy_id, site_id)
+
+    export_records(repo, output, "acceptance", write)
 
 
 @acceptances_command.command("forget")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import io
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -141,3 +142,19 @@ def progress_on_stderr(label: str) -> Iterator[StderrProgress]:
         yield progress
     finally:
         progress.finish()
+
+
+def export_records(repo: Repo, output: Path | None, noun: str, write: Callable[[TextIO], int]) -> None:
+    """Personal data exported to stdout, or to OUTPUT written whole and private (mode 0600), refused inside the
+    repository unless git ignores it. `write` writes the records and returns how many."""
+    if output is None:
+        write(sys.stdout)
+        return
+    from addendum.files import write_atomic  # only an export to a file needs these
+    from addendum.notify.tokens import require_ignored
+
+    require_ignored(repo.root, output, "export")
+    buffer = io.StringIO()
+    count = write(buffer)
+    write_atomic(output, buffer.getvalue(), mode=0o600)
+    click.echo(f"wrote {count} {noun}(s) to {output}", err=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import click
 
-from addendum.cli.common import database_option, with_repo
+from addendum.cli.common import database_option, export_records, with_repo
 from addendum.config import Repo
 from addendum.errors import NotifyError, UsageError
-from addendum.files import write_atomic
 from addendum.notify.erasure import erasure_plan, forget_subscriber
 from addendum.notify.state import open_state, rotate_keys
 from addendum.notify.store import utcnow
@@ -22,7 +22,6 @@ from addendum.notify.subscribers import (
     remove_subscriber,
     unsubscribe,
 )
-from addendum.notify.tokens import require_ignored
 
 
 @click.group("subscribers")
@@ -153,17 +152,11 @@ def export_command(repo: Repo, fmt: str, email: str | None, policy_id: str | Non
     Example:
       addendum subscribers export --format jsonl --email ann@example.org -o .addendum/ann.jsonl
     """
-    import io
+    def write(out: TextIO) -> int:
+        with open_state(repo, database_url) as state:
+            return export_subscribers(state, out, fmt, policy_id, site_id, email)
 
-    if output is not None:
-        require_ignored(repo.root, output, "export")
-    buffer = io.StringIO() if output is not None else sys.stdout
-    with open_state(repo, database_url) as state:
-        count = export_subscribers(state, buffer, fmt, policy_id, site_id, email)
-    if output is not None:
-        assert isinstance(buffer, io.StringIO)
-        write_atomic(output, buffer.getvalue(), mode=0o600)
-        click.echo(f"wrote {count} subscriber(s) to {output}", err=True)
+    export_records(repo, output, "subscriber", write)
 
 
 @subscribers_command.command("remove")

@@ -55,6 +55,10 @@ fi
 addendum --repo "$out/repo" archive
 echo "== addendum verify"
 addendum --repo "$out/repo" verify
+echo "== the index marks texts that show a value not provided yet; the feed says until when a version was in force"
+grep -c 'class="incomplete"' "$out/repo/history/privacy/index-en.html" | sed 's/$/ archived texts marked/; s/^/  /'
+grep -o -m 1 '<p class="incomplete">[^<]*' "$out/repo/history/privacy/index-en.html" | sed 's/<p class="incomplete">/  /'
+grep "^In force until" "$out/repo/history/privacy/feed-en.atom" | sed 's/^/  /'
 echo "== addendum archive --shard K/2, then merge: the same archive as two shares (one per CI job)"
 rm -rf "$out/sharded" && mkdir -p "$out/sharded" && cp -r policies history templates addendum.toml "$out/sharded/"
 for k in 1 2; do addendum --repo "$out/sharded" archive --shard "$k/2" | sed -n 1p; done

@@ -21,7 +21,7 @@ from addendum.history.ledger import read_ledger
 from addendum.policy.model import Location
 from addendum.policy.resolve import ResolvedSection, canonical_text, content_hash
 from addendum.render.pdf import FONT_FACES
-from tests_support import publish_terms
+from tests_support import git_in, publish_terms
 
 SITES = ("selentic", "cavallo", "equihealth")
 LANGUAGES = ("en", "nl")
@@ -112,7 +112,9 @@ def test_a_version_page_is_self_contained_and_links_its_neighbours(shipped_archi
     links = page.links()
     assert "redline.html" in links and "policy.pdf" in links and "policy.json" in links
     assert "../../../2018-05-19/cavallo/nl/index.html" in links  # the previous version
-    assert "../../../changelog-nl.html" in links and f"../../../index-nl.html#v-{second.slug}" in links
+    assert "../../../changelog-nl.html" in links and "../../../index-nl.html" in links  # "All versions"
+    # A record kept unchanged cannot know what came after it: no "later versions" claim, no link into the index's rows.
+    assert "Latere versies" not in text and not [href for href in links if "index-nl.html#" in href]
     assert "../en/index.html" in links and "../../selentic/nl/index.html" in links
 
 
@@ -128,6 +130,32 @@ def test_the_index_lists_versions_newest_first_with_every_sites_files(shipped_ar
         for site in SITES:
             assert f"{version.slug}/{site}/nl/index.html" in links and f"{version.slug}/{site}/nl/policy.pdf" in links
     assert (history / "privacy" / "index.html").read_bytes() == (history / "privacy" / "index-en.html").read_bytes()
+
+
+def test_the_index_marks_each_text_that_shows_a_value_not_provided_yet(run, published_terms) -> None:
+    root = published_terms(1)
+    policy = root / "policies" / "terms" / "policy.toml"
+    policy.write_text(policy.read_text(encoding="utf-8").replace('contact = { email = "shop@example.org" }', 'pending = ["contact.email"]'),
+                      encoding="utf-8")
+    git_in(root, "commit", "-qam", "Shop contact to follow")
+    warned = run("--repo", root, "publish", "terms", "--effective", "2024-02-01", "--published", "2023-12-01", "--editorial",
+                 "--summary", "Shop contact to follow.", "--reason", "The shop's address changes.").stderr
+    assert "shop/en §contact shows [to be provided: contact.email]" in warned
+    run("--repo", root, "archive")
+    history = root / "history" / "terms"
+    second = read_ledger(root / "history", "terms")[1]
+    english = (history / "index-en.html").read_text(encoding="utf-8")
+    rows = {(version, site): row for version, site, row in
+            re.findall(r'<tr>\n<th scope="row">(?:Main|Shop)</th>\n<td><a href="(2024-0\d-01)/(main|shop)/en/index.html">(.*?)</tr>', english, re.DOTALL)}
+    assert len(rows) == 4
+    marked = rows[("2024-02-01", "shop")]
+    assert '<p class="incomplete">Incomplete: shows 1 value not provided yet\n(<a href="2024-02-01/shop/en/index.html#contact">§contact</a>)</p>' in marked
+    assert [key for key, row in rows.items() if "incomplete" in row] == [("2024-02-01", "shop")]  # main, and the first version, are complete
+    page = (root / "history" / paths.version_page("terms", second.slug, "shop", "en")).read_text(encoding="utf-8")
+    assert 'id="contact"' in page and "[to be provided: contact.email]" in page  # what the mark points at
+    dutch = (history / "index-nl.html").read_text(encoding="utf-8")
+    assert "Onvolledig: toont 1 gegeven dat nog moet worden aangevuld" in dutch and 'href="2024-02-01/shop/nl/index.html#contact"' in dutch
+    assert dutch.count('class="incomplete"') == 1
 
 
 @pytest.mark.parametrize("language, date_text, sentence", [

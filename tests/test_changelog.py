@@ -59,6 +59,18 @@ def test_feed_parses_newest_first_with_ids_stable_across_rebuilds(run, published
     assert run("--repo", root, "changelog", "terms", "--format", "atom").stdout == run("--repo", root, "changelog", "terms", "--format", "atom").stdout
 
 
+def test_a_superseded_versions_feed_entry_says_until_when_it_was_in_force(run, published_terms) -> None:
+    root = published_terms(2)
+    english = feedparser.parse(run("--repo", root, "changelog", "terms", "--format", "atom").stdout)
+    latest, superseded = (entry.summary for entry in english.entries)
+    assert "In force until: 31 January 2024 (superseded by terms@2024-02-01)" in superseded
+    assert "In force until" not in latest  # nothing later is published: no end date is claimed
+    # The same words the changelog uses for it, in the feed's language.
+    assert "- In force until: 31 January 2024 (superseded by terms@2024-02-01)" in run("--repo", root, "changelog", "terms").stdout
+    dutch = feedparser.parse(run("--repo", root, "changelog", "terms", "--format", "atom", "--lang", "nl").stdout)
+    assert "Van kracht tot en met: 31 januari 2024 (vervangen door terms@2024-02-01)" in dutch.entries[1].summary
+
+
 def test_changelog_before_any_version_is_a_clear_error(run, make_repo) -> None:
     result = run("--repo", make_repo(), "changelog", "terms", expect=2)
     assert "error: policy terms has no published versions yet" in result.stderr

@@ -59,6 +59,9 @@ def test_a_second_version_on_the_same_date_replaces_the_first_everywhere(run, no
     changelog = (history / "changelog-en.md").read_text(encoding="utf-8")
     assert f"- Replaced by {SECOND} before it took effect: never in force" in changelog
     assert "- In force until: 30 September 2020 (superseded by privacy@2020-10-01)" in changelog
+    feed = (history / "feed-en.atom").read_text(encoding="utf-8")
+    assert f"Replaced by {SECOND} before it took effect: never in force" in feed
+    assert "In force until: 30 September 2020 (superseded by privacy@2020-10-01)" in feed
     dutch = (history / "index-nl.html").read_text(encoding="utf-8")
     assert "Van kracht van 1 september 2020 tot en met 30 september 2020" in dutch
 

@@ -19,7 +19,7 @@ from addendum.history.ledger import PublishedVersion
 from addendum.history.versions import in_force_periods, load_version
 from addendum.i18n import own_name
 from addendum.policy.model import Location, Policy
-from addendum.policy.resolve import ResolvedPolicy, ResolvedSection, canonical_text, content_hash, resolve
+from addendum.policy.resolve import ResolvedPolicy, ResolvedSection, canonical_text, content_hash, resolve, shown_markers
 from addendum.render import policy_context, stylesheet
 from addendum.render.changelog import atom_feed, changelog_document
 from addendum.render.fonts import with_fonts
@@ -102,7 +102,6 @@ def _version_context(repo: Repo, view: View, resolved: ResolvedPolicy, print_cop
             "pdf_href": paths.VERSION_PDF,
             "json_href": paths.VERSION_JSON,
             "index_href": paths.link(here, index),
-            "later_href": paths.link(here, index) + f"#v-{slug}",
             "changelog_href": paths.link(here, paths.changelog(view.policy_id, lang)),
             "languages": languages,
             "sites": sites,
@@ -182,6 +181,16 @@ def render_view(repo: Repo, view: View, names: Sequence[str]) -> dict[str, bytes
     return out
 
 
+def _incomplete(repo: Repo, view: View, page_href: str) -> dict[str, Any] | None:
+    """What of a view's text still shows a pending value's "[to be provided: …]" marker, the same finding publish
+    warns of: how many values, and the sections (linked) that show them; none when the text is complete."""
+    found = shown_markers(_policy_of(repo, view.version), view.site_id, view.language)
+    if not found:
+        return None
+    values = {marker for _, shown in found for marker in shown}
+    return {"count": len(values), "sections": [{"ref": section.ref, "href": f"{page_href}#{section.id}"} for section, _ in found]}
+
+
 def index_page(repo: Repo, policy_id: str, versions: Sequence[PublishedVersion], language: str) -> str:
     """The list of a policy's versions in one language, newest first, linking every site's files."""
     latest = load_version(repo, versions[-1])
@@ -198,6 +207,7 @@ def index_page(repo: Repo, policy_id: str, versions: Sequence[PublishedVersion],
         files = [{
             "site_name": latest.sites[view.site_id].name if view.site_id in latest.sites else view.site_id,
             "page_href": paths.link(here, view.path(paths.VERSION_PAGE)),
+            "incomplete": _incomplete(repo, view, paths.link(here, view.path(paths.VERSION_PAGE))),
             "pdf_href": paths.link(here, view.path(paths.VERSION_PDF)),
             "json_href": paths.link(here, view.path(paths.VERSION_JSON)),
             "redline_href": paths.link(here, view.path(paths.REDLINE_PAGE)) if view.previous else "",

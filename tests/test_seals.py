@@ -320,3 +320,32 @@ def test_the_manifest_verdicts_are_what_a_dossier_shows_for_each_archived_file(s
     assert report.timestamp.startswith("valid: timestamped 20") and report.timestamp.endswith(" by /CN=Test TSA")
     (sealed / "history/manifest.json.sig").write_text("not a signature\n", encoding="utf-8")
     assert verify_archive(open_repo(sealed)).signature.startswith("invalid: does not verify: ")
+
+
+def test_archive_seals_under_the_lock_it_builds_under(archived_copy: Path, tsa: TimestampAuthority) -> None:
+    """While `archive` waits for the TSA, the archive is still locked: a second run cannot change the manifest between
+    this run's build and its signature."""
+    import sys
+    import threading
+    import time
+
+    from addendum.errors import UsageError
+    from addendum.processes import folder_lock
+
+    set_config(archived_copy, {"evidence": {"tsa_url": tsa.url, "tsa_ca_file": str(tsa.ca_file)}})
+    tsa.gate, asked = threading.Event(), tsa.requests
+    process = subprocess.Popen([sys.executable, "-m", "addendum", "--repo", str(archived_copy), "archive"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while tsa.requests == asked and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert tsa.requests > asked, process.communicate(timeout=60)  # sealing has begun, and waits for the TSA
+        with pytest.raises(UsageError, match="is running already"), folder_lock(archived_copy / "history", "a test", wait=0):
+            pass
+    finally:
+        tsa.gate.set()
+        tsa.gate = None
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert (archived_copy / "history/manifest.json.tsr").is_file()

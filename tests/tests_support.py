@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import traceback
@@ -368,7 +369,8 @@ class TimestampAuthority:
     """A real RFC 3161 time-stamping authority on 127.0.0.1 (an ephemeral port): a CA and a TSA certificate made with
     openssl in `folder` (extendedKeyUsage critical timeStamping), and an HTTP handler answering each query with
     `openssl ts -reply`. `start()` returns it; `stop()` ends the server. `ca_file` is what evidence.tsa_ca_file names;
-    `answer` replaces the reply (a test's broken TSA); `requests` counts the queries."""
+    `answer` replaces the reply (a test's broken TSA); `requests` counts the queries; while `gate` is set to an unset
+    threading.Event, each answer waits for it (a slow TSA)."""
 
     CONFIG = """\
 [ tsa ]
@@ -395,6 +397,7 @@ ess_cert_id_alg = sha256
         self.ca_file = folder / "ca.pem"
         self.requests = 0
         self.answer: tuple[int, str, bytes] | None = None
+        self.gate: threading.Event | None = None
         self.url = ""
         self._server = None
 
@@ -436,6 +439,8 @@ ess_cert_id_alg = sha256
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 authority.requests += 1
                 query = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if authority.gate is not None:
+                    authority.gate.wait(60)
                 status, kind, body = authority.answer or (200, "application/timestamp-reply", authority.reply(query))
                 self.send_response(status)
                 self.send_header("Content-Type", kind)

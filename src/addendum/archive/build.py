@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -225,17 +225,23 @@ def _apply_listings(result: TaskResult, out_root: Path, manifest: Manifest, chai
 
 
 def build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs: int | None = None,
-          progress: Progress | None = None, dry_run: bool = False, shard: Shard | None = None) -> ArchiveReport:
+          progress: Progress | None = None, dry_run: bool = False, shard: Shard | None = None,
+          then: Callable[[ArchiveReport, bytes | None], ArchiveReport] | None = None) -> ArchiveReport:
     """Archive every published version not archived yet into `out_root` (history/ or a folder to compare with).
 
     One run at a time: the run holds a lock on `out_root` (its workers too, until the last has ended), so a run
     started while a killed one's workers still end waits for them instead of writing beside them. A `shard` builds
-    only its share, and records it in its partial manifest instead of manifest.json (see archive/shards.py)."""
+    only its share, and records it in its partial manifest instead of manifest.json (see archive/shards.py).
+    `then` (sealing) runs under the same lock, given the report and the manifest's bytes before the run: a second
+    run cannot change the manifest between its build and its signature."""
     if dry_run:
         return _build(repo, policy_ids, out_root, jobs=jobs, progress=progress, dry_run=True, shard=shard)
     with folder_lock(out_root, "`addendum archive`"):
         remove_unfinished_writes(out_root)
-        return _build(repo, policy_ids, out_root, jobs=jobs, progress=progress, dry_run=False, shard=shard)
+        manifest = manifest_path(out_root)
+        before = manifest.read_bytes() if manifest.is_file() else None
+        report = _build(repo, policy_ids, out_root, jobs=jobs, progress=progress, dry_run=False, shard=shard)
+        return then(report, before) if then is not None else report
 
 
 # What write_atomic leaves behind when a process is killed between creating its temporary file and renaming it.
@@ -329,19 +335,23 @@ def archive(repo: Repo, policy_ids: Sequence[str] | None = None, *, jobs: int | 
     manifest only: the merge that joins the shares seals the whole."""
     if not dry_run:
         require_seal_settings(repo)  # a key git would commit, or a TSA without CA certificates: refused before any work
-    manifest = manifest_path(repo.history_dir)
-    before = manifest.read_bytes() if manifest.is_file() else None
-    report = build(repo, policy_ids, repo.history_dir, jobs=jobs, progress=progress, dry_run=dry_run, shard=shard)
-    if dry_run or shard is not None:
-        return report
-    return replace(report, sealed=seal_archive(repo, [plan.policy_id for plan in report.policies], before))
+
+    def seal(report: ArchiveReport, before: bytes | None) -> ArchiveReport:
+        return replace(report, sealed=seal_archive(repo, [plan.policy_id for plan in report.policies], before))
+
+    return build(repo, policy_ids, repo.history_dir, jobs=jobs, progress=progress, dry_run=dry_run, shard=shard,
+                 then=None if shard is not None else seal)
 
 
 def merge_shards(repo: Repo, partials: Sequence[Path]) -> tuple[MergeReport, tuple[str, ...]]:
     """`addendum archive merge`: join the shards' partial manifests, then sign and timestamp the whole as `archive`
     does (a shard seals nothing: only the merged manifest is the archive's)."""
     require_seal_settings(repo)
-    manifest = manifest_path(repo.history_dir)
-    before = manifest.read_bytes() if manifest.is_file() else None
-    report = merge(repo.history_dir, partials)
-    return report, seal_archive(repo, require_policies(repo, None), before)
+    ids = require_policies(repo, None)
+    sealed: tuple[str, ...] = ()
+
+    def seal(before: bytes | None) -> None:  # under merge's lock, as `archive` seals under its own
+        nonlocal sealed
+        sealed = seal_archive(repo, ids, before)
+
+    return merge(repo.history_dir, partials, then=seal), sealed

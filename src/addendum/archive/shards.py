@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,14 +143,16 @@ def _check_shards(partials: Sequence[tuple[Path, Partial]], base: str) -> None:
                          f"pass the manifest-K-of-N.json of all {count} shards")
 
 
-def merge(history_dir: Path, partial_paths: Sequence[Path]) -> MergeReport:
+def merge(history_dir: Path, partial_paths: Sequence[Path], then: Callable[[bytes | None], None] | None = None) -> MergeReport:
     """`addendum archive merge`: join the shards' partial manifests into history/manifest.json, copying each shard's
     files from the folder its partial manifest is in when that is not history/ itself. Refuses, before writing
     anything, a conflict (the same path with different bytes), a file whose bytes are not what its shard recorded,
-    and a set of shards that is not complete."""
+    and a set of shards that is not complete. `then` (sealing) runs under the same lock, given the manifest's bytes
+    before the merge."""
     if not partial_paths:
         raise UsageError("no partial manifest given", "addendum archive merge history/manifest-*-of-N.json")
     with folder_lock(history_dir, "`addendum archive`"):
+        before = manifest_path(history_dir).read_bytes() if manifest_path(history_dir).is_file() else None
         base = manifest_digest(history_dir)
         partials = [(path, read_partial(path)) for path in partial_paths]
         _check_shards(partials, base)
@@ -192,4 +194,6 @@ def merge(history_dir: Path, partial_paths: Sequence[Path]) -> MergeReport:
             if path.resolve().parent == home:
                 path.unlink(missing_ok=True)
                 removed.append(path.name)
+        if then is not None:
+            then(before)
     return MergeReport(len(partials), len(owners), tuple(relative for _, _, relative in copies), tuple(removed))

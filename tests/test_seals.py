@@ -349,3 +349,106 @@ def test_archive_seals_under_the_lock_it_builds_under(archived_copy: Path, tsa: 
         out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     assert (archived_copy / "history/manifest.json.tsr").is_file()
+
+
+def _unsigned_spans(token: bytes) -> list[tuple[int, int]]:
+    """The byte ranges of the token's values that the TSA's signature does not cover, one per value: the framing around
+    the TSTInfo, the signed attributes, the signature and the TSA's certificate (the signature covers those, its
+    signed attributes hash that certificate), down to their own headers."""
+    from addendum.seal import der
+
+    response = der.read(token)
+    signed_data = response.children[1].children[1].children[0]
+    signer_info = signed_data.children[-1].children[0]
+    covered = [signed_data.children[2].children[1].children[0], signer_info.children[3], signer_info.children[5]]
+    covered += [cert for cert in signed_data.children[3].children] if signed_data.children[3].tag == 0xA0 else []
+    spans, stack = [], [response]
+    while stack:
+        value = stack.pop()
+        if any(value.start == c.start and value.end == c.end for c in covered):
+            spans.append((value.start, value.start + value.header))  # its header: how long it is, and what
+            continue
+        spans.append((value.start, value.end if not value.children else value.start + value.header))
+        stack.extend(value.children)
+    return sorted(spans)
+
+
+def _without_key(root: Path) -> None:
+    """The archive as a repository without an SSH key keeps it: the tokens' own checks are all that guard them."""
+    set_config(root, {"archive": {"signing_key": ""}})
+    for name in ("allowed_signers", "history/manifest.json.sig", "history/manifest.json.tsr.sig"):
+        (root / name).unlink()
+
+
+def test_every_byte_of_the_manifest_token_is_covered_without_a_key(sealed: Path) -> None:
+    """openssl alone accepts a token with a changed byte in its status, CMS versions, algorithm parameters or signature
+    algorithm; the strict profile leaves no byte of it that can change unnoticed."""
+    import hashlib
+
+    from addendum.seal.timestamps import check_token
+
+    token = (sealed / "history/manifest.json.tsr").read_bytes()
+    digest = "sha256:" + hashlib.sha256((sealed / "history/manifest.json").read_bytes()).hexdigest()
+    assert check_token(token, digest, sealed / "tsa-ca.pem").valid
+    accepted = []
+    for offset in range(len(token)):
+        changed = bytearray(token)
+        changed[offset] ^= 0x01
+        if check_token(bytes(changed), digest, sealed / "tsa-ca.pem").valid:
+            accepted.append(offset)
+    assert accepted == []
+    assert not check_token(token + b"\x00", digest, sealed / "tsa-ca.pem").valid  # nothing may follow it either
+
+
+@pytest.mark.parametrize("which", ["manifest", "ledger entry"])
+def test_verify_names_the_token_for_a_byte_changed_where_the_tsa_did_not_sign(run, sealed: Path, which: str) -> None:
+    _without_key(sealed)
+    name = "manifest.json.tsr" if which == "manifest" else "privacy/timestamps/2020-10-01.tsr"
+    path = sealed / "history" / name
+    token = path.read_bytes()
+    spans = _unsigned_spans(token)
+    # One byte of every unsigned value (its last: the value itself where it has one), for the manifest's token; a
+    # sample of them for a ledger entry's (the manifest records its SHA-256 as well).
+    offsets = sorted({end - 1 for _, end in spans})
+    for offset in offsets if which == "manifest" else offsets[::6]:
+        changed = bytearray(token)
+        changed[offset] ^= 0x01
+        path.write_bytes(bytes(changed))
+        result = run("--repo", sealed, "verify", expect=1)
+        assert f"timestamp: history/{name}: does not hold for " in result.stdout, (offset, result.stdout)
+    path.write_bytes(token)
+
+
+def test_with_a_key_the_manifest_token_is_signed_too(run, sealed: Path) -> None:
+    subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(sealed / "allowed_signers"), "-I", "editor@example.org",
+                    "-n", "addendum", "-s", str(sealed / "history/manifest.json.tsr.sig")],
+                   input=(sealed / "history/manifest.json.tsr").read_bytes(), check=True, capture_output=True)
+    _flip(sealed / "history/manifest.json.tsr", 34)  # SignedData's version
+    result = run("--repo", sealed, "verify", expect=1)
+    assert ("signature: history/manifest.json.tsr.sig: does not verify for manifest.json.tsr: it is not a good signature "
+            "of these bytes by editor@example.org") in result.stdout
+    assert "timestamp: history/manifest.json.tsr: does not hold for history/manifest.json: not a timestamp token as a " \
+           "TSA issues it: SignedData version 2 (byte 32), not 3" in result.stdout
+    (sealed / "history/manifest.json.tsr.sig").unlink()
+    result = run("--repo", sealed, "verify", expect=1)
+    assert "signature: history/manifest.json.tsr.sig: missing, but allowed_signers says the archive is signed" in result.stdout
+
+
+def test_a_revoked_tsa_certificate_is_named(run, sealed: Path, tsa: TimestampAuthority) -> None:
+    result = run("--repo", sealed, "verify")
+    assert "the revocation of the TSA's certificate is not checked (set evidence.tsa_crl)" in result.stdout.splitlines()
+    status = run("--repo", sealed, "status", "privacy")
+    assert "note: the revocation of the TSA's certificate is not checked (set evidence.tsa_crl)" in status.stdout
+    shutil.copy(tsa.revocation_list(revoke=False), sealed / "tsa-ca.crl.pem")
+    set_config(sealed, {"evidence": {"tsa_crl": "tsa-ca.crl.pem"}})
+    result = run("--repo", sealed, "verify")
+    assert "revocation" not in result.stdout
+    shutil.copy(tsa.revocation_list(revoke=True), sealed / "tsa-ca.crl.pem")
+    result = run("--repo", sealed, "verify", expect=1)
+    assert (f"timestamp: history/manifest.json.tsr: does not hold for history/manifest.json: the TSA's certificate is "
+            f"revoked: {sealed / 'tsa-ca.crl.pem'} lists it (openssl: certificate revoked)") in result.stdout
+    assert "timestamp: history/privacy/timestamps/2020-10-01.tsr: does not hold for the ledger entry of " \
+           "privacy@2020-10-01" in result.stdout
+    (sealed / "tsa-ca.crl.pem").write_text("not a CRL\n", encoding="utf-8")
+    result = run("--repo", sealed, "verify", expect=2)
+    assert f"error: evidence.tsa_crl {sealed / 'tsa-ca.crl.pem'} is not a PEM file of a CRL" in result.stderr

@@ -418,6 +418,20 @@ ess_cert_id_alg = sha256
         (self.folder / "serial").write_text("01\n", encoding="utf-8")
         (self.folder / "tsa.cnf").write_text(self.CONFIG.format(folder=self.folder), encoding="utf-8")
 
+    def revocation_list(self, revoke: bool) -> Path:
+        """A CRL the test CA issues now (PEM, in `folder`), revoking the TSA's certificate or nothing."""
+        (self.folder / "ca.cnf").write_text(
+            f"[ ca ]\ndefault_ca = test_ca\n[ test_ca ]\ndatabase = {self.folder}/index.txt\n"
+            f"crlnumber = {self.folder}/crlnumber\ndefault_md = sha256\ndefault_crl_days = 30\n"
+            f"certificate = {self.folder}/ca.pem\nprivate_key = {self.folder}/ca.key\n", encoding="utf-8")
+        (self.folder / "index.txt").write_text("", encoding="utf-8")
+        (self.folder / "crlnumber").write_text("01\n", encoding="utf-8")
+        if revoke:
+            self._openssl("ca", "-config", "ca.cnf", "-revoke", "tsa.pem", "-crl_reason", "keyCompromise")
+        name = "revoked.crl.pem" if revoke else "empty.crl.pem"
+        self._openssl("ca", "-config", "ca.cnf", "-gencrl", "-out", name)
+        return self.folder / name
+
     def reply(self, query: bytes) -> bytes:
         import tempfile
 

@@ -52,6 +52,9 @@ SCHEMA: tuple[Option, ...] = (
            "token over each ledger entry and the manifest; empty: nothing is timestamped."),
     Option("evidence.tsa_ca_file", str, "",
            "PEM file of the CA certificates the TSA's tokens chain to (commit it: `verify` checks every token against it)."),
+    Option("evidence.tsa_crl", str, "",
+           "PEM file of the CA's certificate revocation list (CRL), in the repository: `verify` refuses a token whose "
+           "TSA certificate it revokes; empty: revocation is not checked."),
     Option("evidence.tsa_timeout", float, 20.0, "Seconds a request to the TSA may take in all.", minimum=0.001, maximum=3600),
     Option("state.database", str, ".addendum/state.db", "SQLite file for subscribers and the outbox (never tracked by git)."),
     Option("retention.erased_records_days", int, 3650,

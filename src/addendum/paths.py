@@ -20,6 +20,7 @@ REDLINE_PDF = "redline.pdf"
 # The manifest's SSH signature and RFC 3161 timestamp token, beside it; each ledger entry's token in TIMESTAMPS.
 MANIFEST_SIGNATURE = "manifest.json.sig"
 MANIFEST_TIMESTAMP = "manifest.json.tsr"
+MANIFEST_TIMESTAMP_SIGNATURE = "manifest.json.tsr.sig"  # the SSH signature of that token's bytes
 TIMESTAMPS = "timestamps"
 
 

@@ -1,7 +1,8 @@
 """The archive's evidence: the ledgers' hash chains, the manifest's SSH signature, and RFC 3161 timestamp tokens.
 
 `archive` signs history/manifest.json (manifest.json.sig) when archive.signing_key is set, and with evidence.tsa_url
-asks the TSA for a token over the manifest (manifest.json.tsr) and over every ledger entry that has none yet
+asks the TSA for a token over the manifest (manifest.json.tsr; signed too, manifest.json.tsr.sig, with the key) and
+over every ledger entry that has none yet
 (history/POLICY/timestamps/SLUG.tsr; `publish` requests the new entry's token itself, in its commit). `verify` checks
 all of it and names what does not hold; what is simply absent is a note, unless the repository says it should be
 there (an allowed_signers file means the manifest must be signed; a configured TSA, that it must be timestamped).
@@ -23,11 +24,12 @@ from addendum.errors import SealError
 from addendum.files import read_repository_file, write_atomic
 from addendum.history.ledger import LedgerEntry, chain_start, ledger_entries, ledger_path, read_ledger
 from addendum.seal.signatures import allowed_signers_path, check_signature, sign, signing_key
-from addendum.seal.timestamps import TokenCheck, check_token, request_token, tsa_settings
+from addendum.seal.timestamps import TokenCheck, check_token, request_token, tsa_crl, tsa_settings
 
 # A ledger is a few hundred kilobytes at most; the chain is checked on its bytes.
 LEDGER_MAX_BYTES = 10_000_000
 TOKEN_KIND = "timestamp"  # a ledger entry's token, as the manifest lists it
+Trust = tuple[Path | None, Path | None]  # the TSA's CA file, and the CRL that revokes its certificates (or None)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ def evidence_notes(repo: Repo) -> tuple[str, ...]:
         notes.append("the archive is not signed (set archive.signing_key; see `addendum help config`)")
     if not str(repo.setting("evidence.tsa_url")).strip():
         notes.append("the archive and the ledger are not timestamped (set evidence.tsa_url and evidence.tsa_ca_file)")
+    elif not str(repo.setting("evidence.tsa_crl")).strip():
+        notes.append("the revocation of the TSA's certificate is not checked (set evidence.tsa_crl)")
     return tuple(notes)
 
 
@@ -77,6 +81,7 @@ def require_seal_settings(repo: Repo) -> None:
     signing_key(repo)
     allowed_signers_path(repo)
     tsa_settings(repo)
+    tsa_crl(repo)
 
 
 def seal_archive(repo: Repo, policy_ids: Sequence[str], manifest_before: bytes | None) -> tuple[str, ...]:
@@ -106,7 +111,8 @@ def seal_archive(repo: Repo, policy_ids: Sequence[str], manifest_before: bytes |
         write_atomic(manifest_path(repo.history_dir), data)
     changed = data != manifest_before
     signature, token = repo.history_dir / paths.MANIFEST_SIGNATURE, repo.history_dir / paths.MANIFEST_TIMESTAMP
-    for path, wanted in ((signature, key), (token, tsa)):
+    token_signature = repo.history_dir / paths.MANIFEST_TIMESTAMP_SIGNATURE
+    for path, wanted in ((signature, key), (token, tsa), (token_signature, key and tsa)):
         if changed and wanted is None and path.is_file():
             path.unlink()
             done.append(f"removed history/{path.name}: it was made for the manifest before this run")
@@ -120,9 +126,15 @@ def seal_archive(repo: Repo, policy_ids: Sequence[str], manifest_before: bytes |
                             f"$(cat {key}.pub)\" >> {allowed.name}; then run `addendum archive` again")
         write_atomic(signature, made)
         done.append(f"signed history/{paths.MANIFEST} as {check.signer}: history/{paths.MANIFEST_SIGNATURE}")
+    stamped = False
     if tsa is not None and (changed or not token.is_file()):
         write_atomic(token, request_token(tsa, _sha256(data), f"history/{paths.MANIFEST}"))
         done.append(f"timestamped history/{paths.MANIFEST} by {tsa.url}: history/{paths.MANIFEST_TIMESTAMP}")
+        stamped = True
+    # The token's own bytes under the key's signature too: nothing of the archive's evidence is left unsigned.
+    if key is not None and token.is_file() and (stamped or not token_signature.is_file()):
+        write_atomic(token_signature, sign(key, token.read_bytes()))
+        done.append(f"signed history/{paths.MANIFEST_TIMESTAMP}: history/{paths.MANIFEST_TIMESTAMP_SIGNATURE}")
     return tuple(done)
 
 
@@ -137,6 +149,7 @@ def check_seals(repo: Repo, policy_ids: Sequence[str]) -> SealCheck:
     # An inspector checks the tokens with the CA certificates alone: no TSA URL needed.
     configured_ca = str(repo.setting("evidence.tsa_ca_file")).strip()
     ca_file = tsa.ca_file if tsa is not None else (repo.root / configured_ca if configured_ca else None)
+    crl_file = tsa_crl(repo)
     for policy_id in policy_ids:
         entries, breaks = _entries(repo, policy_id)
         findings += breaks
@@ -147,10 +160,12 @@ def check_seals(repo: Repo, policy_ids: Sequence[str]) -> SealCheck:
         else:
             earlier = f"; the {start.number - 1} entries before it predate the chain" if start.number > 1 else ""
             notes.append(f"{relative}: hash chain from {start.version_id} ({relative}:{start.line}){earlier}")
-        f, n = _check_entry_tokens(repo, policy_id, entries, ca_file, tsa is not None)
+        f, n = _check_entry_tokens(repo, policy_id, entries, (ca_file, crl_file), tsa is not None)
         findings += f
         notes += n
-    f, n = _check_manifest(repo, ca_file, tsa is not None)
+    f, n = _check_manifest(repo, (ca_file, crl_file), tsa is not None)
+    if ca_file is not None and crl_file is None:
+        n.append("the revocation of the TSA's certificate is not checked (set evidence.tsa_crl)")
     return SealCheck(tuple(findings + f), tuple(note for note in notes + n if note), _verdict("signature", "signed", f, n),
                      _verdict("timestamp", "timestamped", f, n))
 
@@ -164,7 +179,7 @@ def _verdict(kind: str, word: str, findings: list[Finding], notes: list[str]) ->
     return f"valid: {held.split(': ', 1)[1]}" if held else "none"
 
 
-def _check_manifest(repo: Repo, ca_file: Path | None, tsa_configured: bool) -> tuple[list[Finding], list[str]]:
+def _check_manifest(repo: Repo, trust: Trust, tsa_configured: bool) -> tuple[list[Finding], list[str]]:
     findings: list[Finding] = []
     notes: list[str] = []
     data = manifest_path(repo.history_dir).read_bytes()
@@ -185,7 +200,9 @@ def _check_manifest(repo: Repo, ca_file: Path | None, tsa_configured: bool) -> t
     if token.is_file():
         built = [str(e["built"]) for e in json.loads(data).get("files", {}).values() if isinstance(e, dict) and e.get("built")]
         latest = max((datetime.fromisoformat(b) for b in built), default=None)
-        stamp = _token(findings, paths.MANIFEST_TIMESTAMP, token.read_bytes(), _sha256(data), ca_file, f"history/{paths.MANIFEST}")
+        token_bytes = token.read_bytes()
+        stamp = _token(findings, paths.MANIFEST_TIMESTAMP, token_bytes, _sha256(data), trust, f"history/{paths.MANIFEST}")
+        _check_token_signature(findings, repo.history_dir, token_bytes, allowed)
         if stamp is not None and stamp.time is not None and latest is not None and stamp.time < latest - timedelta(minutes=5):
             findings.append(Finding("timestamp", paths.MANIFEST_TIMESTAMP, f"dated {_token_time(stamp)}, before the manifest's "
                                                                            f"last file was built ({latest.isoformat()})"))
@@ -198,19 +215,34 @@ def _check_manifest(repo: Repo, ca_file: Path | None, tsa_configured: bool) -> t
     return findings, notes
 
 
-def _token(findings: list[Finding], where: str, token: bytes, digest: str, ca_file: Path | None, what: str) -> TokenCheck | None:
+def _check_token_signature(findings: list[Finding], history: Path, token: bytes, allowed: Path) -> None:
+    """The SSH signature of the manifest's token (so that no byte of it is unsigned): required where allowed_signers
+    says the archive is signed."""
+    where = paths.MANIFEST_TIMESTAMP_SIGNATURE
+    path = history / where
+    if path.is_file():
+        check = check_signature(token, path.read_bytes(), allowed)
+        if not check.valid:
+            findings.append(Finding("signature", where, f"does not verify for {paths.MANIFEST_TIMESTAMP}: {check.problem}"))
+    elif allowed.is_file():
+        findings.append(Finding("signature", where, f"missing, but {allowed.name} says the archive is signed; run "
+                                                    "`addendum archive` with archive.signing_key set"))
+
+
+def _token(findings: list[Finding], where: str, token: bytes, digest: str, trust: Trust, what: str) -> TokenCheck | None:
     """The token's check, or None with a finding when it does not hold (or cannot be checked)."""
+    ca_file, crl_file = trust
     if ca_file is None:
         findings.append(Finding("timestamp", where, "cannot be checked: set evidence.tsa_ca_file to the PEM file of the TSA's CA certificates"))
         return None
-    check = check_token(token, digest, ca_file)
+    check = check_token(token, digest, ca_file, crl_file=crl_file)
     if not check.valid:
         findings.append(Finding("timestamp", where, f"does not hold for {what}: {check.problem}"))
         return None
     return check
 
 
-def _check_entry_tokens(repo: Repo, policy_id: str, entries: list[LedgerEntry], ca_file: Path | None,
+def _check_entry_tokens(repo: Repo, policy_id: str, entries: list[LedgerEntry], trust: Trust,
                         tsa_configured: bool) -> tuple[list[Finding], list[str]]:
     findings: list[Finding] = []
     folder = repo.history_dir / policy_id / paths.TIMESTAMPS
@@ -225,7 +257,7 @@ def _check_entry_tokens(repo: Repo, policy_id: str, entries: list[LedgerEntry], 
                                                         "(an entry was removed?)"))
             continue
         what = f"the ledger entry of {entry.version_id} (history/{policy_id}/{ledger_path(repo.history_dir, policy_id).name}:{entry.line})"
-        check = _token(findings, where, path.read_bytes(), entry.digest, ca_file, what)
+        check = _token(findings, where, path.read_bytes(), entry.digest, trust, what)
         if check is None or check.time is None:
             continue
         published = _published(repo, policy_id, entry)

@@ -21,7 +21,8 @@ def verify_command(repo: Repo, policy_ids: tuple[str, ...], rebuild: bool, jobs:
     manifest, and published versions not archived yet. Checks that each version's archived JSON and its
     sources under history/ still hash to the content hash the ledger records. Checks each ledger's hash chain
     (naming the entry, file:line, that breaks it), the manifest's SSH signature (manifest.json.sig, against
-    archive.allowed_signers) and every RFC 3161 timestamp token (signature against evidence.tsa_ca_file,
+    archive.allowed_signers) and every RFC 3161 timestamp token (a strict profile, so that no byte outside the
+    TSA's signature can change; signature against evidence.tsa_ca_file, revocation against evidence.tsa_crl,
     message imprint, time). With --rebuild, renders everything again into a temporary folder and compares
     byte for byte.
 

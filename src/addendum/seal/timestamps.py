@@ -8,6 +8,7 @@ TSA states. openssl does the cryptography (`openssl ts`); this module keeps its 
 
 from __future__ import annotations
 
+import base64
 import re
 import tempfile
 import time
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 from addendum.config import Repo
 from addendum.errors import ConfigError, SealError
+from addendum.seal.profile import ProfileError, TokenProfile, check_profile
 from addendum.seal.tools import run_tool, said
 
 # A response holds a signature and a few certificates: a few kilobytes. Anything this large is not one.
@@ -61,6 +63,20 @@ def tsa_settings(repo: Repo) -> TsaSettings | None:
     return TsaSettings(url, path, float(repo.setting("evidence.tsa_timeout")))
 
 
+def tsa_crl(repo: Repo) -> Path | None:
+    """evidence.tsa_crl (a PEM CRL of the TSA's CA, in the repository), or None when revocation is not checked."""
+    configured = str(repo.setting("evidence.tsa_crl")).strip()
+    if not configured:
+        return None
+    path = Path(configured) if Path(configured).is_absolute() else repo.root / configured
+    if not path.is_file() or b"-----BEGIN X509 CRL-----" not in path.read_bytes()[:TOKEN_MAX_BYTES]:
+        raise ConfigError(f"evidence.tsa_crl {path} is not a PEM file of a CRL",
+                          "download the CRL your TSA's CA publishes (the certificate's CRL distribution point), "
+                          "convert it with `openssl crl -inform DER -in ca.crl -out tsa-ca.crl.pem`, and point "
+                          "evidence.tsa_crl at it; or leave evidence.tsa_crl empty")
+    return path
+
+
 @dataclass(frozen=True)
 class TokenCheck:
     """What a token says, and what is wrong with it ("" when it holds)."""
@@ -102,12 +118,19 @@ def _field(pattern: re.Pattern[str], text: str, default: str) -> str:
     return found[1] if found else default
 
 
-def check_token(token: bytes, digest: str, ca_file: Path, now: datetime | None = None) -> TokenCheck:
-    """Check a stored response as `verify` does: granted, over `digest` (SHA-256), signed by a TSA whose certificate
-    chains to `ca_file` and was valid at the time it states, and that time not in our future."""
+def check_token(token: bytes, digest: str, ca_file: Path, now: datetime | None = None,
+                crl_file: Path | None = None) -> TokenCheck:
+    """Check a stored response as `verify` does: exactly as the strict profile says a TSA issues it (profile.py: no
+    byte outside its signature can change), granted, over `digest` (SHA-256), signed by a TSA whose certificate chains
+    to `ca_file` and was valid at the time it states, and that time not in our future. With `crl_file` (a PEM CRL of
+    the CA), a revoked TSA certificate is refused too."""
     expected = _hex(digest)
     if len(token) > TOKEN_MAX_BYTES:
         return TokenCheck(None, "", f"{len(token):,} bytes: not a timestamp token (at most {TOKEN_MAX_BYTES:,})")
+    try:
+        certificates = check_profile(token)
+    except ProfileError as exc:
+        return TokenCheck(None, "", f"not a timestamp token as a TSA issues it: {exc}")
     with tempfile.TemporaryDirectory(prefix="addendum-tsr-") as name:
         reply = Path(name) / "reply.tsr"
         reply.write_bytes(token)
@@ -128,11 +151,60 @@ def check_token(token: bytes, digest: str, ca_file: Path, now: datetime | None =
             return TokenCheck(None, tsa, "it states no time openssl can read")
         if stamp > (now or datetime.now(UTC)) + CLOCK_SKEW:
             return TokenCheck(stamp, tsa, f"it is dated {stamp:%Y-%m-%d %H:%M:%S} UTC, in the future")
+        at_time = str(int(stamp.timestamp()))
         done = run_tool("openssl", "ts", "-verify", "-digest", expected, "-sha256", "-in", reply, "-CAfile", ca_file,
-                        "-attime", str(int(stamp.timestamp())))
+                        "-attime", at_time)
         if done.returncode != 0 or b"Verification: OK" not in done.stdout:
             return TokenCheck(stamp, tsa, f"its signature does not verify against {ca_file} (openssl: {_reason(done.stderr)})")
+        problem = _other_certificates(certificates, Path(name), ca_file, at_time)
+        if not problem and crl_file is not None:
+            problem = _revoked(certificates, Path(name), ca_file, crl_file)
+        if problem:
+            return TokenCheck(stamp, tsa, problem)
     return TokenCheck(stamp, tsa, "")
+
+
+def _revoked(certificates: TokenProfile, folder: Path, ca_file: Path, crl_file: Path) -> str:
+    """"" unless `crl_file` revokes the TSA's certificate (or cannot be used for it). The CRL is the CA's latest: it
+    is usually issued after the token, so the check is of its list, not of the time it was valid."""
+    trusted = folder / "trusted-with-crl.pem"
+    trusted.write_bytes(ca_file.read_bytes().rstrip(b"\n") + b"\n" + crl_file.read_bytes())
+    signer = folder / "signer.pem"
+    signer.write_bytes(_pem(certificates.signer))
+    untrusted = folder / "chain.pem"
+    untrusted.write_bytes(b"".join(map(_pem, certificates.others)) or _pem(certificates.signer))
+    done = run_tool("openssl", "verify", "-CAfile", trusted, "-untrusted", untrusted, "-crl_check", "-no_check_time",
+                    signer)
+    if done.returncode == 0:
+        return ""
+    reason = _reason(done.stderr or done.stdout)
+    if "revoked" in reason:
+        return f"the TSA's certificate is revoked: {crl_file} lists it (openssl: {reason})"
+    return f"the revocation of the TSA's certificate cannot be checked with {crl_file} (openssl: {reason})"
+
+
+def _pem(certificate: bytes) -> bytes:
+    text = base64.encodebytes(certificate).decode("ascii").replace("\n", "")
+    lines = [text[i:i + 64] for i in range(0, len(text), 64)]
+    return ("-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n").encode("ascii")
+
+
+def _other_certificates(certificates: TokenProfile, folder: Path, trusted: Path, at_time: str) -> str:
+    """"" when every certificate the token holds besides the TSA's chains to the trusted CAs (so none of its bytes can
+    change unnoticed), else which does not. The signatures of self-signed ones are checked too."""
+    if not certificates.others:
+        return ""
+    untrusted = folder / "untrusted.pem"
+    untrusted.write_bytes(b"".join(map(_pem, (certificates.signer, *certificates.others))))
+    for number, certificate in enumerate(certificates.others, 1):
+        path = folder / f"other-{number}.pem"
+        path.write_bytes(_pem(certificate))
+        done = run_tool("openssl", "verify", "-CAfile", trusted, "-untrusted", untrusted, "-check_ss_sig", "-partial_chain",
+                        "-attime", at_time, path)
+        if done.returncode != 0:
+            return (f"certificate {number + 1} of the token (besides the TSA's) does not chain to the trusted CA "
+                    f"certificates (openssl: {_reason(done.stderr or done.stdout)})")
+    return ""
 
 
 def _reason(stderr: bytes) -> str:
@@ -142,6 +214,8 @@ def _reason(stderr: bytes) -> str:
     for line in lines:
         if "Verify error:" in line:
             return line.split("Verify error:", 1)[1].strip()
+        if line.startswith("error ") and " lookup:" in line:  # openssl verify: "error 23 at 0 depth lookup: REASON"
+            return line.split(" lookup:", 1)[1].strip()
     for line in lines:
         parts = line.split(":")
         if "error" in parts and len(parts) > parts.index("error") + 4:

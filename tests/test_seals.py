@@ -452,3 +452,33 @@ def test_a_revoked_tsa_certificate_is_named(run, sealed: Path, tsa: TimestampAut
     (sealed / "tsa-ca.crl.pem").write_text("not a CRL\n", encoding="utf-8")
     result = run("--repo", sealed, "verify", expect=2)
     assert f"error: evidence.tsa_crl {sealed / 'tsa-ca.crl.pem'} is not a PEM file of a CRL" in result.stderr
+
+
+def test_an_rsa_token_is_held_to_the_signature_algorithm_form_of_the_tokens_the_manifest_records(
+        run, archived_copy: Path, tmp_path: Path) -> None:
+    """An RSA signature may be labelled rsaEncryption or sha256WithRSAEncryption, one byte apart, and openssl takes
+    either: the manifest's token must use the form of the ledger's tokens from the same TSA certificate."""
+    import hashlib
+
+    from addendum.seal import der
+    from addendum.seal.timestamps import check_token
+
+    authority = TimestampAuthority(tmp_path / "rsa-tsa", name="RSA TSA", key="rsa").start()
+    try:
+        set_config(archived_copy, {"evidence": {"tsa_url": authority.url, "tsa_ca_file": str(authority.ca_file)}})
+        run("--repo", archived_copy, "archive")
+    finally:
+        authority.stop()
+    assert run("--repo", archived_copy, "verify").stdout.splitlines()[-1].endswith(": intact")
+    path = archived_copy / "history/manifest.json.tsr"
+    token = path.read_bytes()
+    algorithm = der.read(token).children[1].children[1].children[0].children[-1].children[0].children[4].children[0]
+    changed = bytearray(token)
+    last = algorithm.end - 1
+    changed[last] = {0x01: 0x0B, 0x0B: 0x01}[token[last]]  # rsaEncryption <-> sha256WithRSAEncryption
+    digest = "sha256:" + hashlib.sha256((archived_copy / "history/manifest.json").read_bytes()).hexdigest()
+    assert check_token(bytes(changed), digest, authority.ca_file).valid  # a good token by itself
+    path.write_bytes(bytes(changed))
+    result = run("--repo", archived_copy, "verify", expect=1)
+    assert "timestamp: history/manifest.json.tsr: its signature algorithm is written 300d06092a864886f70d01010" in result.stdout
+    assert "the ledger's tokens of the same TSA certificate 300d06092a864886f70d01010" in result.stdout

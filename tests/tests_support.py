@@ -391,9 +391,10 @@ ess_cert_id_chain = no
 ess_cert_id_alg = sha256
 """
 
-    def __init__(self, folder: Path, name: str = "Test TSA") -> None:
+    def __init__(self, folder: Path, name: str = "Test TSA", key: str = "ec") -> None:
         self.folder = folder
         self.name = name
+        self.key = key  # the TSA's key type: "ec" (P-256) or "rsa" (2048 bits)
         self.ca_file = folder / "ca.pem"
         self.requests = 0
         self.answer: tuple[int, str, bytes] | None = None
@@ -409,8 +410,8 @@ ess_cert_id_alg = sha256
         self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
                       "-out", "ca.pem", "-days", "3650", "-subj", f"/CN={self.name} Root CA",
                       "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-        self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "tsa.key",
-                      "-out", "tsa.csr", "-subj", f"/CN={self.name}")
+        key = ("ec", "-pkeyopt", "ec_paramgen_curve:P-256") if self.key == "ec" else ("rsa:2048",)
+        self._openssl("req", "-newkey", *key, "-nodes", "-keyout", "tsa.key", "-out", "tsa.csr", "-subj", f"/CN={self.name}")
         (self.folder / "tsa.ext").write_text("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
                                              "extendedKeyUsage=critical,timeStamping\n", encoding="utf-8")
         self._openssl("x509", "-req", "-in", "tsa.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",

@@ -30,6 +30,7 @@ from addendum.seal.timestamps import TokenCheck, check_token, request_token, tsa
 LEDGER_MAX_BYTES = 10_000_000
 TOKEN_KIND = "timestamp"  # a ledger entry's token, as the manifest lists it
 Trust = tuple[Path | None, Path | None]  # the TSA's CA file, and the CRL that revokes its certificates (or None)
+Forms = dict[bytes, set[bytes]]  # a TSA certificate: the signature algorithm encodings its tokens use
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ def check_seals(repo: Repo, policy_ids: Sequence[str]) -> SealCheck:
     configured_ca = str(repo.setting("evidence.tsa_ca_file")).strip()
     ca_file = tsa.ca_file if tsa is not None else (repo.root / configured_ca if configured_ca else None)
     crl_file = tsa_crl(repo)
+    forms: Forms = {}
     for policy_id in policy_ids:
         entries, breaks = _entries(repo, policy_id)
         findings += breaks
@@ -160,10 +162,10 @@ def check_seals(repo: Repo, policy_ids: Sequence[str]) -> SealCheck:
         else:
             earlier = f"; the {start.number - 1} entries before it predate the chain" if start.number > 1 else ""
             notes.append(f"{relative}: hash chain from {start.version_id} ({relative}:{start.line}){earlier}")
-        f, n = _check_entry_tokens(repo, policy_id, entries, (ca_file, crl_file), tsa is not None)
+        f, n = _check_entry_tokens(repo, policy_id, entries, (ca_file, crl_file), tsa is not None, forms)
         findings += f
         notes += n
-    f, n = _check_manifest(repo, (ca_file, crl_file), tsa is not None)
+    f, n = _check_manifest(repo, (ca_file, crl_file), tsa is not None, forms)
     if ca_file is not None and crl_file is None:
         n.append("the revocation of the TSA's certificate is not checked (set evidence.tsa_crl)")
     return SealCheck(tuple(findings + f), tuple(note for note in notes + n if note), _verdict("signature", "signed", f, n),
@@ -179,7 +181,7 @@ def _verdict(kind: str, word: str, findings: list[Finding], notes: list[str]) ->
     return f"valid: {held.split(': ', 1)[1]}" if held else "none"
 
 
-def _check_manifest(repo: Repo, trust: Trust, tsa_configured: bool) -> tuple[list[Finding], list[str]]:
+def _check_manifest(repo: Repo, trust: Trust, tsa_configured: bool, forms: Forms) -> tuple[list[Finding], list[str]]:
     findings: list[Finding] = []
     notes: list[str] = []
     data = manifest_path(repo.history_dir).read_bytes()
@@ -203,7 +205,13 @@ def _check_manifest(repo: Repo, trust: Trust, tsa_configured: bool) -> tuple[lis
         token_bytes = token.read_bytes()
         stamp = _token(findings, paths.MANIFEST_TIMESTAMP, token_bytes, _sha256(data), trust, f"history/{paths.MANIFEST}")
         _check_token_signature(findings, repo.history_dir, token_bytes, allowed)
-        if stamp is not None and stamp.time is not None and latest is not None and stamp.time < latest - timedelta(minutes=5):
+        if stamp is not None and stamp.profile is not None and \
+                stamp.profile.signature_algorithm not in forms.get(stamp.profile.signer, {stamp.profile.signature_algorithm}):
+            findings.append(Finding("timestamp", paths.MANIFEST_TIMESTAMP, "its signature algorithm is written "
+                                    f"{stamp.profile.signature_algorithm.hex()}, the ledger's tokens of the same TSA "
+                                    f"certificate {' or '.join(sorted(f.hex() for f in forms[stamp.profile.signer]))} "
+                                    "(a byte outside the TSA's signature changed)"))
+        elif stamp is not None and stamp.time is not None and latest is not None and stamp.time < latest - timedelta(minutes=5):
             findings.append(Finding("timestamp", paths.MANIFEST_TIMESTAMP, f"dated {_token_time(stamp)}, before the manifest's "
                                                                            f"last file was built ({latest.isoformat()})"))
         elif stamp is not None:
@@ -243,7 +251,9 @@ def _token(findings: list[Finding], where: str, token: bytes, digest: str, trust
 
 
 def _check_entry_tokens(repo: Repo, policy_id: str, entries: list[LedgerEntry], trust: Trust,
-                        tsa_configured: bool) -> tuple[list[Finding], list[str]]:
+                        tsa_configured: bool, forms: Forms) -> tuple[list[Finding], list[str]]:
+    """The ledger's tokens; each one that holds adds its TSA certificate's signature-algorithm form to `forms` (the
+    manifest records these tokens' bytes, so the manifest's own token is held to the forms they show)."""
     findings: list[Finding] = []
     folder = repo.history_dir / policy_id / paths.TIMESTAMPS
     by_slug = {entry.version_id.partition("@")[2]: entry for entry in entries}
@@ -260,6 +270,8 @@ def _check_entry_tokens(repo: Repo, policy_id: str, entries: list[LedgerEntry], 
         check = _token(findings, where, path.read_bytes(), entry.digest, trust, what)
         if check is None or check.time is None:
             continue
+        if check.profile is not None:
+            forms.setdefault(check.profile.signer, set()).add(check.profile.signature_algorithm)
         published = _published(repo, policy_id, entry)
         if published is not None and check.time < published - timedelta(days=1):
             findings.append(Finding("timestamp", where, f"dated {_token_time(check)}, before {entry.version_id} was published"))

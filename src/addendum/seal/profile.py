@@ -45,6 +45,9 @@ class ProfileError(ValueError):
 class TokenProfile:
     signer: bytes  # the TSA's certificate (DER), as the token holds it
     others: tuple[bytes, ...]  # any other certificate the token holds: each must chain to the trusted CAs
+    # The signature algorithm's encoding: an RSA key allows two (rsaEncryption, or shaNWithRSAEncryption) that differ
+    # in one byte, so tokens of one TSA certificate are held to one form (see archive/sealing.py).
+    signature_algorithm: bytes = b""
 
 
 def check_profile(token: bytes) -> TokenProfile:
@@ -139,7 +142,8 @@ def _check_signer(signer_info: Value, listed_digest: Value, certs: tuple[Value, 
     _check_signed_attributes(signed_attributes, signer)
     _check_signature_algorithm(signature_algorithm, signer, DIGESTS[digest_oid])
     _expect(signature, der.OCTET_STRING, "the signature")
-    return TokenProfile(signer.encoding, tuple(cert.encoding for cert in certs if cert is not signer))
+    return TokenProfile(signer.encoding, tuple(cert.encoding for cert in certs if cert is not signer),
+                        signature_algorithm.encoding)
 
 
 def _tbs_fields(cert: Value) -> tuple[Value, ...]:

@@ -84,6 +84,7 @@ class TokenCheck:
     time: datetime | None  # when the TSA says the hash existed, in UTC
     tsa: str
     problem: str
+    profile: TokenProfile | None = None  # its certificates and signature algorithm, when it holds
 
     @property
     def valid(self) -> bool:
@@ -161,7 +162,7 @@ def check_token(token: bytes, digest: str, ca_file: Path, now: datetime | None =
             problem = _revoked(certificates, Path(name), ca_file, crl_file)
         if problem:
             return TokenCheck(stamp, tsa, problem)
-    return TokenCheck(stamp, tsa, "")
+    return TokenCheck(stamp, tsa, "", certificates)
 
 
 def _revoked(certificates: TokenProfile, folder: Path, ca_file: Path, crl_file: Path) -> str:

@@ -393,6 +393,13 @@ def main() -> None:
         four = results["smtp-sink"][4]
         ratio = four["sent"] / four["send_s"] / ceilings["smtp-sink"]
         print(f"target: 4 workers against smtp-sink at {ratio:.0%} of its ceiling ({'meets' if ratio >= 0.8 else 'misses'} 80%)")
+        # What a message costs in CPU, all processes of the run together, against what the target leaves for it.
+        spent = {name: four[key] / four["sent"] * 1000 for name, key in
+                 (("senders", "cpu_s"), ("PostgreSQL", "postgres_cpu_s"), ("sink", "sink_cpu_s"))}
+        budget = cores / (0.8 * ceilings["smtp-sink"]) * 1000
+        print(f"CPU per message with 4 workers against smtp-sink: {sum(spent.values()):.3f} ms ("
+              + ", ".join(f"{name} {ms:.3f}" for name, ms in spent.items())
+              + f"); 80% of the ceiling on {cores} cores leaves {budget:.3f} ms")
         for sink in sinks:
             one = results[sink.kind][1]["sent"] / results[sink.kind][1]["send_s"]
             for n in (2, 4):

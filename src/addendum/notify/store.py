@@ -410,19 +410,16 @@ def _add_new_columns(engine: Engine) -> None:
                         index.create(connection, checkfirst=True)
 
 
-def batched_rows(connection: Connection, query: Any, key_columns: tuple[Any, ...], size: int = 500,
-                 joined_to_first: tuple[Any, ...] = ()) -> Iterator[Any]:
+def batched_rows(connection: Connection, query: Any, key_columns: tuple[Any, ...], size: int = 500) -> Iterator[Any]:
     """Rows of `query` in key order, fetched page by page (keyset pagination): memory stays flat in the row count.
-    Each page is its own read transaction, so a long run never pins an old snapshot (or SQLite's log).
-    `joined_to_first`: columns the query joins equal to the first key, whose indexes can then start at the page too."""
+    Each page is its own read transaction, so a long run never pins an old snapshot (or SQLite's log)."""
     last: tuple[Any, ...] | None = None
     while True:
         page_query = query.order_by(*key_columns).limit(size)
         if last is not None:
             # The first key alone as well: a condition on one table's column, which its index can start from, where
             # the row comparison spanning a join would be checked only after reading every row before it.
-            page_query = page_query.where(*(column >= last[0] for column in (key_columns[0], *joined_to_first)),
-                                          tuple_(*key_columns) > tuple_(*last))
+            page_query = page_query.where(key_columns[0] >= last[0], tuple_(*key_columns) > tuple_(*last))
         rows = connection.execute(page_query).all()
         connection.commit()
         if not rows:

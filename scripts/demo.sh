@@ -89,6 +89,10 @@ rm -rf "$out/tampered" && cp -r "$out/repo" "$out/tampered"
 sed -i '0,/"size": 1/s//"size": 2/' "$out/tampered/history/manifest.json"
 sed -i 's/^en = "Example revision: transfers/en = "Example revision: Transfers/' "$out/tampered/history/privacy/ledger.toml"
 addendum --repo "$out/tampered" verify | grep -E "^(signature|timestamp|chain)" | sed 's/^/  /' || true
+echo "-- in another copy, the CMS version in the manifest's token changed: a byte the TSA does not sign, named too"
+rm -rf "$out/tampered" && cp -r "$out/repo" "$out/tampered"
+printf '\002' | dd of="$out/tampered/history/manifest.json.tsr" bs=1 seek=34 conv=notrunc status=none
+addendum --repo "$out/tampered" verify | grep -E "^(signature|timestamp)" | sed 's/^/  /' || true
 
 echo "== change notices: a local SMTP server, example.org subscribers, addendum notify"
 mail="$out/mail"

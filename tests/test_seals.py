@@ -482,3 +482,25 @@ def test_an_rsa_token_is_held_to_the_signature_algorithm_form_of_the_tokens_the_
     result = run("--repo", archived_copy, "verify", expect=1)
     assert "timestamp: history/manifest.json.tsr: its signature algorithm is written 300d06092a864886f70d01010" in result.stdout
     assert "the ledger's tokens of the same TSA certificate 300d06092a864886f70d01010" in result.stdout
+
+
+def test_every_other_certificate_a_token_holds_must_chain_to_the_trusted_ca(tsa: TimestampAuthority, tmp_path: Path) -> None:
+    from addendum.seal.profile import check_profile
+    from addendum.seal.timestamps import check_token
+
+    digest = "ab" * 32
+    subprocess.run(["openssl", "ts", "-query", "-digest", digest, "-sha256", "-cert", "-out", str(tmp_path / "q.tsq")],
+                   check=True, capture_output=True, timeout=30)
+    token = tsa.reply((tmp_path / "q.tsq").read_bytes(), with_ca=True)
+    assert check_token(token, f"sha256:{digest}", tsa.ca_file).valid
+    # The CA's certificate in the token is not what the TSA's signature covers: a byte of it changed is named all the same.
+    other = check_profile(token).others[0]
+    start = token.index(other)
+    accepted = []
+    for offset in range(start, start + len(other), 3):
+        changed = bytearray(token)
+        changed[offset] ^= 0x01
+        check = check_token(bytes(changed), f"sha256:{digest}", tsa.ca_file)
+        if check.valid:
+            accepted.append(offset)
+    assert accepted == []

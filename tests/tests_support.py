@@ -433,13 +433,17 @@ ess_cert_id_alg = sha256
         self._openssl("ca", "-config", "ca.cnf", "-gencrl", "-out", name)
         return self.folder / name
 
-    def reply(self, query: bytes) -> bytes:
+    def reply(self, query: bytes, with_ca: bool = False) -> bytes:
+        """openssl's response to `query`; `with_ca` adds the CA's certificate to the token's certificates."""
         import tempfile
 
+        config = self.folder / "tsa.cnf"
+        if with_ca:
+            config = self.folder / "tsa-with-ca.cnf"
+            config.write_text(self.CONFIG.format(folder=self.folder) + "certs = $dir/ca.pem\n", encoding="utf-8")
         with tempfile.TemporaryDirectory(dir=self.folder) as name:
             (Path(name) / "q.tsq").write_bytes(query)
-            self._openssl("ts", "-reply", "-config", str(self.folder / "tsa.cnf"), "-queryfile", f"{name}/q.tsq",
-                          "-out", f"{name}/r.tsr")
+            self._openssl("ts", "-reply", "-config", str(config), "-queryfile", f"{name}/q.tsq", "-out", f"{name}/r.tsr")
             return (Path(name) / "r.tsr").read_bytes()
 
     def start(self) -> "TimestampAuthority":

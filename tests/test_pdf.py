@@ -17,7 +17,7 @@ from addendum.render import render_policy
 from addendum.render.pdf import FetchRefused, allowed_path, html_to_pdf
 from addendum.render.redline import Preparation, VersionInfo, redline_html
 from addendum.templates import assets_dir
-from tests_support import MOVED_AND_EDITED_NEW, MOVED_AND_EDITED_OLD, resolved, run_script
+from tests_support import MOVED_AND_EDITED_NEW, MOVED_AND_EDITED_OLD, policy_of, resolved, run_script, section
 
 MARKER = "SECRET-7f3a9c"
 
@@ -210,3 +210,17 @@ def test_processes_that_rendered_pdfs_leave_no_font_copies_behind(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert "Exception ignored" not in done.stderr
     assert list(temp.iterdir()) == []
+
+
+def test_the_summary_gives_the_page_each_change_starts_on() -> None:
+    """The page column, numbered after a single layout, against where the PDF's own destinations say each change is."""
+    long = " ".join(["Words of a long paragraph that fills the better part of a page."] * 60)
+    old = policy_of(*(section(f"s{n}", f"Part {n}", f"{long}\n\n{long} old{n}") for n in range(1, 9)))
+    new = policy_of(*(section(f"s{n}", f"Part {n}", f"{long}\n\n{long} new{n}") for n in range(1, 9)))
+    html = redline_html(compare(old, new), VersionInfo("terms@1", date(2018, 5, 19)), VersionInfo("terms@2", date(2024, 6, 1)))
+    document = reader(html_to_pdf(html, title="Redline", language="en"))
+    starts = {name: document.get_destination_page_number(target) + 1 for name, target in document.named_destinations.items()}
+    summary = document.pages[0].extract_text()
+    shown = [int(number) for number in re.findall(r"1 inserted\s*\u2007*(\d+)", summary)]
+    assert shown == [starts[f"change-s{n}"] for n in range(1, 9)]
+    assert len(set(shown)) == 8 and shown[-1] > 9  # the changes are on pages of their own, two digits at the end

@@ -126,6 +126,51 @@ def _without_dates(document: Any, pdf: Any) -> None:
             params.pop("ModDate", None)
 
 
+# A link of this class shows the number of the page its target is on (the summary's page column). The stylesheet gives
+# it PAGE_NUMBER_PLACEHOLDER as content; the number is written over it once the document is laid out. WeasyPrint's
+# own target-counter() would lay the pages holding such links out again, twice, until the numbers settle: on a
+# 15-page redline that is a fifth of the whole time.
+PAGE_REFERENCE_CLASS = "page-ref"
+FIGURE_SPACE = "\u2007"  # as wide as a digit: the number, padded with it, takes the placeholder's place exactly
+PAGE_NUMBER_PLACEHOLDER = FIGURE_SPACE * 3
+TARGET_COUNTER_CSS = f"a.{PAGE_REFERENCE_CLASS}::after {{ content: target-counter(attr(href), page) !important; }}"
+
+
+def _number_page_references(document: Any) -> bool:
+    """Write into each page-reference link the number of the page its target starts on (the first page holding that
+    anchor, as target-counter() counts). False when the laid-out pages do not look as expected (another version of
+    the engine): the caller then lets the engine count."""
+    from weasyprint.formatting_structure.boxes import TextBox
+
+    first_page: dict[str, int] = {}
+    for number, page in enumerate(document.pages, 1):
+        for anchor in page.anchors:
+            first_page.setdefault(anchor, number)
+    placeholders: dict[int, tuple[Any, str]] = {}  # each text box once: a link and its ::after both list it
+    references: set[int] = set()
+    numbered: set[int] = set()
+    try:
+        for page in document.pages:
+            for link_type, target, _, box in page.links:
+                element = getattr(box, "element", None)
+                if link_type != "internal" or element is None or PAGE_REFERENCE_CLASS not in (element.get("class") or "").split():
+                    continue
+                references.add(id(element))
+                for child in box.descendants():
+                    if isinstance(child, TextBox) and child.text == PAGE_NUMBER_PLACEHOLDER:
+                        placeholders[id(child)] = child, unquote(target)
+                        numbered.add(id(element))
+        if numbered != references:
+            return False
+        for text_box, target in placeholders.values():
+            number = first_page.get(target)
+            text = str(number).rjust(len(PAGE_NUMBER_PLACEHOLDER), FIGURE_SPACE) if number else PAGE_NUMBER_PLACEHOLDER
+            text_box.text = text_box.pango_layout.text = text
+    except AttributeError:
+        return False
+    return True
+
+
 def html_to_pdf(html: str, *, title: str, language: str, pdf_variant: str | None = None, identifier: bytes | None = None,
                 created: datetime | None = None, attachments: Sequence[tuple[str, bytes, str]] = ()) -> bytes:
     """Render any of our HTML documents as a tagged A4 PDF with the bundled fonts, a title and a language.
@@ -140,7 +185,7 @@ def html_to_pdf(html: str, *, title: str, language: str, pdf_variant: str | None
     if created is not None and created.tzinfo is None:
         raise ValueError("a PDF's date must say its time zone")
     try:
-        from weasyprint import HTML, Attachment
+        from weasyprint import CSS, HTML, Attachment
     except OSError as exc:  # Pango or HarfBuzz missing
         raise RenderError(f"the PDF engine cannot start: {exc}",
                           "install Pango and HarfBuzz (Debian: apt-get install libpango-1.0-0 libpangoft2-1.0-0)") from None
@@ -153,6 +198,9 @@ def html_to_pdf(html: str, *, title: str, language: str, pdf_variant: str | None
     try:
         document = HTML(string=html, base_url=base_url, url_fetcher=fetcher).render(
             stylesheets=[fonts], font_config=font_config, **options)
+        if not _number_page_references(document):
+            document = HTML(string=html, base_url=base_url, url_fetcher=fetcher).render(
+                stylesheets=[fonts, CSS(string=TARGET_COUNTER_CSS)], font_config=font_config, **options)
         document.metadata.title = title
         document.metadata.lang = language
         document.metadata.created = document.metadata.modified = created.isoformat(timespec="seconds") if created else None

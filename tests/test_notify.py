@@ -19,11 +19,12 @@ from pypdf import PdfWriter
 from sqlalchemy import select
 
 from addendum.config import open_repo
+from addendum.notify import campaign as campaign_module
 from addendum.notify.campaign import Campaign, attempt_log
 from addendum.notify.content import notice_content, plan_notice
 from addendum.notify.message import WIRE, Recipient, message_id_for, to_header
 from addendum.notify.state import open_state
-from addendum.notify.store import outbox
+from addendum.notify.store import outbox, subscribers, subscriptions
 from addendum.notify.tokens import read_unsubscribe_token
 from smtp_server import DROP, SmtpServer
 from tests_support import set_config
@@ -145,6 +146,21 @@ def test_notifying_twice_sends_nothing_the_second_time(run, notify_repo, smtp):
     assert len(smtp.handler.received) == 5
     assert "nothing to send" in second.stdout and "outbox: 5 sent" in second.stdout
     assert stored(notify_repo) == before
+
+
+def test_queueing_window_by_window_reaches_everyone_once(run, notify_repo, smtp, monkeypatch):
+    """Recipients are read a few subscribers at a time; one subscribed to the policy and to every policy on a site
+    (ann) is one recipient there, at a window's edge too."""
+    monkeypatch.setattr(campaign_module, "RECIPIENT_WINDOW", 1)
+    subscribe(run, notify_repo)
+    subscribe(run, notify_repo, "email,name,language,sites,audience,policies\nann@example.org,Ann Zoë,en,selentic,subscriber,privacy\n")
+    with open_state(open_repo(notify_repo)) as state, state.store.begin() as connection:
+        ann = connection.execute(select(subscribers.c.id).where(subscribers.c.email == "ann@example.org")).scalar_one()
+        connection.execute(subscriptions.insert().values(subscriber_id=ann, policy_id="*", site_id="selentic"))
+    result = run("--repo", notify_repo, "notify", "privacy", V2, "--yes", "--late", "--reason", "a test of a past version")
+    assert "queued 5 new notice(s); this run: sent 5" in result.stdout
+    assert sorted(i.recipients[0] for i in smtp.handler.received) == [
+        "ann@example.org", "bram@example.org", "bram@example.org", "cleo@example.org", "dirk@example.org"]
 
 
 def test_a_subscriber_added_later_is_the_only_one_sent_on_the_next_run(run, notify_repo, smtp):

@@ -146,8 +146,8 @@ def _state_counts(store: Store, version_id: str, held: bool = False) -> dict[str
     return {state: int(count) for state, count in rows}
 
 
-def _recipients(store: Store, plan: NoticePlan, window: int = RECIPIENT_WINDOW) -> Iterator[Recipient]:
-    """Every recipient of `recipients_query`, in (person, site) order, `window` people at a time.
+def _recipients(store: Store, plan: NoticePlan) -> Iterator[Recipient]:
+    """Every recipient of `recipients_query`, in (person, site) order, RECIPIENT_WINDOW people at a time.
 
     Each window is a range of subscriber ids found on the subscribers' key alone, then the recipients in it: a bounded
     read whatever plan the database picks. (A LIMIT page over the whole join let a planner without fresh statistics, as
@@ -162,7 +162,7 @@ def _recipients(store: Store, plan: NoticePlan, window: int = RECIPIENT_WINDOW) 
             ids = select(subscribers.c.id).order_by(subscribers.c.id)
             if after is not None:
                 ids = ids.where(subscribers.c.id > after)
-            last = connection.execute(ids.offset(window - 1).limit(1)).scalar_one_or_none()
+            last = connection.execute(ids.offset(RECIPIENT_WINDOW - 1).limit(1)).scalar_one_or_none()
             # On both sides of the join, so that either table's index can start and stop at the window.
             page = query.where(subscribers.c.id > after, subscriptions.c.subscriber_id > after) if after is not None else query
             if last is not None:

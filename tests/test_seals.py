@@ -504,3 +504,49 @@ def test_every_other_certificate_a_token_holds_must_chain_to_the_trusted_ca(tsa:
         if check.valid:
             accepted.append(offset)
     assert accepted == []
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    """One DER value: `tag`, the definite length of `content` in its fewest bytes, `content`."""
+    if len(content) < 0x80:
+        return bytes([tag, len(content)]) + content
+    size = len(content).to_bytes((len(content).bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
+
+
+def _nested(depth: int) -> bytes:
+    """A NULL inside `depth` SEQUENCEs."""
+    data = b"\x05\x00"
+    for _ in range(depth):
+        data = _tlv(0x30, data)
+    return data
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"\x30\x84\xff\xff\xff\xff", "byte 0: a length of 4294967295 runs past the end of what holds it"),
+    (_tlv(0x30, b"\x04\x05abc"), "byte 2: a length of 5 runs past the end of what holds it"),
+    (b"\x30\x85\x01\x00\x00\x00\x00", "byte 1: a length of 5 bytes"),
+    (_tlv(0x30, _tlv(0x30, b"\x05\x00")[:-1]), "byte 2: a length of 2 runs past the end of what holds it"),
+    (_nested(40), "nested deeper than 32"),
+    (_tlv(0x30, b"\x05\x00" * 20_001), "more than 20,000 values"),
+    (_tlv(0x06, b"\x2b" + b"\x81" * 200_000 + b"\x01"), "an OBJECT IDENTIFIER that is empty, not in its fewest bytes, "
+                                                        "or with an arc of more than 20 bytes"),
+    (_tlv(0x30, b"\x05\x00") + b"\x00", "1 bytes after the end of the value, from byte 4"),
+])
+def test_the_der_reader_refuses_lengths_depths_and_counts_beyond_its_bounds(data: bytes, reason: str) -> None:
+    from addendum.seal import der
+
+    with pytest.raises(der.DerError) as refused:
+        der.read(data)
+    assert reason in str(refused.value)
+
+
+def test_a_token_whose_version_is_a_huge_integer_is_refused_in_plain_words() -> None:
+    from addendum.seal.profile import ProfileError, check_profile
+
+    token = _tlv(0x30, _tlv(0x30, b"\x02\x01\x00") + _tlv(0x30, _tlv(0x06, bytes.fromhex("2a864886f70d010702"))
+                                                           + _tlv(0xA0, _tlv(0x30, _tlv(0x02, b"\x01" * 5000)
+                                                                            + _tlv(0x31, b"") + _tlv(0x30, b"")
+                                                                            + _tlv(0x31, b"")))))
+    with pytest.raises(ProfileError, match="not canonical DER: byte 32: an INTEGER of 5,000 bytes where a small number belongs"):
+        check_profile(token)

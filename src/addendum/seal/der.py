@@ -3,16 +3,23 @@
 A token that reads here is canonical: definite, minimal lengths; low tag numbers; minimal integers and object
 identifiers; booleans 00 or FF; empty NULLs; bit strings without stray padding bits; primitive strings; sorted SETs;
 no byte after the last value. So encoding what it read again gives the same bytes, and a byte changed in the framing
-is never read as the same value. It is iterative (no recursion to exhaust) and bounded in depth and values.
+is never read as the same value. It is iterative (no recursion to exhaust) and bounded in depth, values, OID arcs
+and the integers it decodes.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 MAX_DEPTH = 32
 MAX_VALUES = 20_000
+# The longest arc of an OBJECT IDENTIFIER, in bytes: a 128-bit UUID arc (2.25.N) takes 19. Decoding a longer one costs
+# the square of its length, and a token is read before anything in it is trusted.
+MAX_OID_ARC_BYTES = 20
+# The longest INTEGER whose value is asked for: version numbers are one byte, serial numbers at most 20.
+MAX_INTEGER_BYTES = 32
 
 BOOLEAN, INTEGER, BIT_STRING, OCTET_STRING, NULL, OID = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
 UTC_TIME, GENERALIZED_TIME, SEQUENCE, SET = 0x17, 0x18, 0x30, 0x31
@@ -49,6 +56,8 @@ class Value:
     def integer(self) -> int:
         if self.tag != INTEGER:
             raise DerError(f"byte {self.start}: an INTEGER was expected, found tag {self.tag:#04x}")
+        if len(self.content) > MAX_INTEGER_BYTES:
+            raise DerError(f"byte {self.start}: an INTEGER of {len(self.content):,} bytes where a small number belongs")
         return int.from_bytes(self.content, "big", signed=True)
 
     def oid(self) -> str:
@@ -141,9 +150,14 @@ def _bit_string(content: bytes) -> bool:
     return not content[0] if len(content) == 1 else not content[-1] & ((1 << content[0]) - 1)
 
 
+# An arc's bytes but its last (those with the high bit set); one byte class repeated, so it cannot backtrack.
+_ARC_CONTINUATIONS = re.compile(rb"[\x80-\xff]+")
+
+
 def _minimal_oid(content: bytes) -> bool:
     return bool(content) and not content[-1] & 0x80 and \
-        not any(byte == 0x80 and (i == 0 or not content[i - 1] & 0x80) for i, byte in enumerate(content))
+        not any(byte == 0x80 and (i == 0 or not content[i - 1] & 0x80) for i, byte in enumerate(content)) and \
+        all(len(arc) < MAX_OID_ARC_BYTES for arc in _ARC_CONTINUATIONS.findall(content))
 
 
 # What a primitive universal value must hold in DER, and what it is when it does not.
@@ -153,7 +167,8 @@ _PRIMITIVES: dict[int, tuple[Callable[[bytes], bool], str]] = {
     0x0A: (_minimal_integer, "an ENUMERATED that is empty or not in its fewest bytes"),
     NULL: (lambda content: not content, "a NULL with content"),
     BIT_STRING: (_bit_string, "a BIT STRING whose unused bits are not DER's"),
-    OID: (_minimal_oid, "an OBJECT IDENTIFIER that is empty or not in its fewest bytes"),
+    OID: (_minimal_oid, f"an OBJECT IDENTIFIER that is empty, not in its fewest bytes, or with an arc of more than "
+                        f"{MAX_OID_ARC_BYTES} bytes"),
     UTC_TIME: (lambda content: _is_time(content, 12), "a time that is not DER's (digits, then Z)"),
     GENERALIZED_TIME: (lambda content: _is_time(content, 14), "a time that is not DER's (digits, then Z)"),
 }

@@ -33,6 +33,7 @@ ECDSA_WITH = {"sha1": "1.2.840.10045.4.1", "sha256": "1.2.840.10045.4.3.2", "sha
               "sha512": "1.2.840.10045.4.3.4"}
 RSA_WITH = {"sha1": "1.2.840.113549.1.1.5", "sha256": "1.2.840.113549.1.1.11", "sha384": "1.2.840.113549.1.1.12",
             "sha512": "1.2.840.113549.1.1.13"}
+_KEY_NAMES = {EC_KEY: "EC", RSA_KEY: "RSA"}
 _NULL = b"\x05\x00"
 GRANTED = b"\x30\x03\x02\x01\x00"  # PKIStatusInfo { status granted (0) }, without text or failure information
 
@@ -43,6 +44,8 @@ class ProfileError(ValueError):
 
 @dataclass(frozen=True)
 class TokenProfile:
+    """What a token that holds to the profile carries, for the checks openssl and the archive make next."""
+
     signer: bytes  # the TSA's certificate (DER), as the token holds it
     others: tuple[bytes, ...]  # any other certificate the token holds: each must chain to the trusted CAs
     # The signature algorithm's encoding: an RSA key allows two (rsaEncryption, or shaNWithRSAEncryption) that differ
@@ -100,7 +103,10 @@ def _check_tst_info(encapsulated: Value) -> None:
         raise ProfileError(f"its content (byte {kind.start}) is {kind.oid()}, not a TSTInfo")
     (octets,) = _expect(wrapped, 0xA0, "eContent", 1)
     _expect(octets, der.OCTET_STRING, "eContent")
-    info = der.read(octets.content)
+    try:
+        info = der.read(octets.content)
+    except DerError as exc:  # its offsets count from the TSTInfo's first byte: say where that is in the token
+        raise ProfileError(f"the TSTInfo (from byte {octets.start + octets.header}) is not canonical DER: {exc}") from None
     version = _expect(info, der.SEQUENCE, "TSTInfo")[0]
     if version.integer() != 1:
         raise ProfileError(f"TSTInfo version {version.integer()}, not 1")
@@ -126,8 +132,8 @@ def _check_signer(signer_info: Value, listed_digest: Value, certs: tuple[Value, 
     for cert in certs:
         if cert.tag != der.SEQUENCE:
             raise ProfileError(f"the token holds a certificate of another kind than X.509 (byte {cert.start})")
-        tbs, outer_algorithm, _ = _expect(cert, der.SEQUENCE, "a certificate", 3)
-        inner_algorithm = [field for field in tbs.children if field.tag != 0xA0][1]
+        _, outer_algorithm, _ = _expect(cert, der.SEQUENCE, "a certificate", 3)
+        inner_algorithm = _tbs_fields(cert)[1]
         if outer_algorithm.encoding != inner_algorithm.encoding:
             raise ProfileError(f"a certificate's signature algorithm (byte {outer_algorithm.start}) is not the one it signed")
     signer = next((cert for cert in certs if _names(cert, sid)), None)
@@ -212,5 +218,3 @@ def _check_signature_algorithm(value: Value, signer: Value, digest: str) -> None
                            f"{' with parameters' if parameters else ''}: not the one a {_KEY_NAMES.get(key_type, key_type)} "
                            f"key and {digest} call for")
 
-
-_KEY_NAMES = {EC_KEY: "EC", RSA_KEY: "RSA"}

@@ -8,8 +8,8 @@ TSA states. openssl does the cryptography (`openssl ts`); this module keeps its 
 
 from __future__ import annotations
 
-import base64
 import re
+import ssl
 import tempfile
 import time
 from dataclasses import dataclass
@@ -69,12 +69,18 @@ def tsa_crl(repo: Repo) -> Path | None:
     if not configured:
         return None
     path = Path(configured) if Path(configured).is_absolute() else repo.root / configured
-    if not path.is_file() or b"-----BEGIN X509 CRL-----" not in path.read_bytes()[:TOKEN_MAX_BYTES]:
+    if not path.is_file() or not _begins_as_pem_crl(path):
         raise ConfigError(f"evidence.tsa_crl {path} is not a PEM file of a CRL",
                           "download the CRL your TSA's CA publishes (the certificate's CRL distribution point), "
                           "convert it with `openssl crl -inform DER -in ca.crl -out tsa-ca.crl.pem`, and point "
                           "evidence.tsa_crl at it; or leave evidence.tsa_crl empty")
     return path
+
+
+def _begins_as_pem_crl(path: Path) -> bool:
+    """Whether the file's start holds a PEM CRL's first line (only that much of a file of any size is read)."""
+    with path.open("rb") as file:
+        return b"-----BEGIN X509 CRL-----" in file.read(TOKEN_MAX_BYTES)
 
 
 @dataclass(frozen=True)
@@ -185,9 +191,7 @@ def _revoked(certificates: TokenProfile, folder: Path, ca_file: Path, crl_file: 
 
 
 def _pem(certificate: bytes) -> bytes:
-    text = base64.encodebytes(certificate).decode("ascii").replace("\n", "")
-    lines = [text[i:i + 64] for i in range(0, len(text), 64)]
-    return ("-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n").encode("ascii")
+    return ssl.DER_cert_to_PEM_cert(certificate).encode("ascii")
 
 
 def _other_certificates(certificates: TokenProfile, folder: Path, trusted: Path, at_time: str) -> str:

@@ -21,7 +21,7 @@ from addendum.history.ledger import read_ledger
 from addendum.policy.model import Location
 from addendum.policy.resolve import ResolvedSection, canonical_text, content_hash
 from addendum.render.pdf import FONT_FACES
-from tests_support import git_in, publish_terms
+from tests_support import git_in, leave_shop_contact_pending, publish_terms
 
 SITES = ("selentic", "cavallo", "equihealth")
 LANGUAGES = ("en", "nl")
@@ -134,9 +134,7 @@ def test_the_index_lists_versions_newest_first_with_every_sites_files(shipped_ar
 
 def test_the_index_marks_each_text_that_shows_a_value_not_provided_yet(run, published_terms) -> None:
     root = published_terms(1)
-    policy = root / "policies" / "terms" / "policy.toml"
-    policy.write_text(policy.read_text(encoding="utf-8").replace('contact = { email = "shop@example.org" }', 'pending = ["contact.email"]'),
-                      encoding="utf-8")
+    leave_shop_contact_pending(root)
     git_in(root, "commit", "-qam", "Shop contact to follow")
     warned = run("--repo", root, "publish", "terms", "--effective", "2024-02-01", "--published", "2023-12-01", "--editorial",
                  "--summary", "Shop contact to follow.", "--reason", "The shop's address changes.").stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from tests_support import git_in
+from tests_support import git_in, leave_shop_contact_pending
 
 
 def edit(root: Path, language: str, old: str, new: str) -> None:
@@ -105,9 +105,7 @@ def test_every_gate_that_refuses_is_reported_in_one_run(run, published_terms) ->
 
 def test_a_value_a_site_has_not_provided_is_published_with_a_warning_and_refused_with_strict(run, published_terms) -> None:
     root = published_terms(1)
-    policy = root / "policies" / "terms" / "policy.toml"
-    policy.write_text(policy.read_text(encoding="utf-8").replace('contact = { email = "shop@example.org" }', 'pending = ["contact.email"]'),
-                      encoding="utf-8")
+    leave_shop_contact_pending(root)
     edit(root, "en", "These terms apply to", "These terms only apply to")
     edit(root, "nl", "Deze voorwaarden gelden", "Deze voorwaarden gelden alleen")
     git_in(root, "commit", "-qam", "Shop contact to follow")

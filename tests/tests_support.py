@@ -113,6 +113,13 @@ def publish_terms(root: Path, n: int) -> None:
                "--summary", f"Version {n}.", "--summary-nl", f"Versie {n}.", "--material")
 
 
+def leave_shop_contact_pending(root: Path) -> None:
+    """The terms' shop site without its contact e-mail yet: its texts show a value to be provided (not committed)."""
+    policy = root / "policies" / "terms" / "policy.toml"
+    policy.write_text(policy.read_text(encoding="utf-8").replace('contact = { email = "shop@example.org" }', 'pending = ["contact.email"]'),
+                      encoding="utf-8")
+
+
 def set_config(root: Path, tables: dict[str, dict[str, object]]) -> None:
     """Merge settings into a repository's addendum.toml."""
     path = root / "addendum.toml"

@@ -120,8 +120,7 @@ def recipients_query(plan: NoticePlan, only_new: bool = True, distinct: bool = T
              .select_from(s.join(link, link.c.subscriber_id == s.c.id))
              .where(link.c.policy_id.in_([plan.policy_id, ALL_POLICIES]), link.c.site_id.in_(plan.affected_sites),
                     or_(s.c.audience == "account", s.c.unsubscribed_at.is_(None)),
-                    s.c.email.not_in(suppressed_addresses(int(plan.repo.setting("notify.bounce_limit")))))
-             )
+                    s.c.email.not_in(suppressed_addresses(int(plan.repo.setting("notify.bounce_limit"))))))
     if distinct:
         query = query.distinct()
     if only_new:

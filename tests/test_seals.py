@@ -525,7 +525,8 @@ def _nested(depth: int) -> bytes:
 @pytest.mark.parametrize(("data", "reason"), [
     (b"\x30\x84\xff\xff\xff\xff", "byte 0: a length of 4294967295 runs past the end of what holds it"),
     (_tlv(0x30, b"\x04\x05abc"), "byte 2: a length of 5 runs past the end of what holds it"),
-    (b"\x30\x85\x01\x00\x00\x00\x00", "byte 1: a length of 5 bytes"),
+    (b"\x30\x85\x01\x00\x00\x00\x00", "byte 1: a length written in 5 bytes (no value of a token needs more than 4)"),
+    (b"\x30\x82\x01", "byte 1: a length written in 2 bytes runs past the end of what holds it"),
     (_tlv(0x30, _tlv(0x30, b"\x05\x00")[:-1]), "byte 2: a length of 2 runs past the end of what holds it"),
     (_nested(40), "nested deeper than 32"),
     (_tlv(0x30, b"\x05\x00" * 20_001), "more than 20,000 values"),

@@ -119,8 +119,10 @@ def _header(data: bytes, position: int, limit: int) -> tuple[int, int, int]:
         raise DerError(f"byte {position + 1}: an indefinite length (DER has definite lengths only)")
     else:
         size = first & 0x7F
-        if size > 4 or position + 2 + size > limit:
-            raise DerError(f"byte {position + 1}: a length of {size} bytes")
+        if size > 4:
+            raise DerError(f"byte {position + 1}: a length written in {size} bytes (no value of a token needs more than 4)")
+        if position + 2 + size > limit:
+            raise DerError(f"byte {position + 1}: a length written in {size} bytes runs past the end of what holds it")
         octets = data[position + 2:position + 2 + size]
         length, header = int.from_bytes(octets, "big"), 2 + size
         if octets[0] == 0 or length < 0x80:

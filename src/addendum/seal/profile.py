@@ -1,4 +1,4 @@
-"""The strict profile of an RFC 3161 timestamp response: every byte the TSA's signature does not cover is pinned.
+"""The strict profile of an RFC 3161 timestamp response: every byte the TSA's signature does not cover is pinned, but for the certificates' order.
 
 openssl checks a token's signature, and that covers the TSTInfo (through the messageDigest attribute) and the signed
 attributes; the rest of the response is framing it reads leniently: the status, CMS version numbers, algorithm
@@ -9,6 +9,8 @@ status granted; SignedData version 3; one SignerInfo, version 1 when it names it
 its signature algorithm the one the signer's key type and that digest call for; no CRLs, no unsigned attributes; the
 signer's certificate in the token and hashed, byte for byte, by its signing-certificate attribute (which the signature
 covers). Other certificates are returned, for the caller to check that they chain to the trusted CA certificates.
+Their order is the one thing left free: RFC 5652 gives the certificates none, and openssl does not sort them into
+DER's, so a rule here would refuse real tokens (the archive's SSH signature covers the manifest's token whole).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class TokenProfile:
 
 
 def check_profile(token: bytes) -> TokenProfile:
-    """The token's certificates when it is exactly as the profile above says; ProfileError (or DerError) says what is not."""
+    """The token's certificates when it is exactly as the profile above says; ProfileError says what is not."""
     try:
         return _check(der.read(token))
     except DerError as exc:

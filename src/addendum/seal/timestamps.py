@@ -78,9 +78,13 @@ def tsa_crl(repo: Repo) -> Path | None:
 
 
 def _begins_as_pem_crl(path: Path) -> bool:
-    """Whether the file's start holds a PEM CRL's first line (only that much of a file of any size is read)."""
-    with path.open("rb") as file:
-        return b"-----BEGIN X509 CRL-----" in file.read(TOKEN_MAX_BYTES)
+    """Whether the file's start holds a PEM CRL's first line (only that much of a file of any size is read); an
+    unreadable file is not one."""
+    try:
+        with path.open("rb") as file:
+            return b"-----BEGIN X509 CRL-----" in file.read(TOKEN_MAX_BYTES)
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)

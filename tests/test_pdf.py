@@ -13,7 +13,7 @@ import pypdf
 import pytest
 
 from addendum.compare.sections import compare
-from addendum.render import render_policy
+from addendum.render import pdf, render_policy
 from addendum.render.pdf import FetchRefused, allowed_path, html_to_pdf
 from addendum.render.redline import Preparation, VersionInfo, redline_html
 from addendum.templates import assets_dir
@@ -212,8 +212,12 @@ def test_processes_that_rendered_pdfs_leave_no_font_copies_behind(tmp_path: Path
     assert list(temp.iterdir()) == []
 
 
-def test_the_summary_gives_the_page_each_change_starts_on() -> None:
-    """The page column, numbered after a single layout, against where the PDF's own destinations say each change is."""
+@pytest.mark.parametrize("counted_by", ["one layout", "the engine"])
+def test_the_summary_gives_the_page_each_change_starts_on(counted_by: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page column, numbered after a single layout (or by the engine's target-counter when the laid-out pages do
+    not hold the placeholders looked for), against where the PDF's own destinations say each change is."""
+    if counted_by == "the engine":
+        monkeypatch.setattr(pdf, "PAGE_NUMBER_PLACEHOLDER", "no such text")
     long = " ".join(["Words of a long paragraph that fills the better part of a page."] * 60)
     old = policy_of(*(section(f"s{n}", f"Part {n}", f"{long}\n\n{long} old{n}") for n in range(1, 9)))
     new = policy_of(*(section(f"s{n}", f"Part {n}", f"{long}\n\n{long} new{n}") for n in range(1, 9)))

@@ -162,7 +162,9 @@ def _number_page_references(document: Any) -> bool:
                     if isinstance(child, TextBox) and child.text == PAGE_NUMBER_PLACEHOLDER:
                         placeholders[id(child)] = child, unquote(target)
                         numbered.add(id(element))
-        if numbered != references:
+        # A page number wider than the space kept for it (page 1,000 on) would overrun its cell.
+        widest = max((len(str(first_page.get(target, ""))) for _, target in placeholders.values()), default=0)
+        if numbered != references or widest > len(PAGE_NUMBER_PLACEHOLDER):
             return False
         for text_box, target in placeholders.values():
             number = first_page.get(target)

@@ -145,9 +145,9 @@ def _number_page_references(document: Any) -> bool:
     from weasyprint.formatting_structure.boxes import TextBox
 
     first_page: dict[str, int] = {}
-    for number, page in enumerate(document.pages, 1):
+    for page_number, page in enumerate(document.pages, 1):
         for anchor in page.anchors:
-            first_page.setdefault(anchor, number)
+            first_page.setdefault(anchor, page_number)
     placeholders: dict[int, tuple[Any, str]] = {}  # each text box once: a link and its ::after both list it
     references: set[int] = set()
     numbered: set[int] = set()

@@ -206,8 +206,8 @@ def index_page(repo: Repo, policy_id: str, versions: Sequence[PublishedVersion],
         period = periods[version.id]
         files = [{
             "site_name": latest.sites[view.site_id].name if view.site_id in latest.sites else view.site_id,
-            "page_href": paths.link(here, view.path(paths.VERSION_PAGE)),
-            "incomplete": _incomplete(repo, view, paths.link(here, view.path(paths.VERSION_PAGE))),
+            "page_href": (page_href := paths.link(here, view.path(paths.VERSION_PAGE))),
+            "incomplete": _incomplete(repo, view, page_href),
             "pdf_href": paths.link(here, view.path(paths.VERSION_PDF)),
             "json_href": paths.link(here, view.path(paths.VERSION_JSON)),
             "redline_href": paths.link(here, view.path(paths.REDLINE_PAGE)) if view.previous else "",

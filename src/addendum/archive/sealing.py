@@ -113,8 +113,10 @@ def seal_archive(repo: Repo, policy_ids: Sequence[str], manifest_before: bytes |
     changed = data != manifest_before
     signature, token = repo.history_dir / paths.MANIFEST_SIGNATURE, repo.history_dir / paths.MANIFEST_TIMESTAMP
     token_signature = repo.history_dir / paths.MANIFEST_TIMESTAMP_SIGNATURE
-    for path, wanted in ((signature, key), (token, tsa), (token_signature, key and tsa)):
-        if changed and wanted is None and path.is_file():
+    # What this run would make: a file whose maker is not configured any more is stale once the manifest changed.
+    made_here = ((signature, key is not None), (token, tsa is not None), (token_signature, key is not None and tsa is not None))
+    for path, wanted in made_here:
+        if changed and not wanted and path.is_file():
             path.unlink()
             done.append(f"removed history/{path.name}: it was made for the manifest before this run")
     if key is not None and (changed or not signature.is_file()):
@@ -162,14 +164,15 @@ def check_seals(repo: Repo, policy_ids: Sequence[str]) -> SealCheck:
         else:
             earlier = f"; the {start.number - 1} entries before it predate the chain" if start.number > 1 else ""
             notes.append(f"{relative}: hash chain from {start.version_id} ({relative}:{start.line}){earlier}")
-        f, n = _check_entry_tokens(repo, policy_id, entries, (ca_file, crl_file), tsa is not None, forms)
-        findings += f
-        notes += n
-    f, n = _check_manifest(repo, (ca_file, crl_file), tsa is not None, forms)
+        entry_findings, entry_notes = _check_entry_tokens(repo, policy_id, entries, (ca_file, crl_file), tsa is not None, forms)
+        findings += entry_findings
+        notes += entry_notes
+    manifest_findings, manifest_notes = _check_manifest(repo, (ca_file, crl_file), tsa is not None, forms)
     if ca_file is not None and crl_file is None:
-        n.append("the revocation of the TSA's certificate is not checked (set evidence.tsa_crl)")
-    return SealCheck(tuple(findings + f), tuple(note for note in notes + n if note), _verdict("signature", "signed", f, n),
-                     _verdict("timestamp", "timestamped", f, n))
+        manifest_notes.append("the revocation of the TSA's certificate is not checked (set evidence.tsa_crl)")
+    return SealCheck(tuple(findings + manifest_findings), tuple(note for note in notes + manifest_notes if note),
+                     _verdict("signature", "signed", manifest_findings, manifest_notes),
+                     _verdict("timestamp", "timestamped", manifest_findings, manifest_notes))
 
 
 def _verdict(kind: str, word: str, findings: list[Finding], notes: list[str]) -> str:

@@ -387,16 +387,23 @@ def test_the_pdf_a_of_a_version_embeds_its_json_as_an_associated_file(shipped_ar
 
 
 def _section_texts(html: str, prefix: str) -> dict[str, str]:
-    """Per section id, the text a reader sees: headings, notes and deleted text left out, tags as spaces or nothing."""
+    """Per section id, the text a reader sees: headings, notes and deleted text left out, tags as spaces or nothing.
+    A page wraps each section in a <section>; a redline marks where each begins with the id of its first element."""
     import html as html_module
 
     out = {}
-    for match in re.finditer(rf'<section id="{prefix}([a-z0-9-]+)"[^>]*>(.*?)</section>', html, flags=re.DOTALL):
-        body = re.sub(r"<del\b[^>]*>.*?</del>", "", match[2], flags=re.DOTALL)
+    if prefix:
+        body_html = html[html.index('<main class="text-body">'):html.index("</main>")]
+        starts = list(re.finditer(rf'<[a-z0-9]+ id="{prefix}([a-z0-9-]+)"', body_html))
+        chunks = [(m[1], body_html[m.start():n.start() if n else None]) for m, n in zip(starts, [*starts[1:], None], strict=True)]
+    else:
+        chunks = [(m[1], m[2]) for m in re.finditer(r'<section id="([a-z0-9-]+)"[^>]*>(.*?)</section>', html, flags=re.DOTALL)]
+    for section_id, chunk in chunks:
+        body = re.sub(r"<del\b[^>]*>.*?</del>", "", chunk, flags=re.DOTALL)
         body = re.sub(r"<h[1-6]\b.*?</h[1-6]>|<p class=\"(?:change-note|fallback-notice|breadcrumb)\".*?</p>|<ul class=\"reasons\">.*?</ul>",
                       "", body, flags=re.DOTALL)
         body = re.sub(r"<(?:br|/?p|/?li|/?ul|/?ol)\b[^>]*>", " ", body)
-        out[match[1]] = " ".join(html_module.unescape(re.sub(r"<[^>]+>", "", body)).split())
+        out[section_id] = " ".join(html_module.unescape(re.sub(r"<[^>]+>", "", body)).split())
     return out
 
 

@@ -278,7 +278,7 @@ def test_kind_rights_and_options_are_checked(run, make_repo) -> None:
 
 def without_untranslated(html: str) -> str:
     """A page without the policy's own sections that are not translated (marked lang="en", shown as such)."""
-    return re.sub(r'<(section|tr)\b[^>]*\blang="en"[^>]*>.*?</\1>', " ", html, flags=re.DOTALL)
+    return re.sub(r'<(section|div|tr)\b[^>]*\blang="en"[^>]*>.*?</\1>', " ", html, flags=re.DOTALL)
 
 
 def test_the_shipped_dutch_redline_changelog_and_archive_page_have_no_english_product_word(run, shipped: Path, tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_a_moved_and_edited_section_is_shown_as_moved_and_modified_with_where_it
                         prepared=PREPARED)
     parser = parse(html)
     invoices = next(a for tag, a in parser.tags if a.get("id") == "change-invoices")
-    assert (invoices["class"] or "").split() == ["section", "level-3", "moved", "modified"]
+    assert (invoices["class"] or "").split() == ["section-heading", "level-3", "moved", "modified"]
     assert "moved from §collection.invoices (section 3 of the old version) after “Newsletter”" in html
     assert parser.paragraphs["change-invoices"] == [{"old": "We share invoice details with Moneybird.",
                                                      "new": "We share invoice details with Moneybird and our accountant."}]

@@ -91,7 +91,15 @@ sed -i 's/^en = "Example revision: transfers/en = "Example revision: Transfers/'
 addendum --repo "$out/tampered" verify | grep -E "^(signature|timestamp|chain)" | sed 's/^/  /' || true
 echo "-- in another copy, the CMS version in the manifest's token changed: a byte the TSA does not sign, named too"
 rm -rf "$out/tampered" && cp -r "$out/repo" "$out/tampered"
-printf '\002' | dd of="$out/tampered/history/manifest.json.tsr" bs=1 seek=34 conv=notrunc status=none
+# TimeStampResp → timeStampToken (ContentInfo) → [0] → SignedData → version: its one content byte, 3, becomes 2.
+python -c '
+import sys
+from addendum.seal.der import read
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read())
+version = read(bytes(data)).children[1].children[1].children[0].children[0]
+data[version.start + version.header] = 2
+open(path, "wb").write(data)' "$out/tampered/history/manifest.json.tsr"
 addendum --repo "$out/tampered" verify | grep -E "^(signature|timestamp)" | sed 's/^/  /' || true
 
 echo "== change notices: a local SMTP server, example.org subscribers, addendum notify"

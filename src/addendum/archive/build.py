@@ -226,13 +226,13 @@ def _apply_listings(result: TaskResult, out_root: Path, manifest: Manifest, chai
 
 def build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs: int | None = None,
           progress: Progress | None = None, dry_run: bool = False, shard: Shard | None = None,
-          then: Callable[[ArchiveReport, bytes | None], ArchiveReport] | None = None) -> ArchiveReport:
+          seal: Callable[[ArchiveReport, bytes | None], ArchiveReport] | None = None) -> ArchiveReport:
     """Archive every published version not archived yet into `out_root` (history/ or a folder to compare with).
 
     One run at a time: the run holds a lock on `out_root` (its workers too, until the last has ended), so a run
     started while a killed one's workers still end waits for them instead of writing beside them. A `shard` builds
     only its share, and records it in its partial manifest instead of manifest.json (see archive/shards.py).
-    `then` (sealing) runs under the same lock, given the report and the manifest's bytes before the run: a second
+    `seal` runs under the same lock, given the report and the manifest's bytes before the run: a second
     run cannot change the manifest between its build and its signature."""
     if dry_run:
         return _build(repo, policy_ids, out_root, jobs=jobs, progress=progress, dry_run=True, shard=shard)
@@ -241,7 +241,7 @@ def build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs:
         manifest = manifest_path(out_root)
         before = manifest.read_bytes() if manifest.is_file() else None
         report = _build(repo, policy_ids, out_root, jobs=jobs, progress=progress, dry_run=False, shard=shard)
-        return then(report, before) if then is not None else report
+        return seal(report, before) if seal is not None else report
 
 
 # What write_atomic leaves behind when a process is killed between creating its temporary file and renaming it.
@@ -340,7 +340,7 @@ def archive(repo: Repo, policy_ids: Sequence[str] | None = None, *, jobs: int | 
         return replace(report, sealed=seal_archive(repo, [plan.policy_id for plan in report.policies], before))
 
     return build(repo, policy_ids, repo.history_dir, jobs=jobs, progress=progress, dry_run=dry_run, shard=shard,
-                 then=None if shard is not None else seal)
+                 seal=None if shard is not None else seal)
 
 
 def merge_shards(repo: Repo, partials: Sequence[Path]) -> tuple[MergeReport, tuple[str, ...]]:
@@ -354,4 +354,4 @@ def merge_shards(repo: Repo, partials: Sequence[Path]) -> tuple[MergeReport, tup
         nonlocal sealed
         sealed = seal_archive(repo, ids, before)
 
-    return merge(repo.history_dir, partials, then=seal), sealed
+    return merge(repo.history_dir, partials, seal=seal), sealed

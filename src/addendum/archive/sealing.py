@@ -30,7 +30,7 @@ from addendum.seal.timestamps import TokenCheck, check_token, request_token, tsa
 LEDGER_MAX_BYTES = 10_000_000
 TOKEN_KIND = "timestamp"  # a ledger entry's token, as the manifest lists it
 Trust = tuple[Path | None, Path | None]  # the TSA's CA file, and the CRL that revokes its certificates (or None)
-Forms = dict[bytes, set[bytes]]  # a TSA certificate: the signature algorithm encodings its tokens use
+SignatureEncodings = dict[bytes, set[bytes]]  # a TSA certificate: the signature algorithm encodings its tokens use
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def check_seals(repo: Repo, policy_ids: Sequence[str]) -> SealCheck:
     configured_ca = str(repo.setting("evidence.tsa_ca_file")).strip()
     ca_file = tsa.ca_file if tsa is not None else (repo.root / configured_ca if configured_ca else None)
     crl_file = tsa_crl(repo)
-    forms: Forms = {}
+    encodings: SignatureEncodings = {}
     for policy_id in policy_ids:
         entries, breaks = _entries(repo, policy_id)
         findings += breaks
@@ -164,10 +164,10 @@ def check_seals(repo: Repo, policy_ids: Sequence[str]) -> SealCheck:
         else:
             earlier = f"; the {start.number - 1} entries before it predate the chain" if start.number > 1 else ""
             notes.append(f"{relative}: hash chain from {start.version_id} ({relative}:{start.line}){earlier}")
-        entry_findings, entry_notes = _check_entry_tokens(repo, policy_id, entries, (ca_file, crl_file), tsa is not None, forms)
+        entry_findings, entry_notes = _check_entry_tokens(repo, policy_id, entries, (ca_file, crl_file), tsa is not None, encodings)
         findings += entry_findings
         notes += entry_notes
-    manifest_findings, manifest_notes = _check_manifest(repo, (ca_file, crl_file), tsa is not None, forms)
+    manifest_findings, manifest_notes = _check_manifest(repo, (ca_file, crl_file), tsa is not None, encodings)
     if ca_file is not None and crl_file is None:
         manifest_notes.append("the revocation of the TSA's certificate is not checked (set evidence.tsa_crl)")
     return SealCheck(tuple(findings + manifest_findings), tuple(note for note in notes + manifest_notes if note),
@@ -184,7 +184,7 @@ def _verdict(kind: str, word: str, findings: list[Finding], notes: list[str]) ->
     return f"valid: {held.split(': ', 1)[1]}" if held else "none"
 
 
-def _check_manifest(repo: Repo, trust: Trust, tsa_configured: bool, forms: Forms) -> tuple[list[Finding], list[str]]:
+def _check_manifest(repo: Repo, trust: Trust, tsa_configured: bool, encodings: SignatureEncodings) -> tuple[list[Finding], list[str]]:
     findings: list[Finding] = []
     notes: list[str] = []
     data = manifest_path(repo.history_dir).read_bytes()
@@ -209,10 +209,10 @@ def _check_manifest(repo: Repo, trust: Trust, tsa_configured: bool, forms: Forms
         stamp = _token(findings, paths.MANIFEST_TIMESTAMP, token_bytes, _sha256(data), trust, f"history/{paths.MANIFEST}")
         _check_token_signature(findings, repo.history_dir, token_bytes, allowed)
         if stamp is not None and stamp.profile is not None and \
-                stamp.profile.signature_algorithm not in forms.get(stamp.profile.signer, {stamp.profile.signature_algorithm}):
+                stamp.profile.signature_algorithm not in encodings.get(stamp.profile.signer, {stamp.profile.signature_algorithm}):
             findings.append(Finding("timestamp", paths.MANIFEST_TIMESTAMP, "its signature algorithm is written "
                                     f"{stamp.profile.signature_algorithm.hex()}, the ledger's tokens of the same TSA "
-                                    f"certificate {' or '.join(sorted(f.hex() for f in forms[stamp.profile.signer]))} "
+                                    f"certificate {' or '.join(sorted(encoding.hex() for encoding in encodings[stamp.profile.signer]))} "
                                     "(a byte outside the TSA's signature changed)"))
         elif stamp is not None and stamp.time is not None and latest is not None and stamp.time < latest - timedelta(minutes=5):
             findings.append(Finding("timestamp", paths.MANIFEST_TIMESTAMP, f"dated {_token_time(stamp)}, before the manifest's "
@@ -254,9 +254,9 @@ def _token(findings: list[Finding], where: str, token: bytes, digest: str, trust
 
 
 def _check_entry_tokens(repo: Repo, policy_id: str, entries: list[LedgerEntry], trust: Trust,
-                        tsa_configured: bool, forms: Forms) -> tuple[list[Finding], list[str]]:
-    """The ledger's tokens; each one that holds adds its TSA certificate's signature-algorithm form to `forms` (the
-    manifest records these tokens' bytes, so the manifest's own token is held to the forms they show)."""
+                        tsa_configured: bool, encodings: SignatureEncodings) -> tuple[list[Finding], list[str]]:
+    """The ledger's tokens; each one that holds adds its TSA certificate's signature-algorithm encoding to `encodings` (the
+    manifest records these tokens' bytes, so the manifest's own token is held to the encodings they show)."""
     findings: list[Finding] = []
     folder = repo.history_dir / policy_id / paths.TIMESTAMPS
     by_slug = {entry.version_id.partition("@")[2]: entry for entry in entries}
@@ -274,7 +274,7 @@ def _check_entry_tokens(repo: Repo, policy_id: str, entries: list[LedgerEntry], 
         if check is None or check.time is None:
             continue
         if check.profile is not None:
-            forms.setdefault(check.profile.signer, set()).add(check.profile.signature_algorithm)
+            encodings.setdefault(check.profile.signer, set()).add(check.profile.signature_algorithm)
         published = _published(repo, policy_id, entry)
         if published is not None and check.time < published - timedelta(days=1):
             findings.append(Finding("timestamp", where, f"dated {_token_time(check)}, before {entry.version_id} was published"))

@@ -143,11 +143,11 @@ def _check_shards(partials: Sequence[tuple[Path, Partial]], base: str) -> None:
                          f"pass the manifest-K-of-N.json of all {count} shards")
 
 
-def merge(history_dir: Path, partial_paths: Sequence[Path], then: Callable[[bytes | None], None] | None = None) -> MergeReport:
+def merge(history_dir: Path, partial_paths: Sequence[Path], seal: Callable[[bytes | None], None] | None = None) -> MergeReport:
     """`addendum archive merge`: join the shards' partial manifests into history/manifest.json, copying each shard's
     files from the folder its partial manifest is in when that is not history/ itself. Refuses, before writing
     anything, a conflict (the same path with different bytes), a file whose bytes are not what its shard recorded,
-    and a set of shards that is not complete. `then` (sealing) runs under the same lock, given the manifest's bytes
+    and a set of shards that is not complete. `seal` runs under the same lock, given the manifest's bytes
     before the merge."""
     if not partial_paths:
         raise UsageError("no partial manifest given", "addendum archive merge history/manifest-*-of-N.json")
@@ -194,6 +194,6 @@ def merge(history_dir: Path, partial_paths: Sequence[Path], then: Callable[[byte
             if path.resolve().parent == home:
                 path.unlink(missing_ok=True)
                 removed.append(path.name)
-        if then is not None:
-            then(before)
+        if seal is not None:
+            seal(before)
     return MergeReport(len(partials), len(owners), tuple(relative for _, _, relative in copies), tuple(removed))

@@ -7,8 +7,9 @@ in one interleaved run: a warm-up round that is not counted, then ROUNDS rounds 
 order rotated per round), so machine noise hits all of them alike. Each row: median and fastest of ROUNDS runs, the
 ratio of the median to the floor, `python -c "import click, jinja2, markdown_it"` (what any CLI of ours must pay).
 Targets: `--help` ≤ 1.3× the floor; `check`, `diff` and `log` ≤ 2×. `log` on a repository it has run in before reads
-the suggested classes it worked out then from .addendum/cache/; its first run, which works them out, is shown too,
-without a target (the cache is emptied before each of its runs). `git diff --no-index --word-diff` of the same
+the suggested classes it worked out then from the user's cache folder (here one of the benchmark's own, as
+XDG_CACHE_HOME); its first run, which works them out, is shown too, without a target (the cache is emptied before
+each of its runs). `git diff --no-index --word-diff` of the same
 two versions is shown for reference, without a target. Below the table: the five largest cumulative imports of
 `addendum --help` (`python -X importtime`), and whether it imports weasyprint, sqlalchemy, git or fontTools.
 """
@@ -20,6 +21,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from pathlib import Path
 ROUNDS = 11
 TIMEOUT = 60.0  # seconds one command may take before it is reported as an error
 PROJECT = Path(__file__).resolve().parents[1]  # the shipped example repository: policies/privacy, history/
+CACHE_HOME = Path(tempfile.gettempdir()) / f"addendum-bench-cli-{os.getpid()}"  # the commands' XDG_CACHE_HOME
 OLD, NEW = "2018-05-19", "2020-09-01"
 HEAVY = ("weasyprint", "sqlalchemy", "git", "fontTools")  # none of these is needed to print --help
 
@@ -52,7 +55,7 @@ def addendum_argv() -> list[str]:
 def environment() -> dict[str, str]:
     """The same for every command, the floor included: bytecode is read where it exists and written where it does not,
     as for an installed package (whose bytecode pip compiled), whatever PYTHONDONTWRITEBYTECODE the caller has."""
-    env = dict(os.environ)
+    env = dict(os.environ, XDG_CACHE_HOME=str(CACHE_HOME))
     env.pop("PYTHONPROFILEIMPORTTIME", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
@@ -69,8 +72,8 @@ def compile_package() -> None:
 
 
 def forget_suggestions() -> None:
-    """`log` keeps the suggested classes it works out under .addendum/cache/: without them, it works them out."""
-    shutil.rmtree(PROJECT / ".addendum" / "cache" / "suggestions", ignore_errors=True)
+    """`log` keeps the suggested classes it works out in the cache folder: without them, it works them out."""
+    shutil.rmtree(CACHE_HOME / "addendum" / "suggestions", ignore_errors=True)
 
 
 def commands() -> list[Command]:
@@ -207,7 +210,10 @@ def main() -> None:
     print(f"start-up in {PROJECT}: {'console script ' + cli[0] if len(cli) == 1 else ' '.join(cli)}; "
           f"median and min of {ROUNDS} interleaved rounds after a warm-up round, timeout {TIMEOUT:.0f} s each")
     compile_package()
-    measure(rows)
+    try:
+        measure(rows)
+    finally:
+        shutil.rmtree(CACHE_HOME, ignore_errors=True)
     table(rows)
     import_profile()
 

@@ -1,4 +1,5 @@
-"""`addendum log` keeps worked-out suggestions under .addendum/cache/: the same answer as working them out, never stale."""
+"""`addendum log` keeps worked-out suggestions in the user's cache folder: the same answer as working them out, never
+stale, and never read from the work tree, where a commit could put one."""
 
 from __future__ import annotations
 
@@ -8,23 +9,29 @@ from pathlib import Path
 import pytest
 
 from addendum.config import open_repo
+from addendum.files import user_cache as user_cache_folder
 from addendum.history.versions import published_versions, version_files
 from addendum.operations import suggestions as cache
 
-CACHED = Path(".addendum") / "cache" / "suggestions"
+
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache folder of this test's own, as XDG_CACHE_HOME names it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    return tmp_path / "user-cache" / "addendum" / "suggestions"
 
 
-def cached_files(root: Path) -> list[Path]:
-    return sorted((root / CACHED).glob("*.json"))
+def cached_files() -> list[Path]:
+    return sorted(user_cache_folder("suggestions").glob("*.json"))
 
 
-def test_a_cached_suggestion_reads_as_the_one_worked_out(run, shipped: Path) -> None:
+def test_a_cached_suggestion_reads_as_the_one_worked_out(run, shipped: Path, user_cache: Path) -> None:
     first = run("--repo", shipped, "log", "privacy").stdout
-    files = cached_files(shipped)
+    files = cached_files()
     assert len(files) == 1  # the first version needs no working out
-    assert (shipped / ".addendum" / "cache" / ".gitignore").read_text(encoding="utf-8").endswith("*\n")
+    assert files[0].parent == user_cache and not (shipped / ".addendum").exists()  # nothing written into the repository
     assert run("--repo", shipped, "log", "privacy").stdout == first
-    assert cached_files(shipped) == files
+    assert cached_files() == files
     json_first = run("--repo", shipped, "log", "privacy", "--json").stdout
     for path in files:
         path.unlink()
@@ -33,7 +40,7 @@ def test_a_cached_suggestion_reads_as_the_one_worked_out(run, shipped: Path) -> 
 
 def test_a_changed_rule_is_a_new_key_never_the_old_answer(run, shipped: Path) -> None:
     run("--repo", shipped, "log", "privacy")
-    [before] = cached_files(shipped)
+    [before] = cached_files()
     # The archived source of the later version gets a materiality rule: its suggestion depends on it.
     toml = shipped / "history" / "privacy" / "2020-09-01" / "source" / "policy.toml"
     toml.write_text(toml.read_text(encoding="utf-8") + '\n[materiality]\nmaterial_tags = ["purposes"]\n', encoding="utf-8")
@@ -44,7 +51,7 @@ def test_a_changed_rule_is_a_new_key_never_the_old_answer(run, shipped: Path) ->
     # A rule in policy.toml changes no resolved text, so the ledger's hashes still match and the suggestion is new.
     out = run("--repo", shipped, "log", "privacy").stdout
     assert "is tagged recipients, transfers" not in out
-    assert len(cached_files(shipped)) == 2
+    assert len(cached_files()) == 2
 
 
 def test_an_edited_archive_is_refused_as_before_whatever_is_cached(run, shipped: Path) -> None:
@@ -59,16 +66,30 @@ def test_an_edited_archive_is_refused_as_before_whatever_is_cached(run, shipped:
                                                     '"level": "none", "reasons": []}', '[1, 2]'])
 def test_a_damaged_cache_file_is_worked_out_again(run, shipped: Path, content: str) -> None:
     expected = run("--repo", shipped, "log", "privacy").stdout
-    [path] = cached_files(shipped)
+    [path] = cached_files()
     path.write_text(content, encoding="utf-8")
     assert run("--repo", shipped, "log", "privacy").stdout == expected
     assert json.loads(path.read_text(encoding="utf-8"))["key"] == path.stem  # rewritten whole
 
 
-def test_a_cache_that_cannot_be_written_only_misses_the_shortcut(run, shipped: Path) -> None:
+def test_an_answer_committed_into_the_work_tree_is_never_read(run, shipped: Path) -> None:
+    """A commit can add any file to the work tree, a cache file under the name the key gives included: the
+    suggestion `log` shows is worked out, not read from there."""
     expected = run("--repo", shipped, "log", "privacy").stdout
-    folder = shipped / CACHED
-    for path in cached_files(shipped):
+    [path] = cached_files()
+    planted = json.loads(path.read_text(encoding="utf-8")) | {"level": "editorial", "reasons": ["planted by a commit"]}
+    for folder in (shipped / ".addendum" / "cache" / "suggestions", shipped / ".addendum" / "cache"):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / path.name).write_text(json.dumps(planted), encoding="utf-8")
+    path.unlink()
+    out = run("--repo", shipped, "log", "privacy").stdout
+    assert out == expected and "planted by a commit" not in out
+
+
+def test_a_cache_that_cannot_be_written_only_misses_the_shortcut(run, shipped: Path, user_cache: Path) -> None:
+    expected = run("--repo", shipped, "log", "privacy").stdout
+    folder = user_cache
+    for path in cached_files():
         path.unlink()
     folder.rmdir()
     folder.write_text("a file where the cache folder would be\n", encoding="utf-8")  # fails for root too

@@ -10,6 +10,13 @@ from pathlib import Path
 from addendum.errors import UsageError
 
 
+def user_cache(name: str) -> Path:
+    """A folder of the user's cache (XDG_CACHE_HOME, else ~/.cache) for answers Addendum keeps to save time: outside
+    any repository, so that no commit can put one there."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "addendum" / name
+
+
 def write_atomic(path: Path, data: str | bytes, mode: int | None = None) -> None:
     """Write `data` to `path` whole or not at all; a path that cannot be written is the user's error, not a crash."""
     payload = data.encode("utf-8") if isinstance(data, str) else data

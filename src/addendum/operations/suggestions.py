@@ -3,13 +3,16 @@
 A version published before the ledger recorded suggestions has its class worked out again from its text and its
 predecessor's: that means building the materiality matchers and classifying every site × language, most of what
 `addendum log` would spend. The answer depends on nothing but those two versions' source files, their ledger hashes,
-the word lists and the code that classifies, so it is kept under .addendum/cache/ keyed by a digest of all of them:
-an edit to any one of them is a new key, never a stale answer. The cache is only ever a shortcut: a file that cannot
-be read or written, or does not hold what it should, is worked out again.
+the word lists and the code that classifies, so it is kept keyed by a digest of all of them: an edit to any one of
+them is a new key, never a stale answer, and the same answer in every repository. It is kept in the user's cache
+folder (~/.cache/addendum/suggestions/, or under XDG_CACHE_HOME), never in the work tree, where a commit could plant
+an answer. The cache is only ever a shortcut: a file that cannot be read or written, or does not hold what it
+should, is worked out again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -22,12 +25,11 @@ from addendum import __version__
 from addendum.compare.reasons import FIRST_VERSION_REASON
 from addendum.config import Repo
 from addendum.errors import AddendumError
-from addendum.files import write_atomic
+from addendum.files import user_cache, write_atomic
 from addendum.history.ledger import PublishedVersion
 from addendum.history.versions import published_versions, verified_policy, version_files
 from addendum.publish.log import VersionLog, version_log
 
-CACHE_FOLDER = Path(".addendum") / "cache" / "suggestions"
 CACHE_FORMAT = "addendum-suggestion/1"
 PACKAGE = Path(__file__).resolve().parents[1]
 # The code and data a suggestion is worked out with: the stages that read, resolve, compare and classify a policy.
@@ -63,7 +65,7 @@ def worked_out(repo: Repo, old: PublishedVersion, new: PublishedVersion) -> Sugg
     old_files, old_where = version_files(repo, old)
     new_files, new_where = version_files(repo, new)
     key = cache_key(old, old_files, new, new_files)
-    path = repo.root / CACHE_FOLDER / f"{key}.json"
+    path = user_cache("suggestions") / f"{key}.json"
     cached = _read(path, key)
     if cached is not None:
         return cached
@@ -72,7 +74,7 @@ def worked_out(repo: Repo, old: PublishedVersion, new: PublishedVersion) -> Sugg
 
     assessment = assess(verified_policy(old, old_files, old_where), verified_policy(new, new_files, new_where))
     found = (assessment.level, tuple(assessment.reasons))
-    _write(repo.root, path, key, found)
+    _write(path, key, found)
     return found
 
 
@@ -127,13 +129,8 @@ def _read(path: Path, key: str) -> Suggestion | None:
     return level, tuple(reasons)
 
 
-def _write(root: Path, path: Path, key: str, found: Suggestion) -> None:
+def _write(path: Path, key: str, found: Suggestion) -> None:
     """Keep the answer for next time; a repository that cannot be written to only misses the shortcut."""
     data = {"format": CACHE_FORMAT, "key": key, "level": found[0], "reasons": list(found[1])}
-    try:
-        ignore = root / CACHE_FOLDER.parent / ".gitignore"  # the cache is never committed, whatever .gitignore says
-        if not ignore.is_file():
-            write_atomic(ignore, "# Worked-out answers Addendum keeps to save time; safe to delete.\n*\n")
+    with contextlib.suppress(AddendumError, OSError):
         write_atomic(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
-    except (AddendumError, OSError):
-        pass

@@ -257,6 +257,10 @@ class Repo:
     def setting(self, key: str) -> Any:
         return self.settings[key]
 
+    def path(self, configured: str | Path) -> Path:
+        """A file a setting names: as given when absolute, else inside the repository."""
+        return self.root / configured
+
     @property
     def limits(self) -> Limits:
         return Limits.from_settings({**{o.key: o.default for o in SCHEMA}, **self.settings})

@@ -30,6 +30,7 @@ from addendum.archive.manifest import (
     View,
     build_time,
     listing_names,
+    manifest_bytes,
     manifest_path,
     plan_policy,
     read_manifest,
@@ -238,8 +239,7 @@ def build(repo: Repo, policy_ids: Sequence[str] | None, out_root: Path, *, jobs:
         return _build(repo, policy_ids, out_root, jobs=jobs, progress=progress, dry_run=True, shard=shard)
     with folder_lock(out_root, "`addendum archive`"):
         remove_unfinished_writes(out_root)
-        manifest = manifest_path(out_root)
-        before = manifest.read_bytes() if manifest.is_file() else None
+        before = manifest_bytes(out_root)
         report = _build(repo, policy_ids, out_root, jobs=jobs, progress=progress, dry_run=False, shard=shard)
         return seal(report, before) if seal is not None else report
 

@@ -144,6 +144,12 @@ def manifest_path(history_dir: Path) -> Path:
     return history_dir / paths.MANIFEST
 
 
+def manifest_bytes(history_dir: Path) -> bytes | None:
+    """The manifest's bytes as they are now (None before the first archive run): what sealing compares with."""
+    path = manifest_path(history_dir)
+    return path.read_bytes() if path.is_file() else None
+
+
 def read_manifest(history_dir: Path) -> Manifest | None:
     """The manifest, or None when the archive has none yet."""
     path = manifest_path(history_dir)

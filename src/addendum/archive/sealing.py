@@ -151,7 +151,7 @@ def check_seals(repo: Repo, policy_ids: Sequence[str]) -> SealCheck:
     tsa = tsa_settings(repo)
     # An inspector checks the tokens with the CA certificates alone: no TSA URL needed.
     configured_ca = str(repo.setting("evidence.tsa_ca_file")).strip()
-    ca_file = tsa.ca_file if tsa is not None else (repo.root / configured_ca if configured_ca else None)
+    ca_file = tsa.ca_file if tsa is not None else (repo.path(configured_ca) if configured_ca else None)
     crl_file = tsa_crl(repo)
     encodings: SignatureEncodings = {}
     for policy_id in policy_ids:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from addendum.archive.manifest import Manifest, manifest_path, read_manifest, sha256_file
+from addendum.archive.manifest import Manifest, manifest_bytes, manifest_path, read_manifest, sha256_file
 from addendum.errors import HistoryError, UsageError
 from addendum.files import write_atomic
 from addendum.processes import folder_lock
@@ -152,7 +152,7 @@ def merge(history_dir: Path, partial_paths: Sequence[Path], seal: Callable[[byte
     if not partial_paths:
         raise UsageError("no partial manifest given", "addendum archive merge history/manifest-*-of-N.json")
     with folder_lock(history_dir, "`addendum archive`"):
-        before = manifest_path(history_dir).read_bytes() if manifest_path(history_dir).is_file() else None
+        before = manifest_bytes(history_dir)
         base = manifest_digest(history_dir)
         partials = [(path, read_partial(path)) for path in partial_paths]
         _check_shards(partials, base)

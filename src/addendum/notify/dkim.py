@@ -39,7 +39,7 @@ def dkim_settings(repo: Repo) -> DkimSettings | None:
         raise NotifyError(f"notify.dkim.domain is set, but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not",
                           "set the selector (the key is published at SELECTOR._domainkey.DOMAIN) and the 0600 PEM "
                           "file of the private key")
-    path = Path(key_file) if Path(key_file).is_absolute() else repo.root / key_file
+    path = repo.path(key_file)
     if not path.is_file():
         raise NotifyError(f"the DKIM key file {path} does not exist",
                           "create it (mode 0600, e.g. `openssl genrsa -out FILE 2048`) or fix notify.dkim.key_file")

@@ -14,7 +14,6 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from addendum.config import Repo
@@ -84,7 +83,7 @@ def smtp_settings(repo: Repo) -> SmtpSettings:
     password = os.environ.get(PASSWORD_ENV, "")
     password_file = str(repo.setting("notify.smtp.password_file"))
     if not password and password_file:
-        path = Path(password_file) if Path(password_file).is_absolute() else repo.root / password_file
+        path = repo.path(password_file)
         if not path.is_file():
             raise NotifyError(f"the SMTP password file {path} does not exist", "create it (mode 0600) or set ADDENDUM_SMTP_PASSWORD")
         require_private(path, "SMTP password file")

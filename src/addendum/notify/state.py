@@ -20,8 +20,7 @@ class State:
 
 
 def key_file(repo: Repo) -> Path:
-    path = Path(str(repo.setting("notify.key_file")))
-    return path if path.is_absolute() else repo.root / path
+    return repo.path(str(repo.setting("notify.key_file")))
 
 
 @contextmanager

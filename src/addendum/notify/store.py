@@ -326,16 +326,14 @@ def database_url(repo: Repo, override: str | None = None) -> str:
     chosen = override or os.environ.get(DATABASE_ENV, "").strip() or str(repo.setting("state.database"))
     if "://" in chosen:
         return chosen
-    path = Path(chosen)
-    return f"sqlite:///{path if path.is_absolute() else repo.root / path}"
+    return f"sqlite:///{repo.path(chosen)}"
 
 
 def _sqlite_file(repo: Repo, url: str) -> Path | None:
     database = make_url(url).database
     if not database or database == ":memory:":
         return None
-    path = Path(database)
-    return path if path.is_absolute() else repo.root / path
+    return repo.path(database)
 
 
 def _prepare_sqlite_file(repo: Repo, path: Path) -> None:

@@ -31,8 +31,7 @@ from addendum.policy.model import load_policy
 
 
 def secret_file(repo: Repo) -> Path:
-    path = Path(str(repo.setting("webhooks.secret_file")))
-    return path if path.is_absolute() else repo.root / path
+    return repo.path(str(repo.setting("webhooks.secret_file")))
 
 
 @dataclass(frozen=True)

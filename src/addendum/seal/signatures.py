@@ -53,8 +53,7 @@ def signing_key(repo: Repo) -> Path | None:
     configured = str(repo.setting("archive.signing_key")).strip()
     if not configured:
         return None
-    path = Path(configured).expanduser()
-    path = path if path.is_absolute() else repo.root / path
+    path = repo.path(Path(configured).expanduser())
     if not path.is_file():
         raise ConfigError(f"archive.signing_key {path} does not exist",
                           "make one outside the repository (ssh-keygen -t ed25519 -f ~/.ssh/addendum), or fix the path")

@@ -51,7 +51,7 @@ def tsa_settings(repo: Repo) -> TsaSettings | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         problems.append(f"evidence.tsa_url {url!r} is not an http or https URL")
-    path = Path(ca_file) if Path(ca_file).is_absolute() else repo.root / ca_file
+    path = repo.path(ca_file)
     if not ca_file:
         problems.append("evidence.tsa_url is set, but evidence.tsa_ca_file is not")
     elif not path.is_file():
@@ -68,7 +68,7 @@ def tsa_crl(repo: Repo) -> Path | None:
     configured = str(repo.setting("evidence.tsa_crl")).strip()
     if not configured:
         return None
-    path = Path(configured) if Path(configured).is_absolute() else repo.root / configured
+    path = repo.path(configured)
     if not path.is_file() or not _begins_as_pem_crl(path):
         raise ConfigError(f"evidence.tsa_crl {path} is not a PEM file of a CRL",
                           "download the CRL your TSA's CA publishes (the certificate's CRL distribution point), "
